@@ -1,0 +1,99 @@
+"""The Python API: `stylize()` accepts paths, PIL images or tensors and returns a PIL image (and stats on
+request); `stylize_file()` also writes the output and its JSON sidecar, as the CLI does."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from PIL import Image
+
+from . import io
+from .errors import ConfigError
+from .methods import Callback, Result, get_method
+
+StyleInput = io.ImageLike | Sequence[io.ImageLike]
+
+
+def _as_list(x: Any) -> list:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def resolve_options(method: str = "optimize", preset: str = "default", **options: Any):
+    """The method's options dataclass: preset values first, then the explicit options (None means unset)."""
+    spec = get_method(method)
+    if preset not in spec.presets:
+        raise ConfigError(f"unknown preset '{preset}' for {method}; choose from {', '.join(spec.presets)}")
+    fields = {f.name for f in dataclasses.fields(spec.options)}
+    unknown = sorted(k for k in options if k not in fields)
+    if unknown:
+        raise ConfigError(f"unknown option(s) for {method}: {', '.join(unknown)}")
+    values = {**spec.presets[preset], **{k: v for k, v in options.items() if v is not None}}
+    return spec.options(**values)
+
+
+def run(content: io.ImageLike, style: StyleInput, method: str = "optimize", preset: str = "default",
+        masks: Sequence[io.ImageLike] | None = None, callback: Callback | None = None, **options: Any) -> Result:
+    """Stylize and return the full Result (image tensor and stats, including the resolved options)."""
+    opts = resolve_options(method, preset, **options)
+    started = time.perf_counter()
+    content_t = io.load_image(content)
+    styles = [io.load_image(s) for s in _as_list(style)]
+    mask_t = [io.load_mask(m) for m in masks] if masks else None
+    load_seconds = time.perf_counter() - started
+    result = get_method(method).run(content_t, styles, opts, masks=mask_t, callback=callback)
+    result.stats.setdefault("seconds", {})["load"] = round(load_seconds, 3)
+    result.stats.update({"method": method, "preset": preset})
+    return result
+
+
+def stylize(content: io.ImageLike, style: StyleInput, method: str = "optimize", preset: str = "default",
+            masks: Sequence[io.ImageLike] | None = None, callback: Callback | None = None,
+            return_stats: bool = False, **options: Any) -> Image.Image | tuple[Image.Image, dict]:
+    """Paint `content` in the style of `style` (one image or a list to blend); options as in the CLI, e.g.
+    size=512, style_weight=3.0, preserve_color="luminance", style_blend=[0.7, 0.3]."""
+    result = run(content, style, method, preset, masks, callback, **options)
+    image = io.to_pil(result.image)
+    return (image, result.stats) if return_stats else image
+
+
+def versions() -> dict[str, str]:
+    """Versions that matter for reproducing a result."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform(), "torch": torch.__version__}
+    for package in ("brushwork", "numpy", "pillow", "h5py", "safetensors"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def _describe(src: Any) -> str:
+    return str(Path(src).resolve()) if isinstance(src, (str, os.PathLike)) else type(src).__name__
+
+
+def stylize_file(content: io.ImageLike, style: StyleInput, output: str | os.PathLike, method: str = "optimize",
+                 preset: str = "default", masks: Sequence[io.ImageLike] | None = None,
+                 callback: Callback | None = None, **options: Any) -> Result:
+    """Stylize, then write the image and `OUTPUT.json` (config, seed, versions, losses, timings) atomically."""
+    inputs = [content, *_as_list(style), *(masks or [])]
+    out = io.check_output_path(output, tuple(p for p in inputs if isinstance(p, (str, os.PathLike))))
+    result = run(content, style, method, preset, masks, callback, **options)
+    save_started = time.perf_counter()
+    io.save_image(result.image, out)
+    result.stats["seconds"]["save"] = round(time.perf_counter() - save_started, 3)
+    config = result.stats.pop("options")
+    sidecar = {"output": str(out.resolve()), "content": _describe(content),
+               "styles": [_describe(s) for s in _as_list(style)],
+               "masks": [_describe(m) for m in masks] if masks else None,
+               "method": method, "preset": preset, "seed": config.get("seed"), "config": config,
+               "versions": versions(), **{k: v for k, v in result.stats.items() if k not in ("method", "preset")}}
+    io.save_json(sidecar, io.sidecar_path(out))
+    return result

@@ -1,0 +1,139 @@
+"""The `brushwork` command. Every BrushworkError becomes one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__, api, io
+from .backbones import describe_backbones
+from .errors import BrushworkError, ConfigError
+from .methods import Step, get_method, method_names
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line with exit code 2, like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(2, f"brushwork: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="brushwork", description="Neural style transfer: paint a photo in a painting's style.")
+    parser.add_argument("--version", action="version", version=f"brushwork {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    s = sub.add_parser("stylize", help="stylize a content image with one or more style images")
+    s.add_argument("content", help="content image")
+    s.add_argument("styles", nargs="+", metavar="style", help="style image(s); several are blended")
+    s.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .tif); a .json sidecar is "
+                                                         "written beside it")
+    s.add_argument("--method", default="optimize", choices=method_names())
+    s.add_argument("--preset", default="default", help="default | fast | quality")
+    s.add_argument("--size", type=int, help="long side of the output in pixels (default 512)")
+    s.add_argument("--backbone", help="feature network, e.g. vgg16-hed; join several with +")
+    s.add_argument("--weights", help="weights file for the backbone (vgg19, vgg19-normalised)")
+    s.add_argument("--content-weight", type=float)
+    s.add_argument("--style-weight", type=float)
+    s.add_argument("--tv-weight", type=float)
+    s.add_argument("--content-layers", type=_names, help="comma-separated layer names")
+    s.add_argument("--style-layers", type=_names, help="comma-separated layer names")
+    s.add_argument("--style-loss", help="gram (default) | mean_std | wasserstein")
+    s.add_argument("--iterations", type=int, help="iterations at the coarsest scale; each finer scale runs fewer")
+    s.add_argument("--scales", type=int, help="number of coarse-to-fine scales (1 = single scale)")
+    s.add_argument("--scale-factor", type=float, help="size ratio between scales (default 2)")
+    s.add_argument("--optimizer", help="lbfgs (default) | adam")
+    s.add_argument("--lr", type=float, help="step size (lbfgs default 1, adam default 0.02)")
+    s.add_argument("--init", help="content (default) | noise | style | PATH")
+    s.add_argument("--pooling", help="max (default) | avg, for VGG backbones")
+    s.add_argument("--style-scale", type=float, help="style image size relative to the output (default 1)")
+    s.add_argument("--style-blend", type=_floats, help="blend weights, one per style, e.g. 0.7,0.3")
+    s.add_argument("--mask", nargs="+", dest="masks", help="one mask image per style: white = that style's region")
+    s.add_argument("--preserve-color", help="luminance | histogram")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--device", help="auto (default) | cpu | cuda")
+    s.add_argument("--save-every", type=int, default=0, metavar="N", help="also save the image every N iterations")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    b = sub.add_parser("backbones", help="list backbones, their layers and whether their weights are present")
+    b.add_argument("--json", action="store_true")
+    sub.add_parser("methods", help="list methods and their presets")
+    return parser
+
+
+STYLIZE_OPTIONS = ("size", "backbone", "weights", "content_weight", "style_weight", "tv_weight", "content_layers",
+                   "style_layers", "style_loss", "iterations", "scales", "scale_factor", "optimizer", "lr", "init",
+                   "pooling", "style_scale", "style_blend", "preserve_color", "seed", "device")
+
+
+def _intermediate_saver(output: Path, every: int):
+    def save(step: Step) -> None:
+        if step.step % every == 0 and step.step != step.total:
+            io.save_image(step.image, output.with_name(f"{output.stem}_{step.step:05d}{output.suffix}"))
+    return save
+
+
+def cmd_stylize(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    if args.save_every < 0:
+        raise ConfigError("--save-every must be >= 0")
+    options = {name: getattr(args, name) for name in STYLIZE_OPTIONS}
+    callback = _intermediate_saver(output, args.save_every) if args.save_every else None
+    result = api.stylize_file(args.content, args.styles, output, method=args.method, preset=args.preset,
+                              masks=args.masks, callback=callback, quiet=args.quiet or None, **options)
+    if not args.quiet:
+        seconds = result.stats["seconds"]["total"]
+        print(f"wrote {output} ({result.image.shape[-1]}×{result.image.shape[-2]}, {seconds:.1f} s) and "
+              f"{io.sidecar_path(output)}")
+    return 0
+
+
+def cmd_backbones(args: argparse.Namespace) -> int:
+    rows = describe_backbones()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        state = "present" if row["weights_present"] else "absent"
+        print(f"{row['name']}  [weights {state}]  {row['description']}")
+        print(f"  weights: {row['weights']}")
+        print(f"  content layers: {', '.join(row['content_layers'])}; style layers: {', '.join(row['style_layers'])}")
+        print(f"  layers: {' '.join(row['layers'])}")
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    for name in method_names():
+        spec = get_method(name)
+        print(f"{name}: {spec.description}; presets: {', '.join(spec.presets)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"stylize": cmd_stylize, "backbones": cmd_backbones, "methods": cmd_methods}[args.command]
+    try:
+        return handler(args)
+    except BrushworkError as e:
+        print(f"brushwork: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("brushwork: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Colour handling shared by every method: a luminance/chroma split (YCbCr, BT.601 full range as in JPEG) and a
+linear colour transfer that matches mean and covariance of RGB pixels."""
+
+from __future__ import annotations
+
+import torch
+
+_RGB_TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114],
+                              [-0.168736, -0.331264, 0.5],
+                              [0.5, -0.418688, -0.081312]])
+_OFFSET = torch.tensor([0.0, 0.5, 0.5])
+
+
+def rgb_to_ycbcr(img: torch.Tensor) -> torch.Tensor:
+    """N×3×H×W RGB in [0,1] → YCbCr with Y in [0,1] and Cb, Cr centred on 0.5."""
+    m = _RGB_TO_YCBCR.to(img)
+    return torch.einsum("ij,njhw->nihw", m, img) + _OFFSET.to(img).view(1, 3, 1, 1)
+
+
+def ycbcr_to_rgb(img: torch.Tensor) -> torch.Tensor:
+    """Inverse of rgb_to_ycbcr (not clamped)."""
+    m = torch.linalg.inv(_RGB_TO_YCBCR.double()).to(img)
+    return torch.einsum("ij,njhw->nihw", m, img - _OFFSET.to(img).view(1, 3, 1, 1))
+
+
+def luminance(img: torch.Tensor) -> torch.Tensor:
+    """The Y channel, N×1×H×W."""
+    return rgb_to_ycbcr(img)[:, :1]
+
+
+def gray(img: torch.Tensor) -> torch.Tensor:
+    """The luminance repeated into three channels, so a backbone sees a grey image."""
+    return luminance(img).expand(-1, 3, -1, -1).contiguous()
+
+
+def match_luminance(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Shift and scale the source's luminance to the target's mean and standard deviation (Gatys et al. 2017),
+    so a luminance-only transfer does not change the content's overall brightness and contrast."""
+    ys, yt = luminance(source), luminance(target)
+    y = (ys - ys.mean()) / (ys.std() + 1e-6) * yt.std() + yt.mean()
+    return y.clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
+
+
+def keep_chroma(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """The stylized image's luminance with the content's chroma: the `luminance` colour preservation."""
+    ycc = rgb_to_ycbcr(content)
+    ycc = torch.cat([luminance(stylized), ycc[:, 1:]], dim=1)
+    return ycbcr_to_rgb(ycc).clamp(0, 1)
+
+
+def _sym_sqrt(cov: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+    vals, vecs = torch.linalg.eigh(cov)
+    vals = vals.clamp_min(1e-8)
+    vals = vals.rsqrt() if inverse else vals.sqrt()
+    return vecs @ torch.diag(vals) @ vecs.T
+
+
+def _mean_cov(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    px = img.double().permute(1, 0, 2, 3).reshape(3, -1)
+    mu = px.mean(dim=1, keepdim=True)
+    d = px - mu
+    return mu, d @ d.T / d.shape[1] + 1e-5 * torch.eye(3, dtype=d.dtype, device=d.device)
+
+
+def match_color(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Recolour the source so its RGB mean and covariance equal the target's, with the linear map that moves
+    pixels least (the Monge–Kantorovich solution between Gaussians); used to give a style the content's colours."""
+    mu_s, cov_s = _mean_cov(source)
+    mu_t, cov_t = _mean_cov(target)
+    s_half, s_inv_half = _sym_sqrt(cov_s), _sym_sqrt(cov_s, inverse=True)
+    a = s_inv_half @ _sym_sqrt(s_half @ cov_t @ s_half) @ s_inv_half
+    n, _, h, w = source.shape
+    px = source.double().permute(1, 0, 2, 3).reshape(3, -1)
+    out = a @ (px - mu_s) + mu_t
+    return out.reshape(3, n, h, w).permute(1, 0, 2, 3).to(source.dtype).clamp(0, 1)

@@ -1,0 +1,33 @@
+"""Typed exceptions: the API raises these, the CLI turns each into one line on stderr and exit code 2."""
+
+
+class BrushworkError(Exception):
+    """Base class for every error brushwork reports to a user."""
+
+
+class ImageError(BrushworkError):
+    """An input image is missing, unreadable, corrupt, empty or in an unsupported format."""
+
+
+class MaskError(BrushworkError):
+    """Masks do not match the styles or the content."""
+
+
+class ConfigError(BrushworkError):
+    """An option is out of range, inconsistent with another, or unknown."""
+
+
+class BackboneError(BrushworkError):
+    """An unknown backbone or layer was asked for."""
+
+
+class WeightsError(BrushworkError):
+    """Weights are missing, corrupt, or do not fit the model."""
+
+
+class SizeError(BrushworkError):
+    """An image size is below what the backbone needs, or too large for this machine's memory."""
+
+
+class OutputError(BrushworkError):
+    """An output cannot be written where it was asked for."""

@@ -1,0 +1,176 @@
+"""Images in and out: files, PIL images and tensors become RGB float32 in [0, 1], N×3×H×W; outputs are written
+atomically (temp file, then rename) so a crash never leaves a half-written file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError, OutputError
+
+ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor, np.ndarray]
+
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
+MAX_PIXELS = 40_000 * 40_000  # refuse decompression bombs; far above anything we can stylize
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.exists():
+        raise ImageError(f"image not found: {path}")
+    if path.is_dir():
+        raise ImageError(f"expected an image file, got a directory: {path}")
+    if path.stat().st_size == 0:
+        raise ImageError(f"image file is empty: {path}")
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        img = Image.open(path)
+        img.load()
+    except UnidentifiedImageError:
+        raise ImageError(f"not an image or unsupported format: {path}") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"image has too many pixels to read safely: {path}") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"corrupt or truncated image: {path} ({e})") from None
+    return ImageOps.exif_transpose(img)
+
+
+def _pil_to_array(img: Image.Image) -> np.ndarray:
+    """H×W×3 float32 in [0,1]; alpha is composited over white, 16-bit and float modes keep their precision."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(img, dtype=np.float32)
+        scale = 65535.0 if a.max() > 255 or img.mode.startswith("I;16") else 255.0
+        a = np.clip(a / scale, 0.0, 1.0)
+        return np.repeat(a[..., None], 3, axis=2)
+    if img.mode == "F":
+        a = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
+        return np.repeat(a[..., None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[..., 3:4]
+        return rgba[..., :3] * alpha + (1.0 - alpha)
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def _tensor_image(t: torch.Tensor) -> torch.Tensor:
+    t = t.detach().float()
+    if t.dim() == 2:
+        t = t[None]
+    if t.dim() == 3:
+        t = t[None]
+    if t.dim() != 4 or t.shape[1] not in (1, 3):
+        raise ImageError(f"expected an image tensor of shape 3×H×W or N×3×H×W, got {tuple(t.shape)}")
+    if t.shape[1] == 1:
+        t = t.expand(-1, 3, -1, -1)
+    return t.clamp(0.0, 1.0).contiguous()
+
+
+def load_image(src: ImageLike) -> torch.Tensor:
+    """Read a path, PIL image, numpy array (H×W×C, uint8 or float in [0,1]) or tensor into 1×3×H×W float32."""
+    if isinstance(src, torch.Tensor):
+        t = _tensor_image(src)
+    else:
+        if isinstance(src, np.ndarray):
+            a = src.astype(np.float32) / (255.0 if src.dtype == np.uint8 else 1.0)
+            if a.ndim == 2:
+                a = a[..., None]
+            if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
+                raise ImageError(f"expected an H×W×C image array, got shape {src.shape}")
+            a = a[..., :3] if a.shape[2] != 1 else np.repeat(a, 3, axis=2)
+        else:
+            img = src if isinstance(src, Image.Image) else _open(Path(src))
+            a = _pil_to_array(img)
+        t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].clamp(0.0, 1.0)
+    if t.shape[-1] == 0 or t.shape[-2] == 0:
+        raise ImageError("image has zero width or height")
+    return t
+
+
+def load_mask(src: ImageLike) -> torch.Tensor:
+    """A mask as 1×1×H×W in [0,1]: white selects, black excludes, grey blends (soft masks)."""
+    t = load_image(src)
+    return (0.299 * t[:, 0:1] + 0.587 * t[:, 1:2] + 0.114 * t[:, 2:3]).clamp(0.0, 1.0)
+
+
+def fit_long_side(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """The (height, width) with the given long side and the same aspect ratio (at least 1 px each)."""
+    scale = long_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bilinear resize to (height, width); a no-op at the same size."""
+    if tuple(img.shape[-2:]) == tuple(size):
+        return img
+    shrinking = size[0] < img.shape[-2] or size[1] < img.shape[-1]
+    return F.interpolate(img, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+
+
+def to_pil(img: torch.Tensor) -> Image.Image:
+    """The first image of an N×3×H×W tensor in [0,1] as an 8-bit RGB PIL image."""
+    a = img[0].detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(a, "RGB")
+
+
+def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Fail early, before any work, if an output could not be written or would overwrite an input."""
+    out = Path(path)
+    if out.suffix.lower() not in OUTPUT_FORMATS:
+        raise OutputError(f"unsupported output format '{out.suffix or out.name}': use one of "
+                          f"{', '.join(sorted(OUTPUT_FORMATS))}")
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        raise OutputError(f"output directory does not exist: {parent}")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output directory is not writable: {parent}")
+    for src in inputs:
+        if out.exists() and Path(src).exists() and out.resolve() == Path(src).resolve():
+            raise OutputError(f"refusing to overwrite an input image: {out}")
+    return out
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_image(img: torch.Tensor, path: str | os.PathLike, quality: int = 95) -> Path:
+    """Write the image atomically in the format its extension names (PNG, JPEG or TIFF)."""
+    out = check_output_path(path)
+    fmt = OUTPUT_FORMATS[out.suffix.lower()]
+    pil = to_pil(img)
+    options = {"quality": quality, "subsampling": 0} if fmt == "JPEG" else {}
+    try:
+        _atomic_write(out, lambda tmp: pil.save(tmp, format=fmt, **options))
+    except OSError as e:
+        raise OutputError(f"cannot write {out}: {e}") from None
+    return out
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """`out.png` → `out.png.json`: the record that lets a result be reproduced."""
+    return Path(f"{path}.json")
+
+
+def save_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write JSON atomically, pretty-printed."""
+    out = Path(path)
+    text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+    try:
+        _atomic_write(out, lambda tmp: Path(tmp).write_text(text))
+    except OSError as e:
+        raise OutputError(f"cannot write {out}: {e}") from None
+    return out

@@ -1,0 +1,141 @@
+"""Style-transfer losses as pure functions of feature maps (N×C×H×W) and precomputed targets.
+
+Every loss is relative: the squared error divided by the squared size of its target. That makes a weight mean the
+same on every layer, at every image size and on every backbone, whatever the scale of its activations. Style
+statistics are averages over positions (optionally weighted by a soft mask), so they do not grow with image size.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-8
+
+
+def position_weights(mask: torch.Tensor | None, feat: torch.Tensor) -> torch.Tensor | None:
+    """A soft mask (N×1×H×W) resized by area averaging to the feature map's size, or None for no mask."""
+    if mask is None:
+        return None
+    return F.interpolate(mask, size=feat.shape[-2:], mode="area") if mask.shape[-2:] != feat.shape[-2:] else mask
+
+
+def _flat(feat: torch.Tensor, weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features as N×C×P and per-position weights N×1×P that sum to one."""
+    n, c = feat.shape[:2]
+    f = feat.reshape(n, c, -1)
+    if weight is None:
+        w = torch.full((n, 1, f.shape[-1]), 1.0 / f.shape[-1], dtype=f.dtype, device=f.device)
+    else:
+        w = weight.reshape(n, 1, -1).to(f.dtype)
+        w = w / w.sum(dim=-1, keepdim=True).clamp_min(EPS)
+    return f, w
+
+
+def gram(feat: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Gram matrix averaged over (weighted) positions: N×C×C, independent of image size."""
+    f, w = _flat(feat, weight)
+    return (f * w) @ f.transpose(1, 2)
+
+
+def mean_std(feat: torch.Tensor, weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation over (weighted) positions, each N×C."""
+    f, w = _flat(feat, weight)
+    mean = (f * w).sum(-1)
+    var = ((f - mean[..., None]) ** 2 * w).sum(-1)
+    return mean, (var + 1e-5).sqrt()
+
+
+def mean_cov(feat: torch.Tensor, weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean (N×C) and covariance (N×C×C) over (weighted) positions: a Gaussian fit."""
+    f, w = _flat(feat, weight)
+    mean = (f * w).sum(-1)
+    d = f - mean[..., None]
+    return mean, (d * w) @ d.transpose(1, 2)
+
+
+def _relative(diff_sq: torch.Tensor, target_sq: torch.Tensor) -> torch.Tensor:
+    return (diff_sq / target_sq.clamp_min(EPS)).mean()
+
+
+def content_loss(feat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Feature reconstruction error relative to the target's energy (Gatys' content loss, scale-free)."""
+    return _relative((feat - target).pow(2).flatten(1).sum(1), target.pow(2).flatten(1).sum(1))
+
+
+def gram_loss(feat: torch.Tensor, target_gram: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Relative squared Frobenius distance between Gram matrices (Gatys' style loss, scale-free)."""
+    g = gram(feat, weight)
+    return _relative((g - target_gram).pow(2).flatten(1).sum(1), target_gram.pow(2).flatten(1).sum(1))
+
+
+def mean_std_loss(feat: torch.Tensor, target: tuple[torch.Tensor, torch.Tensor],
+                  weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Relative distance between per-channel means and standard deviations (the AdaIN style loss)."""
+    mean, std = mean_std(feat, weight)
+    t_mean, t_std = target
+    diff = (mean - t_mean).pow(2).sum(1) + (std - t_std).pow(2).sum(1)
+    return _relative(diff, t_mean.pow(2).sum(1) + t_std.pow(2).sum(1))
+
+
+def sqrtm_psd(mat: torch.Tensor) -> torch.Tensor:
+    """Square root of symmetric positive semi-definite matrices (batched), through an eigendecomposition."""
+    vals, vecs = torch.linalg.eigh(mat.double())
+    return (vecs * vals.clamp_min(0).sqrt()[..., None, :]) @ vecs.transpose(-1, -2)
+
+
+def wasserstein2_loss(feat: torch.Tensor, target: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                      weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Squared 2-Wasserstein distance between Gaussian fits of the features and of the style, relative to the
+    style's second moment. target = (mean, cov, sqrtm(cov)); the root of the target is computed once."""
+    mean, cov = mean_cov(feat, weight)
+    t_mean, t_cov, t_root = target
+    middle = t_root @ cov.double() @ t_root
+    eig = torch.linalg.eigvalsh((middle + middle.transpose(-1, -2)) / 2).clamp_min(1e-10)
+    cross = eig.sqrt().sum(-1)
+    trace = torch.diagonal(cov, dim1=-2, dim2=-1).sum(-1) + torch.diagonal(t_cov, dim1=-2, dim2=-1).sum(-1)
+    w2 = (mean - t_mean).pow(2).sum(1) + (trace.double() - 2 * cross).to(feat.dtype).clamp_min(0)
+    return _relative(w2, t_mean.pow(2).sum(1) + torch.diagonal(t_cov, dim1=-2, dim2=-1).sum(-1))
+
+
+def tv_loss(img: torch.Tensor) -> torch.Tensor:
+    """Total variation: mean squared difference between neighbouring pixels, which discourages high-frequency
+    noise; a mean, so it does not grow with image size."""
+    dy = (img[..., 1:, :] - img[..., :-1, :]).pow(2).mean()
+    dx = (img[..., :, 1:] - img[..., :, :-1]).pow(2).mean()
+    return dx + dy
+
+
+STYLE_LOSSES = ("gram", "mean_std", "wasserstein")
+
+
+def style_target(feat: torch.Tensor, kind: str):
+    """The statistics a style loss compares against, computed once per style image."""
+    if kind == "gram":
+        return gram(feat)
+    if kind == "mean_std":
+        return mean_std(feat)
+    mean, cov = mean_cov(feat)
+    return mean, cov, sqrtm_psd(cov)
+
+
+def blend_targets(targets: list, weights: list[float], kind: str):
+    """One target for a weighted mix of styles: mixtures of their statistics (second moments for Gram and
+    Gaussian, so that blending a style with itself changes nothing)."""
+    if kind == "gram":
+        return sum(w * t for w, t in zip(weights, targets))
+    if kind == "mean_std":
+        return (sum(w * t[0] for w, t in zip(weights, targets)), sum(w * t[1] for w, t in zip(weights, targets)))
+    mean = sum(w * t[0] for w, t in zip(weights, targets))
+    second = sum(w * (t[1] + t[0][..., :, None] * t[0][..., None, :]) for w, t in zip(weights, targets))
+    cov = second - mean[..., :, None] * mean[..., None, :]
+    return mean, cov, sqrtm_psd(cov)
+
+
+def style_loss(feat: torch.Tensor, target, kind: str, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Dispatch to the chosen style loss."""
+    if kind == "gram":
+        return gram_loss(feat, target, weight)
+    if kind == "mean_std":
+        return mean_std_loss(feat, target, weight)
+    return wasserstein2_loss(feat, target, weight)

@@ -1,0 +1,301 @@
+"""Optimization-based style transfer (Gatys, Ecker & Bethge 2016): optimize the pixels of an image so its deep
+features match the content image's and its feature statistics match the style's, coarse to fine."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import color, losses
+from ..backbones import Backbone, create_backbone
+from ..errors import ConfigError, MaskError, SizeError
+from ..io import fit_long_side, load_image, resize
+from ..resources import check_fits, resolve_device
+from . import Callback, MethodSpec, Result, Step, register_method
+
+INITS = ("content", "noise", "style")
+BYTES_PER_ACTIVATION = 4 * 3  # fp32, held for the forward pass, its gradient and autograd's saved tensors
+
+
+@dataclass
+class OptimizeOptions:
+    """Every knob of the optimize method; presets fill these in, explicit options override them."""
+
+    size: int = 512
+    backbone: str = "vgg16-hed"
+    weights: str | None = None
+    content_weight: float = 1.0
+    style_weight: float = 3.0
+    tv_weight: float = 1.0
+    content_layers: list[str] | None = None
+    style_layers: list[str] | None = None
+    style_loss: str = "gram"
+    iterations: int = 250
+    scales: int = 3
+    scale_factor: float = 2.0
+    iteration_decay: float = 0.4
+    optimizer: str = "lbfgs"
+    lr: float | None = None
+    init: str = "content"
+    pooling: str = "max"
+    style_scale: float = 1.0
+    style_blend: list[float] | None = None
+    preserve_color: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    quiet: bool = False
+    style_weights: dict[str, float] = field(default_factory=dict)
+
+
+# Measured on 2 CPU cores (bench/RESULTS.md): most iterations run at the coarse scales, where they are cheap.
+PRESETS: dict[str, dict] = {
+    "default": {},
+    "fast": {"iterations": 120, "iteration_decay": 0.15},
+    "quality": {"iterations": 400, "scales": 4, "scale_factor": math.sqrt(2), "iteration_decay": 0.5},
+}
+
+
+def validate(opts: OptimizeOptions, n_styles: int) -> None:
+    """Reject impossible option values with a message that names the option."""
+    checks = [
+        (opts.size >= 1, "--size must be a positive number of pixels"),
+        (opts.iterations >= 1, "--iterations must be at least 1"),
+        (opts.scales >= 1, "--scales must be at least 1"),
+        (opts.scale_factor > 1, "--scale-factor must be greater than 1"),
+        (0 < opts.iteration_decay <= 1, "iteration_decay must be in (0, 1]"),
+        (opts.content_weight >= 0 and opts.style_weight >= 0 and opts.tv_weight >= 0, "loss weights must be >= 0"),
+        (opts.style_loss in losses.STYLE_LOSSES, f"--style-loss must be one of {', '.join(losses.STYLE_LOSSES)}"),
+        (opts.optimizer in ("lbfgs", "adam"), "--optimizer must be lbfgs or adam"),
+        (opts.lr is None or opts.lr > 0, "--lr must be positive"),
+        (opts.style_scale > 0, "--style-scale must be positive"),
+        (opts.preserve_color in (None, "luminance", "histogram"), "--preserve-color must be luminance or histogram"),
+        (opts.pooling in ("max", "avg"), "--pooling must be max or avg"),
+        (opts.init in INITS or Path(opts.init).is_file(), f"--init must be {', '.join(INITS)} or an image path"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    if opts.style_blend is not None:
+        if len(opts.style_blend) != n_styles:
+            raise ConfigError(f"--style-blend has {len(opts.style_blend)} weights for {n_styles} style image(s)")
+        if any(w < 0 for w in opts.style_blend) or sum(opts.style_blend) <= 0:
+            raise ConfigError("--style-blend weights must be non-negative and not all zero")
+    if "+" in opts.backbone and opts.weights is not None:
+        raise ConfigError("--weights applies to a single backbone, not to " + opts.backbone)
+
+
+def scale_schedule(height: int, width: int, opts: OptimizeOptions, min_size: int) -> list[tuple[int, int, int]]:
+    """(height, width, iterations) from coarse to fine: sizes grow by scale_factor up to the target, and each finer
+    (costlier) scale runs iteration_decay times the iterations of the one before."""
+    sizes: list[tuple[int, int]] = []
+    for i in reversed(range(opts.scales)):
+        s = opts.scale_factor ** i
+        h, w = max(1, round(height / s)), max(1, round(width / s))
+        if min(h, w) >= min_size and (h, w) not in sizes:
+            sizes.append((h, w))
+    if not sizes:
+        raise SizeError(f"the output would be {height}×{width} px, below the backbone's minimum of {min_size} px "
+                        f"on the short side; use a larger --size")
+    return [(h, w, max(1, round(opts.iterations * opts.iteration_decay ** i))) for i, (h, w) in enumerate(sizes)]
+
+
+@dataclass
+class Net:
+    """A backbone with the layers this run uses and their weights."""
+
+    model: Backbone
+    content_layers: list[str]
+    style_layers: list[str]
+    layer_weights: dict[str, float]
+
+    @property
+    def layers(self) -> list[str]:
+        return list(dict.fromkeys(self.content_layers + self.style_layers))
+
+
+def build_nets(opts: OptimizeOptions, device: torch.device) -> list[Net]:
+    nets = []
+    for name in opts.backbone.split("+"):
+        model = create_backbone(name, opts.weights, opts.pooling).to(device)
+        content = list(opts.content_layers or model.content_layers)
+        style = list(opts.style_layers or model.style_layers)
+        model.check_layers(content + style)
+        if not style:
+            raise ConfigError("at least one style layer is needed")
+        weights = {n: opts.style_weights.get(n, model.style_weights.get(n, 1.0)) for n in style}
+        nets.append(Net(model, content, style, weights))
+    return nets
+
+
+def estimate_bytes(nets: list[Net], height: int, width: int) -> int:
+    """Memory for one forward and backward pass at this size, from the activation sizes of a tiny dry run."""
+    probe = torch.zeros(1, 3, 64, 64, device=next(nets[0].model.parameters()).device)
+    total = 0
+    with torch.inference_mode():
+        for net in nets:
+            deepest = max(net.layers, key=net.model.layer_names.index)
+            feats = net.model(probe, net.model.layer_names[: net.model.layer_names.index(deepest) + 1])
+            total += sum(f.numel() for f in feats.values())
+    return int(total * height * width / 64**2 * BYTES_PER_ACTIVATION)
+
+
+def _masks_for(masks: list[torch.Tensor] | None, n_styles: int, content: torch.Tensor) -> list[torch.Tensor] | None:
+    if masks is None:
+        return None
+    if len(masks) != n_styles:
+        raise MaskError(f"got {len(masks)} mask(s) for {n_styles} style image(s); give one mask per style")
+    ch, cw = content.shape[-2:]
+    for i, m in enumerate(masks):
+        mh, mw = m.shape[-2:]
+        if abs(mh / mw - ch / cw) > 0.02 * ch / cw:
+            raise MaskError(f"mask {i + 1} is {mw}×{mh} but the content is {cw}×{ch}; a mask needs the content's "
+                            f"aspect ratio")
+        if float(m.max()) <= 0:
+            raise MaskError(f"mask {i + 1} selects no pixels (it is all black)")
+    return masks
+
+
+def _init_image(opts: OptimizeOptions, content: torch.Tensor, styles: list[torch.Tensor],
+                size: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
+    if opts.init == "content":
+        return resize(content, size)
+    if opts.init == "noise":
+        return torch.rand(1, 3, *size, generator=generator).to(content.device)
+    if opts.init == "style":
+        return resize(styles[0], size)
+    return resize(load_image(opts.init).to(content.device), size)
+
+
+class Objective:
+    """The weighted sum of content, style and TV losses at one scale, with every target computed once."""
+
+    def __init__(self, nets: list[Net], opts: OptimizeOptions, content: torch.Tensor, styles: list[torch.Tensor],
+                 blend: list[float], masks: list[torch.Tensor] | None):
+        self.nets, self.opts, self.masks, self.blend = nets, opts, masks, blend
+        self.content_targets, self.style_targets = [], []
+        with torch.no_grad():  # not inference_mode: targets such as sqrtm(cov) are saved for backward
+            for net in nets:
+                feats = net.model(content, net.content_layers)
+                self.content_targets.append({n: feats[n].clone() for n in net.content_layers})
+                per_style = []
+                for style in styles:
+                    sf = net.model(style, net.style_layers)
+                    per_style.append({n: losses.style_target(sf[n], opts.style_loss) for n in net.style_layers})
+                if masks is None:
+                    per_style = [{n: losses.blend_targets([t[n] for t in per_style], blend, opts.style_loss)
+                                  for n in net.style_layers}]
+                self.style_targets.append(per_style)
+
+    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        opts = self.opts
+        content_total = image.new_zeros(())
+        style_total = image.new_zeros(())
+        for net, c_targets, s_targets in zip(self.nets, self.content_targets, self.style_targets):
+            feats = net.model(image, net.layers)
+            if net.content_layers:
+                content_total = content_total + sum(
+                    losses.content_loss(feats[n], c_targets[n]) for n in net.content_layers) / len(net.content_layers)
+            norm = sum(net.layer_weights.values())
+            for n in net.style_layers:
+                layer = self._style_layer(feats[n], [t[n] for t in s_targets])
+                style_total = style_total + net.layer_weights[n] / norm * layer
+        content_total = content_total / len(self.nets)
+        style_total = style_total / len(self.nets)
+        tv = losses.tv_loss(image)
+        total = opts.content_weight * content_total + opts.style_weight * style_total + opts.tv_weight * tv
+        return total, {"total": total.item(), "content": content_total.item(), "style": style_total.item(),
+                       "tv": tv.item()}
+
+    def _style_layer(self, feat: torch.Tensor, targets: list) -> torch.Tensor:
+        if self.masks is None:
+            return losses.style_loss(feat, targets[0], self.opts.style_loss)
+        return sum(b * losses.style_loss(feat, t, self.opts.style_loss, losses.position_weights(m, feat))
+                   for b, t, m in zip(self.blend, targets, self.masks))
+
+
+def _optimizer(opts: OptimizeOptions, image: torch.Tensor) -> torch.optim.Optimizer:
+    if opts.optimizer == "adam":
+        return torch.optim.Adam([image], lr=opts.lr or 0.02)
+    # Tolerances off: losses are relative, so per-pixel gradients are tiny, and we count iterations ourselves.
+    return torch.optim.LBFGS([image], lr=opts.lr or 1.0, max_iter=1, history_size=50, tolerance_grad=0.0,
+                             tolerance_change=0.0)
+
+
+def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions,
+        masks: list[torch.Tensor] | None = None, callback: Callback | None = None) -> Result:
+    """Stylize `content` (1×3×H×W in [0,1]) with `styles`; see OptimizeOptions for every option."""
+    validate(opts, len(styles))
+    started = time.perf_counter()
+    device = resolve_device(opts.device)
+    generator = torch.Generator().manual_seed(opts.seed)
+    torch.manual_seed(opts.seed)
+    nets = build_nets(opts, device)
+    min_size = max(net.model.min_size for net in nets)
+    height, width = fit_long_side(*content.shape[-2:], opts.size)
+    schedule = scale_schedule(height, width, opts, min_size)
+    check_fits(estimate_bytes(nets, height, width), device, f"stylizing at {width}×{height}")
+    masks = _masks_for(masks, len(styles), content)
+    blend = [w / sum(opts.style_blend) for w in opts.style_blend] if opts.style_blend else [1 / len(styles)] * len(
+        styles)
+
+    content, styles = content.to(device), [s.to(device) for s in styles]
+    masks = [m.to(device) for m in masks] if masks else None
+    work_content = content
+    if opts.preserve_color == "histogram":
+        styles = [color.match_color(s, content) for s in styles]
+    elif opts.preserve_color == "luminance":
+        work_content = color.gray(content)
+        styles = [color.match_luminance(s, content) for s in styles]
+    setup_seconds = time.perf_counter() - started
+
+    total_steps = sum(n for _, _, n in schedule)
+    bar = tqdm(total=total_steps, disable=opts.quiet, unit="it", dynamic_ncols=True)
+    image = _init_image(opts, work_content, styles, schedule[0][:2], generator)
+    if opts.preserve_color == "luminance":
+        image = color.gray(image)
+    step, scale_stats, last = 0, [], {}
+    for index, (h, w, iterations) in enumerate(schedule):
+        scale_start = time.perf_counter()
+        long_side = max(h, w)
+        scaled_styles = [resize(s, fit_long_side(*s.shape[-2:], max(8, round(long_side * opts.style_scale))))
+                         for s in styles]
+        scaled_masks = [resize(m, (h, w)) for m in masks] if masks else None
+        objective = Objective(nets, opts, resize(work_content, (h, w)), scaled_styles, blend, scaled_masks)
+        image = resize(image.detach(), (h, w)).clamp(0, 1).contiguous().requires_grad_(True)
+        optimizer = _optimizer(opts, image)
+        bar.set_description(f"scale {index + 1}/{len(schedule)} {w}×{h}")
+        for _ in range(iterations):
+            def closure():
+                nonlocal last
+                optimizer.zero_grad()
+                loss, last = objective(image)
+                loss.backward()
+                return loss
+
+            optimizer.step(closure)
+            with torch.no_grad():
+                image.clamp_(0, 1)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
+            if callback is not None:
+                callback(Step(step, total_steps, index + 1, len(schedule), (h, w), dict(last), image.detach()))
+        scale_stats.append({"size": [w, h], "iterations": iterations, "losses": dict(last),
+                            "seconds": round(time.perf_counter() - scale_start, 3)})
+    bar.close()
+    output = image.detach().clamp(0, 1)
+    if opts.preserve_color == "luminance":
+        output = color.keep_chroma(output, resize(content, (h, w)))
+    stats = {"losses": last, "scales": scale_stats, "iterations": step, "device": str(device),
+             "seconds": {"setup": round(setup_seconds, 3), "total": round(time.perf_counter() - started, 3)},
+             "options": asdict(opts)}
+    return Result(output.cpu(), stats)
+
+
+register_method(MethodSpec("optimize", "Gatys et al. 2016: optimize the pixels, coarse to fine", OptimizeOptions,
+                           PRESETS, run))

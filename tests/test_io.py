@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from brushwork import ImageError, OutputError
+from brushwork.io import fit_long_side, load_image, load_mask, save_image, save_json
+
+
+def test_formats_modes_and_exif(tmp_path):
+    rgb = (np.arange(12 * 20 * 3) % 256).astype(np.uint8).reshape(12, 20, 3)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    t = load_image(tmp_path / "a.png")
+    assert t.shape == (1, 3, 12, 20) and t.dtype == torch.float32
+    assert torch.allclose(t[0].permute(1, 2, 0), torch.from_numpy(rgb).float() / 255)
+
+    Image.fromarray(np.full((5, 7), 65535, np.uint16)).save(tmp_path / "g16.png")
+    assert torch.allclose(load_image(tmp_path / "g16.png"), torch.ones(1, 3, 5, 7))
+
+    rgba = np.zeros((4, 4, 4), np.uint8)  # fully transparent black composites to white
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
+    assert torch.allclose(load_image(tmp_path / "t.png"), torch.ones(1, 3, 4, 4))
+
+    img = Image.fromarray(rgb)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90° on display
+    img.save(tmp_path / "r.jpg", exif=exif)
+    assert load_image(tmp_path / "r.jpg").shape == (1, 3, 20, 12)
+
+    Image.fromarray(np.full((6, 6), 128, np.uint8), "L").save(tmp_path / "m.png")
+    assert load_mask(tmp_path / "m.png").shape == (1, 1, 6, 6)
+
+
+@pytest.mark.parametrize("name,data,message", [
+    ("missing.png", None, "not found"),
+    ("empty.png", b"", "empty"),
+    ("text.png", b"hello, not an image", "not an image"),
+    ("cut.jpg", "truncated", "corrupt"),
+])
+def test_bad_images_raise_image_error(tmp_path, name, data, message):
+    path = tmp_path / name
+    if data == "truncated":
+        Image.new("RGB", (64, 64), "red").save(tmp_path / "full.jpg")
+        path.write_bytes((tmp_path / "full.jpg").read_bytes()[:300])
+    elif data is not None:
+        path.write_bytes(data)
+    with pytest.raises(ImageError, match=message):
+        load_image(path)
+
+
+def test_save_is_atomic_and_checks_the_path(tmp_path):
+    img = torch.rand(1, 3, 8, 10)
+    for ext in (".png", ".jpg", ".tif"):
+        out = save_image(img, tmp_path / f"o{ext}")
+        assert Image.open(out).size == (10, 8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.jpg", "o.png", "o.tif"]  # no temp files left
+    with pytest.raises(OutputError, match="format"):
+        save_image(img, tmp_path / "o.gif")
+    with pytest.raises(OutputError, match="does not exist"):
+        save_image(img, tmp_path / "nope" / "o.png")
+    save_json({"a": 1}, tmp_path / "s.json")
+    assert (tmp_path / "s.json").read_text().strip().startswith("{")
+
+
+def test_fit_long_side_keeps_aspect():
+    assert fit_long_side(300, 400, 512) == (384, 512)
+    assert fit_long_side(1000, 10, 100) == (100, 1)

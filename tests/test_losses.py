@@ -1,0 +1,71 @@
+import torch
+
+from brushwork import losses
+from brushwork.backbones import create_backbone
+
+from .conftest import dots, rel_close, stripes
+
+
+def test_gram_normalization_makes_style_loss_size_independent():
+    """The same texture at two image sizes has (nearly) the same Gram matrices, so the style loss against a
+    third image agrees; an unnormalized Gram would differ by the 4× ratio of positions."""
+    vgg = create_backbone("vgg16-hed")
+    small, large = stripes(64, 64, (0.9, 0.3, 0.1), period=8), stripes(128, 128, (0.9, 0.3, 0.1), period=8)
+    other = dots(96, 96, (0.1, 0.3, 0.9))
+    layers = ["relu1_1", "relu2_1", "relu3_1"]
+    fs, fl, fo = vgg(small, layers), vgg(large, layers), vgg(other, layers)
+    for name in layers:
+        target = losses.gram(fo[name])
+        a, b = losses.gram_loss(fs[name], target), losses.gram_loss(fl[name], target)
+        assert rel_close(float(a), float(b), 0.1), (name, float(a), float(b))
+        assert float(a) > 0.1
+
+
+def test_losses_are_zero_for_identical_inputs_and_scale_free():
+    torch.manual_seed(0)
+    f = torch.rand(2, 8, 5, 7)
+    assert float(losses.content_loss(f, f)) == 0.0
+    assert float(losses.gram_loss(f, losses.gram(f))) < 1e-12
+    g = torch.rand(2, 8, 5, 7)
+    base = float(losses.content_loss(f, g))
+    assert rel_close(float(losses.content_loss(10 * f, 10 * g)), base, 1e-5)
+    assert rel_close(float(losses.gram_loss(10 * f, losses.gram(10 * g))), float(losses.gram_loss(f, losses.gram(g))),
+                     1e-4)
+    for kind in losses.STYLE_LOSSES:
+        assert float(losses.style_loss(f, losses.style_target(f, kind), kind)) < 1e-4
+        assert float(losses.style_loss(f, losses.style_target(g + 1, kind), kind)) > 0.01
+
+
+def test_wasserstein_loss_has_finite_gradients_and_matches_gaussians():
+    torch.manual_seed(0)
+    target = losses.style_target(torch.randn(1, 6, 16, 16) * 2 + 1, "wasserstein")
+    f = torch.randn(1, 6, 16, 16, requires_grad=True)
+    loss = losses.wasserstein2_loss(f, target)
+    loss.backward()
+    assert torch.isfinite(f.grad).all() and loss.item() > 0.1
+
+
+def test_masked_statistics_only_see_their_region():
+    f = torch.zeros(1, 2, 4, 4)
+    f[..., :2] = 1.0
+    left = torch.zeros(1, 1, 4, 4)
+    left[..., :2] = 1.0
+    mean, _ = losses.mean_std(f, left)
+    assert torch.allclose(mean, torch.ones(1, 2))
+    assert torch.allclose(losses.gram(f, 1 - left), torch.zeros(1, 2, 2))
+
+
+def test_blend_of_a_style_with_itself_is_the_style():
+    torch.manual_seed(0)
+    f = torch.rand(1, 4, 6, 6)
+    for kind in losses.STYLE_LOSSES:
+        t = losses.style_target(f, kind)
+        b = losses.blend_targets([t, t], [0.3, 0.7], kind)
+        assert float(losses.style_loss(f, b, kind)) < 1e-4
+
+
+def test_tv_falls_when_an_image_is_smoothed():
+    torch.manual_seed(0)
+    noisy = torch.rand(1, 3, 32, 32)
+    smooth = torch.nn.functional.avg_pool2d(noisy, 3, 1, 1)
+    assert float(losses.tv_loss(smooth)) < float(losses.tv_loss(noisy))

@@ -1,0 +1,124 @@
+import pytest
+import torch
+
+from brushwork import ConfigError, MaskError, SizeError
+from brushwork import color, losses
+from brushwork.api import run
+from brushwork.backbones import create_backbone
+from brushwork.methods.optimize import OptimizeOptions, scale_schedule
+
+FAST = dict(size=64, iterations=25, scales=1, quiet=True)
+
+
+def test_loss_falls(content, red_stripes):
+    seen = []
+    result = run(content, red_stripes, callback=lambda s: seen.append(s.losses), **FAST)
+    assert len(seen) == 25
+    assert seen[-1]["total"] < 0.9 * seen[0]["total"]
+    assert seen[-1]["style"] < 0.75 * seen[0]["style"]
+    assert all(b["total"] <= a["total"] * 1.01 for a, b in zip(seen, seen[1:]))  # L-BFGS descends steadily
+    assert result.image.shape == (1, 3, 48, 64)
+
+
+@pytest.mark.parametrize("optimizer,style_loss", [("adam", "gram"), ("lbfgs", "mean_std"), ("lbfgs", "wasserstein")])
+def test_other_optimizers_and_style_losses_also_descend(content, red_stripes, optimizer, style_loss):
+    seen = []
+    run(content, red_stripes, optimizer=optimizer, style_loss=style_loss, callback=lambda s: seen.append(
+        s.losses["style"]), **{**FAST, "iterations": 15})
+    assert seen[-1] < 0.9 * seen[0]
+
+
+def test_coarse_to_fine_schedule():
+    opts = OptimizeOptions(iterations=100, scales=3, scale_factor=2, iteration_decay=0.5)
+    assert scale_schedule(384, 512, opts, 32) == [(96, 128, 100), (192, 256, 50), (384, 512, 25)]
+    assert [s[:2] for s in scale_schedule(48, 64, opts, 32)] == [(48, 64)]  # too small scales are skipped
+    with pytest.raises(SizeError):
+        scale_schedule(12, 16, opts, 32)
+
+
+def test_multi_scale_output_has_target_size_and_aspect(content, red_stripes):
+    result = run(content, red_stripes, size=96, iterations=6, scales=2, quiet=True)
+    assert result.image.shape == (1, 3, 72, 96)
+    assert [s["size"] for s in result.stats["scales"]] == [[48, 36], [96, 72]]
+
+
+def test_same_seed_same_result(content, red_stripes):
+    a = run(content, red_stripes, init="noise", seed=3, **{**FAST, "iterations": 5}).image
+    b = run(content, red_stripes, init="noise", seed=3, **{**FAST, "iterations": 5}).image
+    c = run(content, red_stripes, init="noise", seed=4, **{**FAST, "iterations": 5}).image
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_luminance_preservation_keeps_content_chroma(content, red_stripes):
+    out = run(content, red_stripes, preserve_color="luminance", **FAST).image
+    chroma_out, chroma_in = color.rgb_to_ycbcr(out)[:, 1:], color.rgb_to_ycbcr(content)[:, 1:]
+    # Exact wherever the stylized luminance with the content's chroma is a displayable colour; elsewhere the
+    # clamp to [0, 1] must move chroma, and that is a small share of a real image.
+    unclamped = color.ycbcr_to_rgb(torch.cat([color.luminance(out), color.rgb_to_ycbcr(content)[:, 1:]], 1))
+    in_gamut = ((unclamped >= 0) & (unclamped <= 1)).all(1, keepdim=True).expand(-1, 2, -1, -1)
+    assert in_gamut.float().mean() > 0.9
+    assert (chroma_out - chroma_in)[in_gamut].abs().max() < 1e-3
+    plain = run(content, red_stripes, **FAST).image
+    assert (color.rgb_to_ycbcr(plain)[:, 1:] - chroma_in).abs().mean() > 3 * (chroma_out - chroma_in).abs().mean()
+
+
+def test_histogram_matching_gives_the_style_the_contents_colours(content, red_stripes):
+    recoloured = color.match_color(red_stripes, content)
+    for img in (recoloured,):
+        assert torch.allclose(img.mean((0, 2, 3)), content.mean((0, 2, 3)), atol=0.03)
+    out = run(content, red_stripes, preserve_color="histogram", **FAST).image
+    plain = run(content, red_stripes, **FAST).image
+    assert (out.mean((0, 2, 3)) - content.mean((0, 2, 3))).abs().sum() < (
+        plain.mean((0, 2, 3)) - content.mean((0, 2, 3))).abs().sum()
+
+
+def _style_distance(img: torch.Tensor, style: torch.Tensor) -> float:
+    vgg = create_backbone("vgg16-hed")
+    layers = ["relu1_1", "relu2_1"]
+    fi, fs = vgg(img, layers), vgg(style, layers)
+    return sum(float(losses.gram_loss(fi[n], losses.gram(fs[n]))) for n in layers)
+
+
+def test_masks_give_each_region_its_own_style(content, red_stripes, blue_dots):
+    h, w = content.shape[-2:]
+    left = torch.zeros(1, 1, h, w)
+    left[..., : w // 2] = 1
+    out = run(content, [red_stripes, blue_dots], masks=[left, 1 - left], size=64, iterations=40, scales=1,
+              quiet=True).image
+    half = w // 2
+    for region, own, other in ((slice(0, half - 4), red_stripes, blue_dots),
+                               (slice(half + 4, w), blue_dots, red_stripes)):
+        before, after = content[..., region], out[..., region]
+        assert _style_distance(after, own) < _style_distance(after, other)
+        assert _style_distance(after, own) < _style_distance(before, own)
+
+
+def test_blend_weights_shift_statistics_monotonically(content, red_stripes, blue_dots):
+    redness = []
+    for blend in ([1, 0], [0.5, 0.5], [0, 1]):
+        out = run(content, [red_stripes, blue_dots], style_blend=blend, **FAST).image
+        redness.append(float(out[:, 0].mean() - out[:, 2].mean()))
+    assert redness[0] > redness[1] > redness[2]
+
+
+@pytest.mark.parametrize("options,error,message", [
+    (dict(style_blend=[1.0, 2.0]), ConfigError, "2 weights for 1"),
+    (dict(style_blend=[-1.0]), ConfigError, "non-negative"),
+    (dict(size=16), SizeError, "minimum"),
+    (dict(size=200_000), SizeError, "GiB"),
+    (dict(optimizer="sgd"), ConfigError, "lbfgs or adam"),
+    (dict(init="no/such/file.png"), ConfigError, "--init"),
+])
+def test_bad_options_raise_typed_errors(content, red_stripes, options, error, message):
+    with pytest.raises(error, match=message):
+        run(content, red_stripes, **{**FAST, **options})
+
+
+def test_mask_problems_raise_mask_errors(content, red_stripes, blue_dots):
+    h, w = content.shape[-2:]
+    with pytest.raises(MaskError, match="one mask per style"):
+        run(content, [red_stripes, blue_dots], masks=[torch.ones(1, 1, h, w)], **FAST)
+    with pytest.raises(MaskError, match="aspect ratio"):
+        run(content, red_stripes, masks=[torch.ones(1, 1, 10, 50)], **FAST)
+    with pytest.raises(MaskError, match="no pixels"):
+        run(content, red_stripes, masks=[torch.zeros(1, 1, h, w)], **FAST)
