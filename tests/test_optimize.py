@@ -5,7 +5,7 @@ from brushwork import ConfigError, MaskError, SizeError
 from brushwork import color, losses
 from brushwork.api import run
 from brushwork.backbones import create_backbone
-from brushwork.methods.optimize import OptimizeOptions, scale_schedule
+from brushwork.methods.optimize import OptimizeOptions, from_pyramid, scale_schedule, to_pyramid
 
 FAST = dict(size=64, iterations=25, scales=1, quiet=True)
 
@@ -25,6 +25,29 @@ def test_other_optimizers_and_style_losses_also_descend(content, red_stripes, op
     seen = []
     run(content, red_stripes, optimizer=optimizer, style_loss=style_loss, callback=lambda s: seen.append(
         s.losses["style"]), **{**FAST, "iterations": 15})
+    assert seen[-1] < 0.9 * seen[0]
+
+
+def test_pyramid_parameters_represent_the_image_exactly():
+    torch.manual_seed(0)
+    img = torch.rand(1, 3, 37, 50)
+    for levels in (1, 3, 5):
+        params = to_pyramid(img, levels)
+        assert len(params) == levels and torch.allclose(from_pyramid(params), img, atol=1e-6)
+
+
+def test_fast_preset_uses_efficientnet_and_descends(content, red_stripes):
+    seen = []
+    result = run(content, red_stripes, preset="fast", size=96, iterations=30, scales=1, quiet=True,
+                 callback=lambda s: seen.append(s.losses["style"]))
+    assert result.stats["options"]["backbone"] == "efficientnet-lite0"
+    assert seen[-1] < 0.7 * seen[0]
+
+
+def test_two_backbones_at_once(content, red_stripes):
+    seen = []
+    run(content, red_stripes, backbone="vgg16-hed+efficientnet-lite0", size=96, iterations=10, scales=1, quiet=True,
+        callback=lambda s: seen.append(s.losses["total"]))
     assert seen[-1] < 0.9 * seen[0]
 
 

@@ -18,6 +18,7 @@ class Backbone(nn.Module):
     content_layers: tuple[str, ...] = ()
     style_layers: tuple[str, ...] = ()
     style_weights: dict[str, float] = {}
+    style_gain: float = 1.0  # scales this backbone's style loss so one --style-weight gives a similar balance
     min_size: int = 32
 
     def __init__(self, stages: list[tuple[str, nn.Module]]):

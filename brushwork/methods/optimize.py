@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import color, losses
@@ -41,6 +42,7 @@ class OptimizeOptions:
     iteration_decay: float = 0.4
     optimizer: str = "lbfgs"
     lr: float | None = None
+    pyramid_levels: int = 5
     init: str = "content"
     pooling: str = "max"
     style_scale: float = 1.0
@@ -55,8 +57,9 @@ class OptimizeOptions:
 # Measured on 2 CPU cores (bench/RESULTS.md): most iterations run at the coarse scales, where they are cheap.
 PRESETS: dict[str, dict] = {
     "default": {},
-    "fast": {"iterations": 120, "iteration_decay": 0.15},
-    "quality": {"iterations": 400, "scales": 4, "scale_factor": math.sqrt(2), "iteration_decay": 0.5},
+    "fast": {"backbone": "efficientnet-lite0", "optimizer": "adam", "lr": 0.01, "iterations": 200},
+    "quality": {"backbone": "vgg16-hed+efficientnet-lite0", "iterations": 400, "scales": 4,
+                "scale_factor": math.sqrt(2), "iteration_decay": 0.5},
 }
 
 
@@ -72,6 +75,7 @@ def validate(opts: OptimizeOptions, n_styles: int) -> None:
         (opts.style_loss in losses.STYLE_LOSSES, f"--style-loss must be one of {', '.join(losses.STYLE_LOSSES)}"),
         (opts.optimizer in ("lbfgs", "adam"), "--optimizer must be lbfgs or adam"),
         (opts.lr is None or opts.lr > 0, "--lr must be positive"),
+        (1 <= opts.pyramid_levels <= 12, "--pyramid-levels must be between 1 and 12"),
         (opts.style_scale > 0, "--style-scale must be positive"),
         (opts.preserve_color in (None, "luminance", "histogram"), "--preserve-color must be luminance or histogram"),
         (opts.pooling in ("max", "avg"), "--pooling must be max or avg"),
@@ -203,7 +207,7 @@ class Objective:
             norm = sum(net.layer_weights.values())
             for n in net.style_layers:
                 layer = self._style_layer(feats[n], [t[n] for t in s_targets])
-                style_total = style_total + net.layer_weights[n] / norm * layer
+                style_total = style_total + net.model.style_gain * net.layer_weights[n] / norm * layer
         content_total = content_total / len(self.nets)
         style_total = style_total / len(self.nets)
         tv = losses.tv_loss(image)
@@ -218,11 +222,37 @@ class Objective:
                    for b, t, m in zip(self.blend, targets, self.masks))
 
 
-def _optimizer(opts: OptimizeOptions, image: torch.Tensor) -> torch.optim.Optimizer:
+def to_pyramid(image: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """Laplacian-pyramid parameters (finest residual first, coarse image last) with from_pyramid(p) == image.
+    Optimizing these instead of pixels gives low frequencies large steps and pixel noise small ones, which is
+    what makes backbones with fragile, adversarially sensitive features (EfficientNet) usable here."""
+    sizes = [tuple(image.shape[-2:])]
+    while len(sizes) < levels and min(sizes[-1]) >= 8:
+        sizes.append((sizes[-1][0] // 2, sizes[-1][1] // 2))
+    gaussian = [image]
+    for size in sizes[1:]:
+        gaussian.append(F.interpolate(gaussian[-1], size=size, mode="area"))
+    residuals = [fine - _upsample(coarse, fine) for fine, coarse in zip(gaussian, gaussian[1:])]
+    return [t.detach().clone() for t in residuals + gaussian[-1:]]
+
+
+def _upsample(coarse: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(coarse, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def from_pyramid(params: list[torch.Tensor]) -> torch.Tensor:
+    """The image that pyramid parameters stand for."""
+    image = params[-1]
+    for residual in reversed(params[:-1]):
+        image = _upsample(image, residual) + residual
+    return image
+
+
+def _optimizer(opts: OptimizeOptions, params: list[torch.Tensor]) -> torch.optim.Optimizer:
     if opts.optimizer == "adam":
-        return torch.optim.Adam([image], lr=opts.lr or 0.02)
+        return torch.optim.Adam(params, lr=opts.lr or 0.02)
     # Tolerances off: losses are relative, so per-pixel gradients are tiny, and we count iterations ourselves.
-    return torch.optim.LBFGS([image], lr=opts.lr or 1.0, max_iter=1, history_size=50, tolerance_grad=0.0,
+    return torch.optim.LBFGS(params, lr=opts.lr or 1.0, max_iter=1, history_size=50, tolerance_grad=0.0,
                              tolerance_change=0.0)
 
 
@@ -266,25 +296,29 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
                          for s in styles]
         scaled_masks = [resize(m, (h, w)) for m in masks] if masks else None
         objective = Objective(nets, opts, resize(work_content, (h, w)), scaled_styles, blend, scaled_masks)
-        image = resize(image.detach(), (h, w)).clamp(0, 1).contiguous().requires_grad_(True)
-        optimizer = _optimizer(opts, image)
+        params = [p.requires_grad_(True) for p in to_pyramid(resize(image, (h, w)).clamp(0, 1), opts.pyramid_levels)]
+        optimizer = _optimizer(opts, params)
         bar.set_description(f"scale {index + 1}/{len(schedule)} {w}×{h}")
         for _ in range(iterations):
             def closure():
                 nonlocal last
                 optimizer.zero_grad()
-                loss, last = objective(image)
+                loss, last = objective(from_pyramid(params))
                 loss.backward()
+                for p in params:
+                    p.grad = p.grad.contiguous()  # L-BFGS flattens gradients with view()
                 return loss
 
             optimizer.step(closure)
-            with torch.no_grad():
-                image.clamp_(0, 1)
+            with torch.no_grad():  # project back onto valid images: clamp, then re-decompose
+                image = from_pyramid(params).clamp_(0, 1).detach()
+                for p, q in zip(params, to_pyramid(image, opts.pyramid_levels)):
+                    p.copy_(q)
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
             if callback is not None:
-                callback(Step(step, total_steps, index + 1, len(schedule), (h, w), dict(last), image.detach()))
+                callback(Step(step, total_steps, index + 1, len(schedule), (h, w), dict(last), image))
         scale_stats.append({"size": [w, h], "iterations": iterations, "losses": dict(last),
                             "seconds": round(time.perf_counter() - scale_start, 3)})
     bar.close()
