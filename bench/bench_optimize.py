@@ -2,6 +2,7 @@
 
   python bench/bench_optimize.py                 per-iteration table and end-to-end presets at 512 px
   python bench/bench_optimize.py --big           also the default preset at 2048 px (long: about an hour on 2 cores)
+  python bench/bench_optimize.py --only-big      just that 2048 px run
 
 Each measurement runs in its own subprocess so that peak memory (max RSS) belongs to that measurement alone.
 """
@@ -43,7 +44,7 @@ def iteration(backbone: str, size: int) -> dict:
     nets = build_nets(opts, torch.device("cpu"))
     content, style = torch.rand(1, 3, size, size), torch.rand(1, 3, size, size)
     objective = Objective(nets, opts, content, [style], [1.0], None)
-    params = [p.requires_grad_(True) for p in to_pyramid(content, opts.pyramid_levels)]
+    params = [p.requires_grad_(True) for p in to_pyramid(content, nets[0].model.pyramid_levels)]
 
     def step():
         loss, _ = objective(from_pyramid(params))
@@ -88,6 +89,7 @@ def measure(task: str, *args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--big", action="store_true", help="also run the default preset at 2048 px")
+    parser.add_argument("--only-big", action="store_true", help="run only the default preset at 2048 px")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -100,7 +102,7 @@ def main() -> None:
           f"fp32 matmul peak {peak:.0f} GFLOP/s\n")
     print("| backbone | size | s / iteration | GFLOP / iteration | GFLOP/s | % of matmul peak | peak RSS GiB |")
     print("|---|---|---|---|---|---|---|")
-    for backbone in ("vgg16-hed", "efficientnet-lite0"):
+    for backbone in () if args.only_big else ("vgg16-hed", "efficientnet-lite0"):
         for size in (256, 512, 1024):
             r = measure("iteration", backbone, size)
             if "error" in r:
@@ -110,7 +112,8 @@ def main() -> None:
                   f"{100 * r['gflops'] / peak:.0f}% | {r['peak_rss_gib']:.2f} |", flush=True)
     print("\n| preset | long side | end-to-end s | scales (size, iterations, s) | peak RSS GiB |")
     print("|---|---|---|---|---|")
-    runs = [("fast", 512), ("default", 512)] + ([("default", 2048)] if args.big else [])
+    runs = [] if args.only_big else [("fast", 512), ("default", 512)]
+    runs += [("default", 2048)] if args.big or args.only_big else []
     for preset, size in runs:
         r = measure("end_to_end", preset, size)
         if "error" in r:

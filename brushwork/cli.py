@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale-factor", type=float, help="size ratio between scales (default 2)")
     s.add_argument("--optimizer", help="lbfgs (default) | adam")
     s.add_argument("--lr", type=float, help="step size (lbfgs default 1, adam default 0.02)")
-    s.add_argument("--pyramid-levels", type=int, help="optimize a Laplacian pyramid of N levels; 1 = raw pixels (5)")
+    s.add_argument("--pyramid-levels", type=int, help="optimize a Laplacian pyramid of N levels; 1 = raw pixels "
+                   "(default: the backbone's choice)")
     s.add_argument("--init", help="content (default) | noise | style | PATH")
     s.add_argument("--pooling", help="max (default) | avg, for VGG backbones")
     s.add_argument("--style-scale", type=float, help="style image size relative to the output (default 1)")
@@ -76,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 STYLIZE_OPTIONS = ("size", "backbone", "weights", "content_weight", "style_weight", "tv_weight", "content_layers",
-                   "style_layers", "style_loss", "iterations", "scales", "scale_factor", "optimizer", "lr", "pyramid_levels",
-                   "init",
+                   "style_layers", "style_loss", "iterations", "scales", "scale_factor", "optimizer", "lr",
+                   "pyramid_levels", "init",
                    "pooling", "style_scale", "style_blend", "preserve_color", "seed", "device")
 
 

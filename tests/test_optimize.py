@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -8,6 +10,7 @@ from brushwork.backbones import create_backbone
 from brushwork.methods.optimize import OptimizeOptions, from_pyramid, scale_schedule, to_pyramid
 
 FAST = dict(size=64, iterations=25, scales=1, quiet=True)
+PAIRS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pairs"
 
 
 def test_loss_falls(content, red_stripes):
@@ -31,24 +34,31 @@ def test_other_optimizers_and_style_losses_also_descend(content, red_stripes, op
 def test_pyramid_parameters_represent_the_image_exactly():
     torch.manual_seed(0)
     img = torch.rand(1, 3, 37, 50)
-    for levels in (1, 3, 5):
+    for levels, expected in ((1, 1), (3, 3), (5, 4)):  # levels stop before a side would drop below 4 px
         params = to_pyramid(img, levels)
-        assert len(params) == levels and torch.allclose(from_pyramid(params), img, atol=1e-6)
+        assert len(params) == expected and torch.allclose(from_pyramid(params), img, atol=1e-6)
 
 
-def test_fast_preset_uses_efficientnet_and_descends(content, red_stripes):
+# EfficientNet aliases on the synthetic 6 px stripes (its stem has stride 2), so its tests use a real pair.
+needs_pairs = pytest.mark.skipif(not (PAIRS / "content" / "brad_pitt.jpg").is_file(), reason="needs ../shared pairs")
+
+
+@needs_pairs
+def test_fast_preset_uses_efficientnet_on_a_pyramid_and_descends():
     seen = []
-    result = run(content, red_stripes, preset="fast", size=96, iterations=30, scales=1, quiet=True,
-                 callback=lambda s: seen.append(s.losses["style"]))
-    assert result.stats["options"]["backbone"] == "efficientnet-lite0"
-    assert seen[-1] < 0.7 * seen[0]
+    result = run(PAIRS / "content" / "brad_pitt.jpg", PAIRS / "style" / "picasso_selfport1907.jpg", preset="fast",
+                 size=128, iterations=40, scales=1, quiet=True, callback=lambda s: seen.append(s.losses))
+    assert result.stats["options"]["backbone"] == "efficientnet-lite0" and result.stats["pyramid_levels"] == 5
+    assert seen[-1]["total"] < 0.5 * seen[0]["total"] and seen[-1]["style"] < 0.3 * seen[0]["style"]
 
 
-def test_two_backbones_at_once(content, red_stripes):
+@needs_pairs
+def test_two_backbones_at_once():
     seen = []
-    run(content, red_stripes, backbone="vgg16-hed+efficientnet-lite0", size=96, iterations=10, scales=1, quiet=True,
-        callback=lambda s: seen.append(s.losses["total"]))
-    assert seen[-1] < 0.9 * seen[0]
+    run(PAIRS / "content" / "brad_pitt.jpg", PAIRS / "style" / "picasso_selfport1907.jpg",
+        backbone="vgg16-hed+efficientnet-lite0", size=128, iterations=15, scales=1, quiet=True,
+        callback=lambda s: seen.append(s.losses))
+    assert seen[-1]["total"] < 0.6 * seen[0]["total"] and seen[-1]["style"] < 0.5 * seen[0]["style"]
 
 
 def test_coarse_to_fine_schedule():

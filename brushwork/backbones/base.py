@@ -20,6 +20,7 @@ class Backbone(nn.Module):
     style_weights: dict[str, float] = {}
     style_gain: float = 1.0  # scales this backbone's style loss so one --style-weight gives a similar balance
     min_size: int = 32
+    pyramid_levels: int = 1  # how the optimize method should parameterize images for it (1 = raw pixels)
 
     def __init__(self, stages: list[tuple[str, nn.Module]]):
         super().__init__()

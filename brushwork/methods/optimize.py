@@ -36,13 +36,13 @@ class OptimizeOptions:
     content_layers: list[str] | None = None
     style_layers: list[str] | None = None
     style_loss: str = "gram"
-    iterations: int = 250
+    iterations: int = 200
     scales: int = 3
     scale_factor: float = 2.0
     iteration_decay: float = 0.4
     optimizer: str = "lbfgs"
     lr: float | None = None
-    pyramid_levels: int = 5
+    pyramid_levels: int | None = None
     init: str = "content"
     pooling: str = "max"
     style_scale: float = 1.0
@@ -58,8 +58,7 @@ class OptimizeOptions:
 PRESETS: dict[str, dict] = {
     "default": {},
     "fast": {"backbone": "efficientnet-lite0", "optimizer": "adam", "lr": 0.01, "iterations": 200},
-    "quality": {"backbone": "vgg16-hed+efficientnet-lite0", "iterations": 400, "scales": 4,
-                "scale_factor": math.sqrt(2), "iteration_decay": 0.5},
+    "quality": {"iterations": 400, "scales": 4, "scale_factor": math.sqrt(2), "iteration_decay": 0.5},
 }
 
 
@@ -75,7 +74,7 @@ def validate(opts: OptimizeOptions, n_styles: int) -> None:
         (opts.style_loss in losses.STYLE_LOSSES, f"--style-loss must be one of {', '.join(losses.STYLE_LOSSES)}"),
         (opts.optimizer in ("lbfgs", "adam"), "--optimizer must be lbfgs or adam"),
         (opts.lr is None or opts.lr > 0, "--lr must be positive"),
-        (1 <= opts.pyramid_levels <= 12, "--pyramid-levels must be between 1 and 12"),
+        (opts.pyramid_levels is None or 1 <= opts.pyramid_levels <= 12, "--pyramid-levels must be 1 to 12"),
         (opts.style_scale > 0, "--style-scale must be positive"),
         (opts.preserve_color in (None, "luminance", "histogram"), "--preserve-color must be luminance or histogram"),
         (opts.pooling in ("max", "avg"), "--pooling must be max or avg"),
@@ -270,6 +269,7 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
     schedule = scale_schedule(height, width, opts, min_size)
     check_fits(estimate_bytes(nets, height, width), device, f"stylizing at {width}×{height}")
     masks = _masks_for(masks, len(styles), content)
+    levels = opts.pyramid_levels or max(net.model.pyramid_levels for net in nets)
     blend = [w / sum(opts.style_blend) for w in opts.style_blend] if opts.style_blend else [1 / len(styles)] * len(
         styles)
 
@@ -296,7 +296,7 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
                          for s in styles]
         scaled_masks = [resize(m, (h, w)) for m in masks] if masks else None
         objective = Objective(nets, opts, resize(work_content, (h, w)), scaled_styles, blend, scaled_masks)
-        params = [p.requires_grad_(True) for p in to_pyramid(resize(image, (h, w)).clamp(0, 1), opts.pyramid_levels)]
+        params = [p.requires_grad_(True) for p in to_pyramid(resize(image, (h, w)).clamp(0, 1), levels)]
         optimizer = _optimizer(opts, params)
         bar.set_description(f"scale {index + 1}/{len(schedule)} {w}×{h}")
         for _ in range(iterations):
@@ -312,7 +312,7 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
             optimizer.step(closure)
             with torch.no_grad():  # project back onto valid images: clamp, then re-decompose
                 image = from_pyramid(params).clamp_(0, 1).detach()
-                for p, q in zip(params, to_pyramid(image, opts.pyramid_levels)):
+                for p, q in zip(params, to_pyramid(image, levels)):
                     p.copy_(q)
             step += 1
             bar.update(1)
@@ -326,6 +326,7 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
     if opts.preserve_color == "luminance":
         output = color.keep_chroma(output, resize(content, (h, w)))
     stats = {"losses": last, "scales": scale_stats, "iterations": step, "device": str(device),
+             "pyramid_levels": levels,
              "seconds": {"setup": round(setup_seconds, 3), "total": round(time.perf_counter() - started, 3)},
              "options": asdict(opts)}
     return Result(output.cpu(), stats)
