@@ -64,10 +64,14 @@ def iteration(backbone: str, size: int) -> dict:
 
 
 def end_to_end(preset: str, size: int) -> dict:
+    """A whole stylization of tubingen × starry_night, kept in out/ so that it can be looked at."""
     from brushwork.api import run
+    from brushwork.io import save_image
 
     start = time.perf_counter()
     result = run(CONTENT, STYLE, preset=preset, size=size, quiet=True)
+    Path("out").mkdir(exist_ok=True)
+    save_image(result.image, Path("out") / f"bench_{preset}_{size}.png")
     return {"seconds": time.perf_counter() - start, "losses": result.stats["losses"],
             "scales": [(s["size"], s["iterations"], s["seconds"]) for s in result.stats["scales"]]}
 
