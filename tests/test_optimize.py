@@ -5,7 +5,7 @@ import torch
 
 from brushwork import ConfigError, MaskError, SizeError
 from brushwork import color, losses
-from brushwork.api import run
+from brushwork.api import resolve_options, run
 from brushwork.backbones import create_backbone
 from brushwork.methods.optimize import OptimizeOptions, from_pyramid, scale_schedule, to_pyramid
 
@@ -59,6 +59,16 @@ def test_two_backbones_at_once():
         backbone="vgg16-hed+efficientnet-lite0", size=128, iterations=15, scales=1, quiet=True,
         callback=lambda s: seen.append(s.losses))
     assert seen[-1]["total"] < 0.6 * seen[0]["total"] and seen[-1]["style"] < 0.5 * seen[0]["style"]
+
+
+def test_presets_resolve_and_explicit_options_win():
+    assert resolve_options(preset="fast").backbone == "efficientnet-lite0"
+    quality = resolve_options(preset="quality", iterations=7)
+    assert quality.scales == 4 and quality.iterations == 7 and quality.backbone == "vgg16-hed"
+    with pytest.raises(ConfigError, match="unknown preset"):
+        resolve_options(preset="turbo")
+    with pytest.raises(ConfigError, match="unknown option"):
+        resolve_options(style_wieght=3)
 
 
 def test_coarse_to_fine_schedule():

@@ -255,6 +255,31 @@ def _optimizer(opts: OptimizeOptions, params: list[torch.Tensor]) -> torch.optim
                              tolerance_change=0.0)
 
 
+def _descend(objective: Objective, image: torch.Tensor, iterations: int, levels: int, opts: OptimizeOptions):
+    """Optimize one scale; yields (image, losses) after every iteration. The image is parameterized by a
+    Laplacian pyramid of `levels` levels (1 = raw pixels) and projected back onto [0, 1] after each step."""
+    params = [p.requires_grad_(True) for p in to_pyramid(image, levels)]
+    optimizer = _optimizer(opts, params)
+    last: dict[str, float] = {}
+
+    def closure():
+        nonlocal last
+        optimizer.zero_grad()
+        loss, last = objective(from_pyramid(params))
+        loss.backward()
+        for p in params:
+            p.grad = p.grad.contiguous()  # L-BFGS flattens gradients with view()
+        return loss
+
+    for _ in range(iterations):
+        optimizer.step(closure)
+        with torch.no_grad():
+            image = from_pyramid(params).clamp(0, 1)
+            for p, q in zip(params, to_pyramid(image, levels)):
+                p.copy_(q)
+        yield image, last
+
+
 def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions,
         masks: list[torch.Tensor] | None = None, callback: Callback | None = None) -> Result:
     """Stylize `content` (1×3×H×W in [0,1]) with `styles`; see OptimizeOptions for every option."""
@@ -291,29 +316,12 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
     step, scale_stats, last = 0, [], {}
     for index, (h, w, iterations) in enumerate(schedule):
         scale_start = time.perf_counter()
-        long_side = max(h, w)
-        scaled_styles = [resize(s, fit_long_side(*s.shape[-2:], max(8, round(long_side * opts.style_scale))))
+        scaled_styles = [resize(s, fit_long_side(*s.shape[-2:], max(8, round(max(h, w) * opts.style_scale))))
                          for s in styles]
         scaled_masks = [resize(m, (h, w)) for m in masks] if masks else None
         objective = Objective(nets, opts, resize(work_content, (h, w)), scaled_styles, blend, scaled_masks)
-        params = [p.requires_grad_(True) for p in to_pyramid(resize(image, (h, w)).clamp(0, 1), levels)]
-        optimizer = _optimizer(opts, params)
         bar.set_description(f"scale {index + 1}/{len(schedule)} {w}×{h}")
-        for _ in range(iterations):
-            def closure():
-                nonlocal last
-                optimizer.zero_grad()
-                loss, last = objective(from_pyramid(params))
-                loss.backward()
-                for p in params:
-                    p.grad = p.grad.contiguous()  # L-BFGS flattens gradients with view()
-                return loss
-
-            optimizer.step(closure)
-            with torch.no_grad():  # project back onto valid images: clamp, then re-decompose
-                image = from_pyramid(params).clamp_(0, 1).detach()
-                for p, q in zip(params, to_pyramid(image, levels)):
-                    p.copy_(q)
+        for image, last in _descend(objective, resize(image, (h, w)).clamp(0, 1), iterations, levels, opts):
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
