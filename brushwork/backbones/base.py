@@ -17,7 +17,7 @@ class Backbone(nn.Module):
     name: str = ""
     content_layers: tuple[str, ...] = ()
     style_layers: tuple[str, ...] = ()
-    style_weights: dict[str, float] = {}
+    style_weights: dict[str, float] = {}  # per style layer; a layer not named here weighs 1
     style_gain: float = 1.0  # scales this backbone's style loss so one --style-weight gives a similar balance
     min_size: int = 32
     pyramid_levels: int = 1  # how the optimize method should parameterize images for it (1 = raw pixels)
