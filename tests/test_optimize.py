@@ -7,7 +7,8 @@ from brushwork import ConfigError, MaskError, SizeError
 from brushwork import color, losses
 from brushwork.api import resolve_options, run
 from brushwork.backbones import create_backbone
-from brushwork.methods.optimize import OptimizeOptions, from_pyramid, scale_schedule, to_pyramid
+from brushwork.methods.optimize import (OptimizeOptions, build_nets, estimate_bytes, from_pyramid, scale_schedule,
+                                       to_pyramid)
 
 FAST = dict(size=64, iterations=25, scales=1, quiet=True)
 PAIRS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pairs"
@@ -69,6 +70,17 @@ def test_presets_resolve_and_explicit_options_win():
         resolve_options(preset="turbo")
     with pytest.raises(ConfigError, match="unknown option"):
         resolve_options(style_wieght=3)
+
+
+def test_memory_estimate_matches_measurement_and_counts_efficientnet_internals():
+    """11.25 GiB was the measured peak of the default preset at 2048×1536 (bench/RESULTS.md). EfficientNet keeps
+    6×-expanded tensors inside its blocks, so per pixel it needs about what VGG16 does, not a tenth of it."""
+    vgg = build_nets(OptimizeOptions(), torch.device("cpu"))
+    assert 0.8 < estimate_bytes(vgg, 1536, 2048, OptimizeOptions(), 1) / 2**30 / 11.25 < 1.25
+    lite = build_nets(OptimizeOptions(backbone="efficientnet-lite0"), torch.device("cpu"))
+    ratio = estimate_bytes(lite, 1024, 1024, OptimizeOptions(optimizer="adam"), 5) / estimate_bytes(
+        vgg, 1024, 1024, OptimizeOptions(optimizer="adam"), 1)
+    assert ratio > 0.7
 
 
 def test_coarse_to_fine_schedule():
