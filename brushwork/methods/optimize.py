@@ -270,7 +270,7 @@ def _optimizer(opts: OptimizeOptions, params: list[torch.Tensor]) -> torch.optim
                              tolerance_grad=0.0, tolerance_change=0.0)
 
 
-def _descend(objective: Objective, image: torch.Tensor, iterations: int, levels: int, opts: OptimizeOptions):
+def descend(objective: Objective, image: torch.Tensor, iterations: int, levels: int, opts: OptimizeOptions):
     """Optimize one scale; yields (image, losses) after every iteration. The image is parameterized by a
     Laplacian pyramid of `levels` levels (1 = raw pixels) and projected back onto [0, 1] after each step."""
     params = [p.requires_grad_(True) for p in to_pyramid(image, levels)]
@@ -336,7 +336,7 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
         scaled_masks = [resize(m, (h, w)) for m in masks] if masks else None
         objective = Objective(nets, opts, resize(work_content, (h, w)), scaled_styles, blend, scaled_masks)
         bar.set_description(f"scale {index + 1}/{len(schedule)} {w}×{h}")
-        for image, last in _descend(objective, resize(image, (h, w)).clamp(0, 1), iterations, levels, opts):
+        for image, last in descend(objective, resize(image, (h, w)).clamp(0, 1), iterations, levels, opts):
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
