@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__, api, io
+from . import __version__, api, evaluation, io, metrics
 from .backbones import describe_backbones
 from .errors import BrushworkError, ConfigError
 from .methods import Step, get_method, method_names
@@ -70,6 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--save-every", type=int, default=0, metavar="N", help="also save the image every N iterations")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    e = sub.add_parser("eval", help="grade stylized images: content and style fidelity, set-level scores")
+    e.add_argument("outputs", nargs="*", metavar="output", help="stylized image(s); with --pairs, also folders "
+                                                               "of images named CONTENT__STYLE.png")
+    e.add_argument("--content", help="the content image the outputs were made from")
+    e.add_argument("--style", help="the style image the outputs were made with")
+    e.add_argument("--pairs", metavar="DIR", help="a folder with content/ and style/; outputs named "
+                                                  "CONTENT__STYLE.png are looked up there (default: DIR itself)")
+    e.add_argument("--backbone", help="grading backbone (default: one that made none of the outputs, "
+                                      "from their sidecars)")
+    e.add_argument("--weights", help="weights file for the grading backbone")
+    e.add_argument("--size", type=int, help="grade at this long side (default: the content's size)")
+    e.add_argument("--json", action="store_true", help="print the report as JSON")
+
     b = sub.add_parser("backbones", help="list backbones, their layers and whether their weights are present")
     b.add_argument("--json", action="store_true")
     sub.add_parser("methods", help="list methods and their presets")
@@ -104,6 +117,48 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     return 0
 
 
+METRIC_HEADERS = {"ssim": "ssim", "ms_ssim": "ms_ssim", "content": "content", "lpips_unweighted": "lpips_unw",
+                  "gram": "gram", "mean_std": "mean_std", "wasserstein": "w2", "color": "color_lab"}
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    if args.pairs:
+        if args.content or args.style:
+            raise ConfigError("--pairs takes contents and styles from DIR; leave out --content and --style")
+        triples = evaluation.pair_triples(args.pairs, args.outputs)
+        labels = [f"{Path(c).stem} × {Path(s).stem}" for _, c, s in triples]
+    else:
+        if not (args.content and args.style and args.outputs):
+            raise ConfigError("eval needs --content C --style S OUTPUT [OUTPUT ...], or --pairs DIR")
+        triples = [(o, args.content, args.style) for o in args.outputs]
+        labels = list(args.outputs)
+    width = max(len(label) for label in labels + ["pair"])
+    label_of = {str(o): label for (o, _, _), label in zip(triples, labels)}
+
+    def print_row(row: dict) -> None:
+        cells = "".join(f"{row[k]:>11.4f}" for k in metrics.PAIR_METRICS)
+        print(f"{label_of[row['output']]:<{width}}{cells}", flush=True)
+
+    if not args.json:
+        print("higher is better: ssim, ms_ssim; lower is better: the others")
+        print(f"{'pair' if args.pairs else 'output':<{width}}" + "".join(f"{METRIC_HEADERS[k]:>11}"
+                                                                      for k in metrics.PAIR_METRICS))
+    report = evaluation.evaluate_triples(triples, args.backbone, args.weights, args.size,
+                                         on_row=None if args.json else print_row)
+    for note in report.notes:
+        print(f"brushwork: note: {note}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+        return 0
+    made = ", ".join(report.made_with) or "unknown (no sidecars)"
+    print(f"graded with {report.backbone}; outputs made with {made}")
+    scores = report.set_scores
+    if "frechet" in scores:
+        print(f"set of {scores['outputs']} outputs against {scores['styles']} style(s): "
+              f"frechet {scores['frechet']:.4f}, art_fid {scores['art_fid']:.4f}")
+    return 0
+
+
 def cmd_backbones(args: argparse.Namespace) -> int:
     rows = describe_backbones()
     if args.json:
@@ -127,7 +182,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"stylize": cmd_stylize, "backbones": cmd_backbones, "methods": cmd_methods}[args.command]
+    handler = {"stylize": cmd_stylize, "eval": cmd_eval, "backbones": cmd_backbones,
+               "methods": cmd_methods}[args.command]
     try:
         return handler(args)
     except BrushworkError as e:

@@ -1,5 +1,5 @@
-"""Colour handling shared by every method: a luminance/chroma split (YCbCr, BT.601 full range as in JPEG) and a
-linear colour transfer that matches mean and covariance of RGB pixels."""
+"""Colour handling shared by every method: a luminance/chroma split (YCbCr, BT.601 full range as in JPEG), CIELAB
+for colour metrics, and a linear colour transfer that matches mean and covariance of RGB pixels."""
 
 from __future__ import annotations
 
@@ -46,6 +46,22 @@ def keep_chroma(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     ycc = rgb_to_ycbcr(content)
     ycc = torch.cat([luminance(stylized), ycc[:, 1:]], dim=1)
     return ycbcr_to_rgb(ycc).clamp(0, 1)
+
+
+_RGB_TO_XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
+                            [0.2126729, 0.7151522, 0.0721750],
+                            [0.0193339, 0.1191920, 0.9503041]])
+_D65_WHITE = torch.tensor([0.95047, 1.0, 1.08883])
+
+
+def rgb_to_lab(img: torch.Tensor) -> torch.Tensor:
+    """N×3×H×W sRGB in [0,1] → CIELAB (D65): L in [0,100], a and b roughly in [-110,110]. Distances in Lab
+    track perceived colour difference far better than distances in RGB."""
+    linear = torch.where(img > 0.04045, ((img + 0.055) / 1.055).pow(2.4), img / 12.92)
+    xyz = torch.einsum("ij,njhw->nihw", _RGB_TO_XYZ.to(img), linear) / _D65_WHITE.to(img).view(1, 3, 1, 1)
+    delta = 6 / 29
+    f = torch.where(xyz > delta ** 3, xyz.clamp_min(1e-12).pow(1 / 3), xyz / (3 * delta ** 2) + 4 / 29)
+    return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], dim=1)
 
 
 def _sym_sqrt(cov: torch.Tensor, inverse: bool = False) -> torch.Tensor:

@@ -21,6 +21,8 @@ class Backbone(nn.Module):
     style_gain: float = 1.0  # scales this backbone's style loss so one --style-weight gives a similar balance
     min_size: int = 32
     pyramid_levels: int = 1  # how the optimize method should parameterize images for it (1 = raw pixels)
+    perceptual_layers: tuple[str, ...] = ()  # the last tap at each resolution: what perceptual metrics compare
+    pooled_layer: str = ""  # the deepest tap, globally pooled into one vector per image for set-level metrics
 
     def __init__(self, stages: list[tuple[str, nn.Module]]):
         super().__init__()

@@ -59,6 +59,8 @@ class EfficientNetLite0(Backbone):
     style_gain = 1 / 3  # its relative style losses run about 3× VGG16's for the same look (tuned by eye)
     content_layers = ("block8",)
     style_layers = ("stem", "block1", "block3", "block5", "block8", "block11")
+    perceptual_layers = ("block0", "block2", "block4", "block10", "block15")
+    pooled_layer = "head"
 
     def __init__(self):
         stages: list[tuple[str, nn.Module]] = [("stem", nn.Sequential(*conv_bn(3, 32, 3, 2)))]

@@ -47,6 +47,8 @@ class VGG(Backbone):
                 in_ch = ch
         super().__init__(stages)
         self.depth, self.preprocess, self.pooling = depth, preprocess, pooling
+        self.perceptual_layers = tuple(f"relu{b + 1}_{n}" for b, n in enumerate(BLOCKS[depth]))
+        self.pooled_layer = self.perceptual_layers[-1]
         self.input_conv = nn.Conv2d(3, 3, 1) if preprocess == "conv" else None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
