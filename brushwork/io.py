@@ -136,11 +136,20 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, 
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, write) -> None:
+    """Write to a temporary file beside `path`, then rename, so a crash never leaves half a file. mkstemp makes
+    the file private (0600); give it the permissions a plain open() would have."""
     fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,3 +1,6 @@
+import os
+import stat
+
 import numpy as np
 import pytest
 import torch
@@ -60,6 +63,11 @@ def test_save_is_atomic_and_checks_the_path(tmp_path):
         save_image(img, tmp_path / "nope" / "o.png")
     save_json({"a": 1}, tmp_path / "s.json")
     assert (tmp_path / "s.json").read_text().strip().startswith("{")
+    mask = os.umask(0o022)
+    try:
+        assert stat.S_IMODE(save_image(img, tmp_path / "p.png").stat().st_mode) == 0o644  # not mkstemp's 0600
+    finally:
+        os.umask(mask)
 
 
 def test_fit_long_side_keeps_aspect():
