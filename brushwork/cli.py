@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from . import __version__, api, evaluation, io, metrics
 from .backbones import describe_backbones
 from .errors import BrushworkError, ConfigError
 from .methods import Step, get_method, method_names
+from .train.loop import TrainConfig
 
 
 def _floats(text: str) -> list[float]:
@@ -65,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--style-blend", type=_floats, help="blend weights, one per style, e.g. 0.7,0.3")
     s.add_argument("--mask", nargs="+", dest="masks", help="one mask image per style: white = that style's region")
     s.add_argument("--preserve-color", help="luminance | histogram")
+    s.add_argument("--model", help="adain: a shipped decoder name or a decoder file from `brushwork train adain`")
+    s.add_argument("--alpha", type=float, help="adain: style strength from 0 (content) to 1 (full style, default)")
     s.add_argument("--seed", type=int)
     s.add_argument("--device", help="auto (default) | cpu | cuda")
     s.add_argument("--save-every", type=int, default=0, metavar="N", help="also save the image every N iterations")
@@ -83,6 +87,32 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--size", type=int, help="grade at this long side (default: the content's size)")
     e.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    t = sub.add_parser("train", help="train a feed-forward model")
+    methods = t.add_subparsers(dest="train_method", required=True, parser_class=Parser)
+    a = methods.add_parser("adain", help="train an AdaIN decoder on folders of photos and paintings")
+    a.add_argument("--content-dir", required=True, help="photos, read recursively")
+    a.add_argument("--style-dir", required=True, help="paintings, read recursively")
+    a.add_argument("--backbone", default="vgg16-hed", help="the frozen encoder (default vgg16-hed)")
+    a.add_argument("--weights", help="weights file for the encoder")
+    a.add_argument("--style-weight", type=float, default=10.0, help="style loss weight (paper: 10)")
+    defaults = TrainConfig()
+    for name, kind, text in [("out", str, "run directory"), ("steps", int, "total training steps"),
+                             ("batch-size", int, "images per step"), ("size", int, "random crop size"),
+                             ("short-side", int, "images are resized to this short side before cropping"),
+                             ("lr", float, "Adam learning rate"), ("lr-decay", float, "lr / (1 + decay · step)"),
+                             ("clip", float, "max gradient norm (0 = off)"),
+                             ("precision", str, "32 | bf16-mixed | 16-mixed (mixed precision needs a GPU)"),
+                             ("device", str, "auto | cpu | cuda"), ("devices", int, "GPUs to use (DDP)"),
+                             ("workers", int, "data loader processes"), ("seed", int, "seed for data and weights"),
+                             ("checkpoint-every", int, "steps between checkpoints (also saved on exit)"),
+                             ("preview-every", int, "steps between preview grids"),
+                             ("log-every", int, "steps between metrics.csv rows"),
+                             ("time-limit", float, "stop and checkpoint after this many seconds (0 = none)")]:
+        default = getattr(defaults, name.replace("-", "_"))
+        a.add_argument(f"--{name}", type=kind, default=default, help=f"{text} (default {default})")
+    a.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    a.add_argument("--quiet", action="store_true", help="no progress bar")
+
     b = sub.add_parser("backbones", help="list backbones, their layers and whether their weights are present")
     b.add_argument("--json", action="store_true")
     sub.add_parser("methods", help="list methods and their presets")
@@ -92,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 STYLIZE_OPTIONS = ("size", "backbone", "weights", "content_weight", "style_weight", "tv_weight", "content_layers",
                    "style_layers", "style_loss", "iterations", "scales", "scale_factor", "optimizer", "lr",
                    "pyramid_levels", "init",
-                   "pooling", "style_scale", "style_blend", "preserve_color", "seed", "device")
+                   "pooling", "style_scale", "style_blend", "preserve_color", "seed", "device", "model", "alpha")
 
 
 def _intermediate_saver(output: Path, every: int):
@@ -106,7 +136,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if args.save_every < 0:
         raise ConfigError("--save-every must be >= 0")
-    options = {name: getattr(args, name) for name in STYLIZE_OPTIONS}
+    options = {name: getattr(args, name) for name in STYLIZE_OPTIONS if getattr(args, name) is not None}
     callback = _intermediate_saver(output, args.save_every) if args.save_every else None
     result = api.stylize_file(args.content, args.styles, output, method=args.method, preset=args.preset,
                               masks=args.masks, callback=callback, quiet=args.quiet or None, **options)
@@ -159,6 +189,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import adain_task, train
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    cfg.validate()
+    task = adain_task(args.content_dir, args.style_dir, cfg, args.backbone, args.style_weight, args.weights)
+    summary = train(task, cfg)
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
+    state = "finished" if summary["step"] >= cfg.steps else "stopped; continue with --resume"
+    print(f"{cfg.out}: step {summary['step']}/{cfg.steps} ({state}), {summary['segment_steps']} steps this run, "
+          f"{losses}")
+    return 0
+
+
 def cmd_backbones(args: argparse.Namespace) -> int:
     rows = describe_backbones()
     if args.json:
@@ -182,7 +227,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"stylize": cmd_stylize, "eval": cmd_eval, "backbones": cmd_backbones,
+    handler = {"stylize": cmd_stylize, "eval": cmd_eval, "train": cmd_train, "backbones": cmd_backbones,
                "methods": cmd_methods}[args.command]
     try:
         return handler(args)

@@ -61,4 +61,4 @@ def method_names() -> list[str]:
     return list(REGISTRY)
 
 
-from . import optimize  # noqa: E402,F401  (registers itself)
+from . import adain, optimize  # noqa: E402,F401  (they register themselves)

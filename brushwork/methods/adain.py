@@ -1,0 +1,158 @@
+"""The `adain` method (Huang & Belongie 2017): any style in one forward pass. Encode content and style, give the
+content features the style's channel statistics, decode. Alpha trades style for content, blends mix the AdaIN
+targets of several styles, and masks apply each style's statistics to its own region."""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .. import color
+from ..errors import ConfigError, MaskError, WeightsError
+from ..io import fit_long_side, resize
+from ..resources import resolve_device
+from . import Callback, MethodSpec, Result, register_method
+from .adain_model import AdaINNet, adain, load_decoder
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+PRETRAINED = {"adain-vgg16-hed": MODELS_DIR / "adain-vgg16-hed.safetensors"}
+DEFAULT_MODEL = "adain-vgg16-hed"
+
+
+@dataclass
+class AdaINOptions:
+    """Every knob of the adain method."""
+
+    size: int = 512
+    model: str = DEFAULT_MODEL
+    weights: str | None = None
+    alpha: float = 1.0
+    style_scale: float = 1.0
+    style_blend: list[float] | None = None
+    preserve_color: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    quiet: bool = False
+
+
+def resolve_model(model: str) -> Path:
+    """A shipped decoder's file by name, or a path to one trained with `brushwork train adain`."""
+    if model in PRETRAINED:
+        if not PRETRAINED[model].is_file():
+            raise WeightsError(f"the {model} decoder is not shipped in this version (it needs GPU training); "
+                               f"pass --model PATH to a decoder trained with `brushwork train adain`")
+        return PRETRAINED[model]
+    path = Path(model)
+    if not path.is_file():
+        raise WeightsError(f"unknown adain model '{model}': not a shipped name ({', '.join(PRETRAINED)}) or a file")
+    return path
+
+
+@functools.lru_cache(maxsize=2)
+def load_net(path: str, weights: str | None = None) -> AdaINNet:
+    """The encoder named in the decoder file's metadata with the trained decoder loaded, frozen for inference."""
+    tensors, meta = load_decoder(path)
+    net = AdaINNet(meta.get("backbone", "vgg16-hed"), weights)
+    try:
+        net.decoder.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        raise WeightsError(f"{path} does not fit the adain decoder: {str(e).splitlines()[0]}") from None
+    return net.eval().requires_grad_(False)
+
+
+class AdaINStylizer:
+    """Reusable inference: encode a style once with `encode_style`, then stylize many contents with it."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", weights: str | None = None):
+        self.device = resolve_device(device)
+        self.net = load_net(str(resolve_model(model)), weights).to(self.device)
+
+    def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Reflect-pad to a multiple of the encoder's stride so the decoder returns the same size."""
+        h, w = x.shape[-2:]
+        s = self.net.stride
+        ph, pw = (-h) % s, (-w) % s
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+        return x, (h, w)
+
+    @torch.no_grad()
+    def encode_style(self, style: torch.Tensor) -> torch.Tensor:
+        """AdaIN-layer features of a style image (1×3×H×W in [0,1]); any size."""
+        return self.net.encode(self._pad(style.to(self.device))[0])[self.net.layer]
+
+    @torch.no_grad()
+    def stylize(self, content: torch.Tensor, styles: list[torch.Tensor], weights: list[float] | None = None,
+                masks: list[torch.Tensor] | None = None, alpha: float = 1.0) -> torch.Tensor:
+        """Decode the AdaIN target of `content` for encoded `styles` (from encode_style): a weighted blend, or
+        with masks (1×1×H×W, the content's size) each style on its own region."""
+        padded, (h, w) = self._pad(content.to(self.device))
+        fc = self.net.encode(padded)[self.net.layer]
+        if masks:
+            small = [F.interpolate(self._pad(m.to(self.device))[0], size=fc.shape[-2:], mode="area") for m in masks]
+            total = sum(small).clamp_min(1e-6)
+            target = sum(m / total * adain(fc, fs, m) for m, fs in zip(small, styles))
+        else:
+            weights = weights or [1 / len(styles)] * len(styles)
+            target = sum(wt * adain(fc, fs) for wt, fs in zip(weights, styles))
+        out = self.net.decoder(alpha * target + (1 - alpha) * fc)
+        return out[..., :h, :w].clamp(0, 1)
+
+
+def validate(opts: AdaINOptions, n_styles: int, masks: list[torch.Tensor] | None) -> None:
+    checks = [(opts.size >= 8, "--size must be at least 8 pixels"),
+              (0.0 <= opts.alpha <= 1.0, "--alpha must be between 0 and 1"),
+              (opts.style_scale > 0, "--style-scale must be positive"),
+              (opts.preserve_color in (None, "luminance", "histogram"), "--preserve-color must be luminance or "
+                                                                       "histogram")]
+    if opts.style_blend is not None:
+        checks += [(len(opts.style_blend) == n_styles, f"--style-blend needs {n_styles} weights, one per style"),
+                   (all(v >= 0 for v in opts.style_blend) and sum(opts.style_blend) > 0,
+                    "--style-blend weights must be >= 0 and not all zero")]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    if masks is not None and len(masks) != n_styles:
+        raise MaskError(f"got {len(masks)} masks for {n_styles} styles: give one mask per style")
+
+
+def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
+        masks: list[torch.Tensor] | None = None, callback: Callback | None = None) -> Result:
+    """Stylize `content` (1×3×H×W in [0,1]) in one pass; see AdaINOptions."""
+    validate(opts, len(styles), masks)
+    started = time.perf_counter()
+    torch.manual_seed(opts.seed)
+    stylizer = AdaINStylizer(opts.model, opts.device, opts.weights)
+    height, width = fit_long_side(*content.shape[-2:], opts.size)
+    work = resize(content, (height, width))
+    style_side = max(8, round(max(height, width) * opts.style_scale))
+    styles = [resize(s, fit_long_side(*s.shape[-2:], style_side)) for s in styles]
+    if opts.preserve_color == "histogram":
+        styles = [color.match_color(s, work) for s in styles]
+    elif opts.preserve_color == "luminance":
+        styles = [color.match_luminance(s, work) for s in styles]
+        work = color.gray(work)
+    if masks is not None:
+        masks = [resize(m, (height, width)) for m in masks]
+    setup = time.perf_counter()
+    codes = [stylizer.encode_style(s) for s in styles]
+    encoded = time.perf_counter()
+    blend = [w / sum(opts.style_blend) for w in opts.style_blend] if opts.style_blend else None
+    output = stylizer.stylize(work, codes, blend, masks, opts.alpha).cpu()
+    if opts.preserve_color == "luminance":
+        output = color.keep_chroma(output, resize(content, (height, width)))
+    done = time.perf_counter()
+    stats = {"device": str(stylizer.device), "model": str(resolve_model(opts.model)),
+             "seconds": {"setup": round(setup - started, 3), "encode_styles": round(encoded - setup, 3),
+                         "stylize": round(done - encoded, 3), "total": round(done - started, 3)},
+             "options": asdict(opts)}
+    return Result(output, stats)
+
+
+register_method(MethodSpec("adain", "Huang & Belongie 2017: any style in one pass (AdaIN + trained decoder)",
+                           AdaINOptions, {"default": {}}, run))

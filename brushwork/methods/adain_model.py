@@ -1,0 +1,107 @@
+"""AdaIN (Huang & Belongie 2017) building blocks: the AdaIN operation, the decoder that mirrors an encoder, and the
+encoder–decoder network with its training losses. Shared by the `adain` method and `brushwork train adain`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from .. import losses
+from ..backbones import Backbone, create_backbone
+from ..errors import WeightsError
+
+# Per encoder: the AdaIN layer, the style-loss layers (the paper's relu1_1 … relu4_1) and the layer stride.
+ENCODERS = {"vgg16-hed": ("relu4_1", ("relu1_1", "relu2_1", "relu3_1", "relu4_1"), 8)}
+
+
+def adain(content: torch.Tensor, style: torch.Tensor, content_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Give content features (N×C×H×W) the per-channel mean and std of the style features. The std carries a
+    small epsilon, so flat regions (zero variance) stay finite. With a soft mask (N×1×h×w, any size), the content
+    statistics are taken over the masked region only: the paper's spatial control."""
+    c_mean, c_std = _stats(content, content_mask)
+    s_mean, s_std = _stats(style)
+    return (content - c_mean[..., None, None]) / c_std[..., None, None] * s_std[..., None, None] \
+        + s_mean[..., None, None]
+
+
+def _stats(feat: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    return losses.mean_std(feat, losses.position_weights(mask, feat))
+
+
+def _conv(in_ch: int, out_ch: int, relu: bool = True) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(in_ch, out_ch, 3)]
+    return layers + [nn.ReLU()] if relu else layers
+
+
+def vgg_decoder(depth: int = 16) -> nn.Sequential:
+    """The mirror of VGG up to relu4_1: nearest-neighbour upsampling, reflection padding, no normalization."""
+    block3 = 3 if depth == 16 else 4
+    layers = [*_conv(512, 256), nn.Upsample(scale_factor=2, mode="nearest")]
+    for _ in range(block3 - 1):
+        layers += _conv(256, 256)
+    layers += [*_conv(256, 128), nn.Upsample(scale_factor=2, mode="nearest"), *_conv(128, 128), *_conv(128, 64),
+               nn.Upsample(scale_factor=2, mode="nearest"), *_conv(64, 64), *_conv(64, 3, relu=False)]
+    return nn.Sequential(*layers)
+
+
+class AdaINNet(nn.Module):
+    """A frozen encoder (a registered backbone up to its AdaIN layer) and a trainable decoder."""
+
+    def __init__(self, backbone: str = "vgg16-hed", weights: str | None = None, seed: int = 0):
+        super().__init__()
+        if backbone not in ENCODERS:
+            raise WeightsError(f"adain has no decoder design for backbone '{backbone}'; use {', '.join(ENCODERS)}")
+        self.backbone_name = backbone
+        self.layer, self.style_layers, self.stride = ENCODERS[backbone]
+        self.encoder: Backbone = create_backbone(backbone, weights)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # the decoder's initial weights are part of what a training seed reproduces
+            self.decoder = vgg_decoder(16)
+
+    def encode(self, x: torch.Tensor, layers: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        return self.encoder(x, layers or (self.layer,))
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+        """Decode AdaIN(content, style) blended with the content features by alpha (1 = full style)."""
+        fc = self.encode(content)[self.layer]
+        fs = self.encode(style)[self.layer]
+        t = adain(fc, fs)
+        return self.decoder(alpha * t + (1 - alpha) * fc)
+
+    def training_losses(self, content: torch.Tensor, style: torch.Tensor, style_weight: float
+                        ) -> dict[str, torch.Tensor]:
+        """The paper's objective: content = MSE between the output's features and the AdaIN target; style = sum
+        over relu1_1 … relu4_1 of the MSE between channel means plus the MSE between channel stds."""
+        with torch.no_grad():
+            fc = self.encode(content)[self.layer]
+            fs = self.encode(style, self.style_layers)
+            target = adain(fc, fs[self.layer])
+        out = self.decoder(target)
+        fo = self.encode(out, self.style_layers)
+        content_loss = F.mse_loss(fo[self.layer], target)
+        style_loss = sum(F.mse_loss(a, b) for k in self.style_layers
+                         for a, b in zip(_stats(fo[k]), _stats(fs[k])))
+        total = content_loss + style_weight * style_loss
+        return {"total": total, "content": content_loss.detach(), "style": style_loss.detach(), "output": out}
+
+
+def save_decoder(decoder: nn.Module, path: str | Path, metadata: dict[str, str], half: bool = False) -> None:
+    """Decoder weights in safetensors (optionally fp16), with the encoder and recipe as string metadata."""
+    tensors = {k: (v.half() if half else v).contiguous().cpu() for k, v in decoder.state_dict().items()}
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def load_decoder(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Decoder tensors (as fp32) and metadata from a safetensors file, with a clear error for a bad file."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k).float() for k in f.keys()}, dict(f.metadata() or {})
+    except FileNotFoundError:
+        raise WeightsError(f"decoder weights not found: {path}") from None
+    except Exception as e:  # safetensors raises its own error types for truncated or foreign files
+        raise WeightsError(f"{path} is not a safetensors decoder file: {str(e).splitlines()[0]}") from None

@@ -1,0 +1,7 @@
+"""Training for the feed-forward methods: one Fabric loop (loop.py), deterministic image-folder data (data.py) and
+one task per method."""
+
+from .adain import adain_task
+from .loop import TrainConfig, TrainTask, train
+
+__all__ = ["TrainConfig", "TrainTask", "adain_task", "train"]

@@ -1,0 +1,114 @@
+"""Training data: image folders read recursively, resized and randomly cropped as in the AdaIN paper (short side
+512, crop 256). Every sample is a pure function of (seed, sample index), so a run resumes exactly at any step,
+whatever the number of worker processes."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..errors import ConfigError
+
+SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def _warn(message: str) -> None:
+    print(f"brushwork: warning: {message}", file=sys.stderr)
+
+
+def scan_images(root: str | Path, min_side: int) -> list[Path]:
+    """Image files under `root` (recursively, sorted) whose header reads and whose short side is at least
+    `min_side`; every skipped file gets one warning."""
+    folder = Path(root)
+    if not folder.is_dir():
+        raise ConfigError(f"not a folder: {folder}")
+    kept = []
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()):
+        try:
+            with Image.open(path) as img:
+                size = img.size
+        except (OSError, ValueError) as e:
+            _warn(f"skipping {path}: not a readable image ({e.__class__.__name__})")
+            continue
+        if min(size) < min_side:
+            _warn(f"skipping {path}: {size[0]}×{size[1]} is smaller than {min_side} px on the short side")
+            continue
+        kept.append(path)
+    if not kept:
+        raise ConfigError(f"no usable images in {folder} (need .jpg/.png/... at least {min_side} px on the short side)")
+    return kept
+
+
+class RandomCrops(Dataset):
+    """Sample k: the image at position k mod n of the permutation for epoch k // n, with its short side resized
+    to `short_side` and a random `size`×`size` crop, both seeded by (seed, k)."""
+
+    def __init__(self, files: list[Path], size: int = 256, short_side: int = 512, seed: int = 0):
+        if short_side < size:
+            raise ConfigError(f"the resize side ({short_side}) must be at least the crop size ({size})")
+        self.files, self.size, self.short_side, self.seed = files, size, short_side, seed
+        self.failed: set[Path] = set()
+
+    def __len__(self) -> int:
+        return 2 ** 62
+
+    @functools.lru_cache(maxsize=2)
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.files))
+
+    def __getitem__(self, k: int) -> torch.Tensor:
+        epoch, pos = divmod(k, len(self.files))
+        order = self._order(epoch)
+        for shift in range(len(self.files)):
+            path = self.files[order[(pos + shift) % len(self.files)]]
+            try:
+                with Image.open(path) as img:
+                    img = img.convert("RGB")
+                    w, h = img.size
+                    scale = self.short_side / min(w, h)
+                    img = img.resize((max(self.short_side, round(w * scale)), max(self.short_side, round(h * scale))),
+                                     Image.Resampling.BILINEAR, reducing_gap=3.0)
+            except (OSError, ValueError) as e:
+                if path not in self.failed:
+                    self.failed.add(path)
+                    _warn(f"skipping {path}: cannot decode it ({e.__class__.__name__})")
+                continue
+            rng = np.random.default_rng([self.seed, k, 1])
+            x = int(rng.integers(0, img.size[0] - self.size + 1))
+            y = int(rng.integers(0, img.size[1] - self.size + 1))
+            crop = np.asarray(img.crop((x, y, x + self.size, y + self.size)), dtype=np.float32) / 255.0
+            return torch.from_numpy(crop).permute(2, 0, 1).contiguous()
+        raise ConfigError("no image in the training folder could be decoded")
+
+
+class StepSampler(Sampler[int]):
+    """Sample indices forever: step s on rank r of w takes samples (s·w + r)·B … (s·w + r)·B + B − 1, so every
+    rank sees different images and resuming at step s continues the exact sequence."""
+
+    def __init__(self, first_step: int, batch_size: int, rank: int = 0, world: int = 1):
+        self.first_step, self.batch_size, self.rank, self.world = first_step, batch_size, rank, world
+
+    def __iter__(self) -> Iterator[int]:
+        step = self.first_step
+        while True:
+            base = (step * self.world + self.rank) * self.batch_size
+            yield from range(base, base + self.batch_size)
+            step += 1
+
+    def __len__(self) -> int:
+        return 2 ** 62
+
+
+def batches(dataset: RandomCrops, batch_size: int, first_step: int, workers: int, rank: int = 0,
+            world: int = 1) -> Iterator[torch.Tensor]:
+    """An endless stream of batches starting at `first_step`."""
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=StepSampler(first_step, batch_size, rank, world),
+                        num_workers=workers, persistent_workers=workers > 0, drop_last=True)
+    return iter(loader)

@@ -1,0 +1,256 @@
+"""The one training loop every feed-forward method uses, on Lightning Fabric: CPU or GPUs (DDP with no code change),
+mixed precision, gradient clipping, the AdaIN paper's learning-rate decay, and checkpoints that resume exactly.
+
+A run directory holds:
+  checkpoint/model.safetensors        the trainable weights (fp32)
+  checkpoint/optimizer-NNN.safetensors the optimizer state, in shards of at most 16 MiB
+  checkpoint/optimizer.json, state.json param groups; step, config and timings
+  metrics.csv                          one row per logged step (and TensorBoard events if it is installed)
+  previews/step_NNNNNNN.png            content | style | output for a few samples of a batch
+  NAME.safetensors                     the final weights in fp16 with their recipe, ready to ship
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from .. import io
+from ..errors import ConfigError, WeightsError
+from .data import RandomCrops, batches
+
+SHARD_BYTES = 16 * 2 ** 20
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+
+
+@dataclass
+class TrainConfig:
+    """Loop settings shared by every method; a method's own settings live in its task."""
+
+    out: str = "runs/train"
+    steps: int = 160_000
+    batch_size: int = 8
+    size: int = 256
+    short_side: int = 512
+    lr: float = 1e-4
+    lr_decay: float = 5e-5  # lr / (1 + lr_decay · step), as in the AdaIN reference code
+    clip: float = 0.0  # max gradient norm; 0 = no clipping
+    precision: str = "32"
+    device: str = "auto"
+    devices: int = 1
+    workers: int = 2
+    seed: int = 0
+    checkpoint_every: int = 500
+    preview_every: int = 500
+    log_every: int = 10
+    time_limit: float = 0.0  # seconds; stop and checkpoint before this much wall time (0 = none)
+    resume: bool = False
+    quiet: bool = False
+
+    def validate(self) -> None:
+        checks = [(self.steps >= 1, "--steps must be at least 1"), (self.batch_size >= 1, "--batch-size must be >= 1"),
+                  (self.size >= 16, "--size must be at least 16"), (self.lr > 0, "--lr must be positive"),
+                  (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
+                  (self.clip >= 0 and self.lr_decay >= 0 and self.time_limit >= 0, "negative clip, decay or limit"),
+                  (min(self.checkpoint_every, self.preview_every, self.log_every) >= 1, "intervals must be >= 1"),
+                  (self.workers >= 0 and self.devices >= 1, "--workers must be >= 0 and --devices >= 1")]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+@dataclass
+class TrainTask:
+    """What a method trains: `module(**batch)` returns {"total": loss, other scalar losses…, "output": images};
+    `trainable` is the part that is saved; `datasets` name the batch's entries."""
+
+    name: str
+    module: nn.Module
+    trainable: nn.Module
+    datasets: dict[str, RandomCrops]
+    metadata: dict[str, str]
+
+
+def _fabric(cfg: TrainConfig):
+    from lightning_fabric import Fabric
+
+    accelerator = {"auto": "auto", "cpu": "cpu", "cuda": "cuda", "mps": "mps"}.get(cfg.device)
+    if accelerator is None:
+        raise ConfigError(f"unknown device '{cfg.device}'; use auto, cpu or cuda")
+    if cfg.precision != "32" and accelerator == "cpu":
+        raise ConfigError("mixed precision is for GPUs: on CPU, bf16 runs hundreds of times slower than fp32")
+    if accelerator == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is available")
+    devices = cfg.devices if accelerator != "cpu" and torch.cuda.is_available() else 1
+    fabric = Fabric(accelerator=accelerator, devices=devices, precision=cfg.precision)
+    fabric.launch()
+    return fabric
+
+
+def save_checkpoint(run: Path, task: TrainTask, optimizer: torch.optim.Optimizer, step: int, cfg: TrainConfig,
+                    seconds: float) -> None:
+    """Write the checkpoint beside the old one and swap it in, so an interruption never leaves a broken one."""
+    tmp, final, old = run / ".checkpoint.tmp", run / "checkpoint", run / ".checkpoint.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().float().contiguous().cpu() for k, v in task.trainable.state_dict().items()},
+              str(tmp / "model.safetensors"), metadata=task.metadata)
+    state = optimizer.state_dict()
+    tensors, plain = {}, {}
+    for index, entries in state["state"].items():
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"{index}.{key}"] = value.detach().contiguous().cpu()
+            else:
+                plain[f"{index}.{key}"] = value
+    shards, current, size = [], {}, 0
+    for key, value in tensors.items():
+        nbytes = value.numel() * value.element_size()
+        if current and size + nbytes > SHARD_BYTES:
+            shards.append(current)
+            current, size = {}, 0
+        current[key], size = value, size + nbytes
+    shards.append(current)
+    for i, shard in enumerate(shards):
+        save_file(shard, str(tmp / f"optimizer-{i:03d}.safetensors"))
+    (tmp / "optimizer.json").write_text(json.dumps({"param_groups": state["param_groups"], "plain": plain,
+                                                    "shards": len(shards)}, indent=1))
+    (tmp / "state.json").write_text(json.dumps({"step": step, "task": task.name, "metadata": task.metadata,
+                                                "config": asdict(cfg), "seconds": round(seconds, 1)}, indent=1))
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(run: Path, task: TrainTask, optimizer: torch.optim.Optimizer) -> tuple[int, float]:
+    """Restore weights and optimizer state; returns (step, seconds trained so far)."""
+    ckpt = run / "checkpoint"
+    try:
+        state = json.loads((ckpt / "state.json").read_text())
+        task.trainable.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+        meta = json.loads((ckpt / "optimizer.json").read_text())
+        tensors = {}
+        for i in range(meta["shards"]):
+            tensors.update(load_file(str(ckpt / f"optimizer-{i:03d}.safetensors")))
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise WeightsError(f"cannot resume from {ckpt}: {str(e).splitlines()[0]}") from None
+    if state["task"] != task.name:
+        raise ConfigError(f"{ckpt} is a {state['task']} run, not {task.name}")
+    entries: dict[int, dict] = {}
+    for key, value in [*tensors.items(), *meta["plain"].items()]:
+        index, name = key.split(".", 1)
+        entries.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": entries, "param_groups": meta["param_groups"]})
+    return int(state["step"]), float(state.get("seconds", 0.0))
+
+
+def _preview(batch: dict[str, torch.Tensor], output: torch.Tensor, path: Path, count: int = 4) -> None:
+    """A grid: one row per sample, the batch's inputs then the output."""
+    n = min(count, output.shape[0])
+    columns = [*batch.values(), output.detach().float().clamp(0, 1)]
+    rows = [torch.cat([c[i].float().cpu() for c in columns], dim=-1) for i in range(n)]
+    io.save_image(torch.cat(rows, dim=-2)[None], path)
+
+
+class _Log:
+    """metrics.csv (trimmed back to the resumed step, so rows never repeat) and TensorBoard when installed."""
+
+    def __init__(self, run: Path, start: int, fields: list[str]):
+        self.path, self.fields = run / "metrics.csv", ["step", "lr", "seconds_per_step", *fields]
+        rows = []
+        if self.path.is_file():
+            with self.path.open(newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= start]
+        with self.path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, self.fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(run / "tensorboard"))
+        except ImportError:
+            self.tb = None
+
+    def write(self, row: dict) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, self.fields).writerow(row)
+        if self.tb is not None:
+            for key, value in row.items():
+                if key != "step":
+                    self.tb.add_scalar(key, value, row["step"])
+
+
+def train(task: TrainTask, cfg: TrainConfig) -> dict:
+    """Train until cfg.steps (or the time limit), checkpointing every cfg.checkpoint_every steps and on exit.
+    Returns a summary: steps done in this segment, final step, last losses, seconds."""
+    cfg.validate()
+    run = Path(cfg.out)
+    if (run / "checkpoint").exists() and not cfg.resume:
+        raise ConfigError(f"{run} already holds a run: pass --resume to continue it, or choose another --out")
+    fabric = _fabric(cfg)
+    fabric.seed_everything(cfg.seed, verbose=False)
+    params = [p for p in task.module.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=cfg.lr)
+    module, optimizer = fabric.setup(task.module, optimizer)
+    start, trained = (load_checkpoint(run, task, optimizer) if cfg.resume and (run / "checkpoint").exists()
+                      else (0, 0.0))
+    if fabric.is_global_zero:
+        (run / "previews").mkdir(parents=True, exist_ok=True)
+    streams = {name: batches(ds, cfg.batch_size, start, cfg.workers, fabric.global_rank, fabric.world_size)
+               for name, ds in task.datasets.items()}
+    log = None
+    bar = tqdm(total=cfg.steps, initial=start, disable=cfg.quiet or not fabric.is_global_zero, unit="step",
+               dynamic_ncols=True)
+    began, step, losses, last = time.perf_counter(), start, {}, time.perf_counter()
+    try:
+        while step < cfg.steps:
+            if cfg.time_limit and time.perf_counter() - began > cfg.time_limit:
+                break
+            batch = {name: fabric.to_device(next(stream)) for name, stream in streams.items()}
+            lr = cfg.lr / (1 + cfg.lr_decay * step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            out = module(**batch)
+            fabric.backward(out["total"])
+            if cfg.clip:
+                fabric.clip_gradients(module, optimizer, max_norm=cfg.clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            losses = {k: float(v.detach()) for k, v in out.items() if k != "output"}
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()}, refresh=False)
+            if fabric.is_global_zero:
+                if log is None:
+                    log = _Log(run, start, list(losses))
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    now = time.perf_counter()
+                    log.write({"step": step, "lr": lr, "seconds_per_step": round((now - last) / cfg.log_every, 4),
+                               **{k: round(v, 6) for k, v in losses.items()}})
+                    last = now
+                if step % cfg.preview_every == 0:
+                    _preview(batch, out["output"], run / "previews" / f"step_{step:07d}.png")
+            if step % cfg.checkpoint_every == 0 and step < cfg.steps and fabric.is_global_zero:
+                save_checkpoint(run, task, optimizer, step, cfg, trained + time.perf_counter() - began)
+    finally:
+        bar.close()
+        if fabric.is_global_zero and step > start:
+            save_checkpoint(run, task, optimizer, step, cfg, trained + time.perf_counter() - began)
+    seconds = trained + time.perf_counter() - began
+    if step >= cfg.steps and fabric.is_global_zero:
+        export = {k: v.detach().half().contiguous().cpu() for k, v in task.trainable.state_dict().items()}
+        save_file(export, str(run / f"{task.name}.safetensors"),
+                  metadata={**task.metadata, "steps": str(step), "batch_size": str(cfg.batch_size),
+                            "size": str(cfg.size), "lr": str(cfg.lr), "seconds": f"{seconds:.0f}"})
+    return {"segment_steps": step - start, "step": step, "losses": losses, "seconds": round(seconds, 1)}

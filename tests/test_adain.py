@@ -1,0 +1,148 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from brushwork import api, losses
+from brushwork.cli import main
+from brushwork.errors import ConfigError, MaskError, WeightsError
+from brushwork.io import save_image
+from brushwork.methods.adain import AdaINStylizer
+from brushwork.methods.adain_model import AdaINNet, adain, load_decoder, save_decoder
+from brushwork.train import TrainConfig, adain_task, train
+
+from .conftest import dots, scene, stripes
+
+
+def test_adain_gives_content_the_style_statistics():
+    content, style = torch.randn(2, 8, 6, 5) * 3 + 1, torch.randn(2, 8, 9, 7) * 0.5 - 2
+    mean, std = losses.mean_std(adain(content, style))
+    s_mean, s_std = losses.mean_std(style)
+    assert torch.allclose(mean, s_mean, atol=1e-4) and torch.allclose(std, s_std, atol=1e-3)
+    flat = torch.ones(1, 4, 5, 5)  # zero variance: finite, and lands on the style's mean
+    out = adain(flat, style[:1, :4])
+    assert torch.isfinite(out).all() and torch.allclose(out.mean((2, 3)), losses.mean_std(style[:1, :4])[0])
+
+
+def test_masked_adain_matches_each_region_to_its_own_style():
+    content = torch.randn(1, 4, 8, 8)
+    left = torch.zeros(1, 1, 8, 8)
+    left[..., :4] = 1
+    style = torch.randn(1, 4, 6, 6) * 2 + 5
+    out = adain(content, style, left)
+    mean, std = losses.mean_std(out, left)
+    s_mean, s_std = losses.mean_std(style)
+    assert torch.allclose(mean, s_mean, atol=1e-4) and torch.allclose(std, s_std, atol=1e-3)
+
+
+@pytest.fixture
+def decoder_file(tmp_path):
+    """An untrained decoder: enough to check shapes, alpha, masks and the method's plumbing."""
+    path = tmp_path / "decoder.safetensors"
+    save_decoder(AdaINNet(seed=1).decoder, path, {"backbone": "vgg16-hed", "method": "adain"}, half=True)
+    return path
+
+
+def test_decoder_keeps_odd_sizes_and_alpha_zero_decodes_the_content(decoder_file):
+    stylizer = AdaINStylizer(str(decoder_file), "cpu")
+    style = stylizer.encode_style(stripes(40, 52, (1, 0.2, 0.1)))
+    for h, w in [(37, 50), (64, 33)]:
+        content = scene(h, w)
+        assert stylizer.stylize(content, [style]).shape == (1, 3, h, w)
+    content = scene(48, 64)
+    padded, _ = stylizer._pad(content)
+    plain = stylizer.net.decoder(stylizer.net.encode(padded)[stylizer.net.layer]).clamp(0, 1)
+    assert torch.allclose(stylizer.stylize(content, [style], alpha=0.0), plain, atol=1e-5)
+    assert not torch.allclose(stylizer.stylize(content, [style], alpha=1.0), plain, atol=1e-3)
+
+
+def test_adain_method_masks_blends_and_errors(decoder_file, files, tmp_path):
+    out = tmp_path / "o.png"
+    rc = main(["stylize", str(files["content"]), str(files["style_a"]), str(files["style_b"]), "-o", str(out),
+               "--method", "adain", "--model", str(decoder_file), "--size", "64", "--alpha", "0.7",
+               "--mask", str(files["mask_left"]), str(files["mask_right"]), "--preserve-color", "luminance",
+               "--quiet"])
+    assert rc == 0
+    meta = json.loads((tmp_path / "o.png.json").read_text())
+    assert meta["method"] == "adain" and meta["config"]["alpha"] == 0.7 and meta["seconds"]["total"] > 0
+    result = api.run(files["content"], [files["style_a"], files["style_b"]], method="adain",
+                     model=str(decoder_file), size=64, style_blend=[0.7, 0.3])
+    assert result.image.shape == (1, 3, 48, 64)
+    with pytest.raises(ConfigError, match="alpha"):
+        api.run(files["content"], files["style_a"], method="adain", model=str(decoder_file), alpha=1.5)
+    with pytest.raises(ConfigError, match="unknown option"):
+        api.run(files["content"], files["style_a"], method="adain", model=str(decoder_file), iterations=3)
+    with pytest.raises(MaskError):
+        api.run(files["content"], [files["style_a"], files["style_b"]], method="adain", model=str(decoder_file),
+                masks=[files["mask_left"]])
+    with pytest.raises(WeightsError, match="not shipped"):
+        api.run(files["content"], files["style_a"], method="adain")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(WeightsError, match="not a safetensors decoder"):
+        load_decoder(bad)
+
+
+@pytest.fixture
+def train_dirs(tmp_path):
+    content, style = tmp_path / "content", tmp_path / "style" / "nested"
+    content.mkdir()
+    style.mkdir(parents=True)
+    save_image(scene(72, 96), content / "a.png")
+    save_image(scene(80, 80).flip(-1), content / "b.jpg")
+    (content / "broken.jpg").write_bytes(b"not an image")
+    save_image(scene(20, 20), content / "tiny.png")
+    save_image(stripes(80, 96, (1.0, 0.3, 0.1), period=4), style / "s.png")
+    save_image(dots(90, 80, (0.1, 0.2, 1.0)), style / "d.png")
+    return content, tmp_path / "style"
+
+
+def _cfg(out, steps, **kw):
+    settings = {"batch_size": 2, "size": 32, "short_side": 48, "workers": 0, "checkpoint_every": 100,
+                "preview_every": 4, "log_every": 1, "quiet": True, **kw}
+    return TrainConfig(out=str(out), steps=steps, **settings)
+
+
+def _totals(run):
+    with (run / "metrics.csv").open() as f:
+        return [float(r["total"]) for r in csv.DictReader(f)]
+
+
+def test_training_lowers_the_loss_and_resumes_exactly(train_dirs, tmp_path, capsys):
+    content, style = train_dirs
+    whole = _cfg(tmp_path / "whole", 8, lr=1e-3)
+    train(adain_task(str(content), str(style), whole), whole)
+    err = capsys.readouterr().err
+    assert "broken.jpg: not a readable image" in err and "tiny.png: 20×20 is smaller" in err
+    first = _cfg(tmp_path / "split", 5, lr=1e-3)
+    train(adain_task(str(content), str(style), first), first)
+    second = _cfg(tmp_path / "split", 8, lr=1e-3, resume=True, workers=1)
+    summary = train(adain_task(str(content), str(style), second), second)
+    assert summary["segment_steps"] == 3 and summary["step"] == 8
+    assert _totals(tmp_path / "split") == pytest.approx(_totals(tmp_path / "whole"), rel=1e-5)
+    run = tmp_path / "whole"
+    assert (run / "adain.safetensors").is_file() and (run / "previews" / "step_0000004.png").is_file()
+    tensors, meta = load_decoder(run / "adain.safetensors")
+    assert meta["steps"] == "8" and meta["backbone"] == "vgg16-hed"
+    assert all((run / "checkpoint" / f).stat().st_size <= 16 * 2 ** 20 for f in ("model.safetensors",
+                                                                                 "optimizer-000.safetensors"))
+
+
+def test_the_decoder_learns_to_reconstruct(train_dirs, tmp_path):
+    content, style = train_dirs
+    cfg = _cfg(tmp_path / "learn", 30, lr=1e-3)
+    train(adain_task(str(content), str(style), cfg), cfg)
+    totals = _totals(tmp_path / "learn")
+    assert sum(totals[-5:]) < 0.5 * sum(totals[:5]), totals
+
+
+def test_train_cli_errors(train_dirs, tmp_path, capsys):
+    content, style = train_dirs
+    base = ["train", "adain", "--content-dir", str(content), "--style-dir", str(style), "--out", str(tmp_path / "r")]
+    assert main([*base, "--precision", "bf16-mixed", "--device", "cpu"]) == 2
+    assert "mixed precision is for GPUs" in capsys.readouterr().err
+    assert main([*base[:3], str(tmp_path / "none"), *base[4:]]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert main([*base, "--steps", "0"]) == 2
+    assert "--steps must be at least 1" in capsys.readouterr().err
