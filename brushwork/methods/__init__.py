@@ -33,6 +33,35 @@ class Step:
 
 
 Callback = Callable[[Step], None]
+COLOR_MODES = ("luminance", "histogram")
+
+
+@dataclass
+class CommonOptions:
+    """Options every method has, so that size, colour, blends, seeds and devices mean the same everywhere."""
+
+    size: int = 512
+    style_scale: float = 1.0
+    style_blend: list[float] | None = None
+    preserve_color: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    quiet: bool = False
+
+
+def check_common(opts: CommonOptions, n_styles: int) -> None:
+    """Reject impossible shared option values with a message that names the option."""
+    checks = [(opts.size >= 1, "--size must be a positive number of pixels"),
+              (opts.style_scale > 0, "--style-scale must be positive"),
+              (opts.preserve_color in (None, *COLOR_MODES), "--preserve-color must be luminance or histogram")]
+    if opts.style_blend is not None:
+        checks += [(len(opts.style_blend) == n_styles,
+                    f"--style-blend has {len(opts.style_blend)} weights for {n_styles} style image(s)"),
+                   (all(w >= 0 for w in opts.style_blend) and sum(opts.style_blend) > 0,
+                    "--style-blend weights must be non-negative and not all zero")]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
 
 
 @dataclass(frozen=True)

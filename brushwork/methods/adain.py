@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import color
-from ..errors import ConfigError, MaskError, WeightsError
+from ..errors import ConfigError, MaskError, SizeError, WeightsError
 from ..io import fit_long_side, resize
 from ..resources import resolve_device
-from . import Callback, MethodSpec, Result, register_method
+from . import Callback, CommonOptions, MethodSpec, Result, check_common, register_method
 from .adain_model import AdaINNet, adain, load_decoder
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -25,19 +25,12 @@ DEFAULT_MODEL = "adain-vgg16-hed"
 
 
 @dataclass
-class AdaINOptions:
+class AdaINOptions(CommonOptions):
     """Every knob of the adain method."""
 
-    size: int = 512
     model: str = DEFAULT_MODEL
     weights: str | None = None
     alpha: float = 1.0
-    style_scale: float = 1.0
-    style_blend: list[float] | None = None
-    preserve_color: str | None = None
-    seed: int = 0
-    device: str = "auto"
-    quiet: bool = False
 
 
 def resolve_model(model: str) -> Path:
@@ -105,18 +98,9 @@ class AdaINStylizer:
 
 
 def validate(opts: AdaINOptions, n_styles: int, masks: list[torch.Tensor] | None) -> None:
-    checks = [(opts.size >= 8, "--size must be at least 8 pixels"),
-              (0.0 <= opts.alpha <= 1.0, "--alpha must be between 0 and 1"),
-              (opts.style_scale > 0, "--style-scale must be positive"),
-              (opts.preserve_color in (None, "luminance", "histogram"), "--preserve-color must be luminance or "
-                                                                       "histogram")]
-    if opts.style_blend is not None:
-        checks += [(len(opts.style_blend) == n_styles, f"--style-blend needs {n_styles} weights, one per style"),
-                   (all(v >= 0 for v in opts.style_blend) and sum(opts.style_blend) > 0,
-                    "--style-blend weights must be >= 0 and not all zero")]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)
+    check_common(opts, n_styles)
+    if not 0.0 <= opts.alpha <= 1.0:
+        raise ConfigError("--alpha must be between 0 and 1")
     if masks is not None and len(masks) != n_styles:
         raise MaskError(f"got {len(masks)} masks for {n_styles} styles: give one mask per style")
 
@@ -129,6 +113,9 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
     torch.manual_seed(opts.seed)
     stylizer = AdaINStylizer(opts.model, opts.device, opts.weights)
     height, width = fit_long_side(*content.shape[-2:], opts.size)
+    if min(height, width) < stylizer.net.encoder.min_size:
+        raise SizeError(f"the output would be {width}×{height} px, below the encoder's minimum of "
+                        f"{stylizer.net.encoder.min_size} px on the short side; use a larger --size")
     work = resize(content, (height, width))
     style_side = max(8, round(max(height, width) * opts.style_scale))
     styles = [resize(s, fit_long_side(*s.shape[-2:], style_side)) for s in styles]

@@ -17,17 +17,16 @@ from ..backbones import Backbone, create_backbone
 from ..errors import ConfigError, MaskError, SizeError
 from ..io import fit_long_side, load_image, resize
 from ..resources import check_fits, resolve_device
-from . import Callback, MethodSpec, Result, Step, register_method
+from . import Callback, CommonOptions, MethodSpec, Result, Step, check_common, register_method
 
 INITS = ("content", "noise", "style")
 LBFGS_HISTORY = 50
 
 
 @dataclass
-class OptimizeOptions:
+class OptimizeOptions(CommonOptions):
     """Every knob of the optimize method; presets fill these in, explicit options override them."""
 
-    size: int = 512
     backbone: str = "vgg16-hed"
     weights: str | None = None
     content_weight: float = 1.0
@@ -45,12 +44,6 @@ class OptimizeOptions:
     pyramid_levels: int | None = None
     init: str = "content"
     pooling: str = "max"
-    style_scale: float = 1.0
-    style_blend: list[float] | None = None
-    preserve_color: str | None = None
-    seed: int = 0
-    device: str = "auto"
-    quiet: bool = False
     style_weights: dict[str, float] = field(default_factory=dict)
 
 
@@ -64,8 +57,8 @@ PRESETS: dict[str, dict] = {
 
 def validate(opts: OptimizeOptions, n_styles: int) -> None:
     """Reject impossible option values with a message that names the option."""
+    check_common(opts, n_styles)
     checks = [
-        (opts.size >= 1, "--size must be a positive number of pixels"),
         (opts.iterations >= 1, "--iterations must be at least 1"),
         (opts.scales >= 1, "--scales must be at least 1"),
         (opts.scale_factor > 1, "--scale-factor must be greater than 1"),
@@ -75,19 +68,12 @@ def validate(opts: OptimizeOptions, n_styles: int) -> None:
         (opts.optimizer in ("lbfgs", "adam"), "--optimizer must be lbfgs or adam"),
         (opts.lr is None or opts.lr > 0, "--lr must be positive"),
         (opts.pyramid_levels is None or 1 <= opts.pyramid_levels <= 12, "--pyramid-levels must be 1 to 12"),
-        (opts.style_scale > 0, "--style-scale must be positive"),
-        (opts.preserve_color in (None, "luminance", "histogram"), "--preserve-color must be luminance or histogram"),
         (opts.pooling in ("max", "avg"), "--pooling must be max or avg"),
         (opts.init in INITS or Path(opts.init).is_file(), f"--init must be {', '.join(INITS)} or an image path"),
     ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
-    if opts.style_blend is not None:
-        if len(opts.style_blend) != n_styles:
-            raise ConfigError(f"--style-blend has {len(opts.style_blend)} weights for {n_styles} style image(s)")
-        if any(w < 0 for w in opts.style_blend) or sum(opts.style_blend) <= 0:
-            raise ConfigError("--style-blend weights must be non-negative and not all zero")
     if "+" in opts.backbone and opts.weights is not None:
         raise ConfigError("--weights applies to a single backbone, not to " + opts.backbone)
 
