@@ -113,6 +113,16 @@ def resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(img, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
 
 
+def pad_to_multiple(img: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad the bottom and right edges so height and width are multiples of `multiple` (a network's stride), by
+    reflection where the image is large enough and by repetition otherwise; crop back with [..., :h, :w]."""
+    h, w = img.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not (ph or pw):
+        return img
+    return F.pad(img, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+
+
 def to_pil(img: torch.Tensor) -> Image.Image:
     """The first image of an N×3×H×W tensor in [0,1] as an 8-bit RGB PIL image."""
     a = img[0].detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()

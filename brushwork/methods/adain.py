@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from .. import color
 from ..errors import ConfigError, MaskError, SizeError, WeightsError
-from ..io import fit_long_side, resize
+from ..io import fit_long_side, pad_to_multiple, resize
 from ..resources import resolve_device
 from . import Callback, CommonOptions, MethodSpec, Result, check_common, register_method
 from .adain_model import AdaINNet, adain, load_decoder
@@ -65,29 +65,25 @@ class AdaINStylizer:
         self.device = resolve_device(device)
         self.net = load_net(str(resolve_model(model)), weights).to(self.device)
 
-    def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Reflect-pad to a multiple of the encoder's stride so the decoder returns the same size."""
-        h, w = x.shape[-2:]
-        s = self.net.stride
-        ph, pw = (-h) % s, (-w) % s
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
-        return x, (h, w)
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad to a multiple of the encoder's stride so the decoder returns a crop-able size."""
+        return pad_to_multiple(x, self.net.stride)
 
     @torch.no_grad()
     def encode_style(self, style: torch.Tensor) -> torch.Tensor:
         """AdaIN-layer features of a style image (1×3×H×W in [0,1]); any size."""
-        return self.net.encode(self._pad(style.to(self.device))[0])[self.net.layer]
+        return self.net.encode(self._pad(style.to(self.device)))[self.net.layer]
 
     @torch.no_grad()
     def stylize(self, content: torch.Tensor, styles: list[torch.Tensor], weights: list[float] | None = None,
                 masks: list[torch.Tensor] | None = None, alpha: float = 1.0) -> torch.Tensor:
         """Decode the AdaIN target of `content` for encoded `styles` (from encode_style): a weighted blend, or
         with masks (1×1×H×W, the content's size) each style on its own region."""
-        padded, (h, w) = self._pad(content.to(self.device))
+        h, w = content.shape[-2:]
+        padded = self._pad(content.to(self.device))
         fc = self.net.encode(padded)[self.net.layer]
         if masks:
-            small = [F.interpolate(self._pad(m.to(self.device))[0], size=fc.shape[-2:], mode="area") for m in masks]
+            small = [F.interpolate(self._pad(m.to(self.device)), size=fc.shape[-2:], mode="area") for m in masks]
             total = sum(small).clamp_min(1e-6)
             target = sum(m / total * adain(fc, fs, m) for m, fs in zip(small, styles))
         else:
