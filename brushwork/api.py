@@ -39,13 +39,13 @@ def resolve_options(method: str = "optimize", preset: str = "default", **options
     return spec.options(**values)
 
 
-def run(content: io.ImageLike, style: StyleInput, method: str = "optimize", preset: str = "default",
+def run(content: io.ImageLike, style: StyleInput | None = None, method: str = "optimize", preset: str = "default",
         masks: Sequence[io.ImageLike] | None = None, callback: Callback | None = None, **options: Any) -> Result:
     """Stylize and return the full Result (image tensor and stats, including the resolved options)."""
     opts = resolve_options(method, preset, **options)
     started = time.perf_counter()
     content_t = io.load_image(content)
-    styles = [io.load_image(s) for s in _as_list(style)]
+    styles = [io.load_image(s) for s in _as_list(style)] if style is not None else []
     mask_t = [io.load_mask(m) for m in masks] if masks else None
     load_seconds = time.perf_counter() - started
     result = get_method(method).run(content_t, styles, opts, masks=mask_t, callback=callback)
@@ -54,7 +54,7 @@ def run(content: io.ImageLike, style: StyleInput, method: str = "optimize", pres
     return result
 
 
-def stylize(content: io.ImageLike, style: StyleInput, method: str = "optimize", preset: str = "default",
+def stylize(content: io.ImageLike, style: StyleInput | None = None, method: str = "optimize", preset: str = "default",
             masks: Sequence[io.ImageLike] | None = None, callback: Callback | None = None,
             return_stats: bool = False, **options: Any) -> Image.Image | tuple[Image.Image, dict]:
     """Paint `content` in the style of `style` (one image or a list to blend); options as in the CLI, e.g.
@@ -79,11 +79,12 @@ def _describe(src: Any) -> str:
     return str(Path(src).resolve()) if isinstance(src, (str, os.PathLike)) else type(src).__name__
 
 
-def stylize_file(content: io.ImageLike, style: StyleInput, output: str | os.PathLike, method: str = "optimize",
+def stylize_file(content: io.ImageLike, style: StyleInput | None, output: str | os.PathLike, method: str = "optimize",
                  preset: str = "default", masks: Sequence[io.ImageLike] | None = None,
                  callback: Callback | None = None, **options: Any) -> Result:
     """Stylize, then write the image and `OUTPUT.json` (config, seed, versions, losses, timings) atomically."""
-    inputs = [content, *_as_list(style), *(masks or [])]
+    style_list = _as_list(style) if style is not None else []
+    inputs = [content, *style_list, *(masks or [])]
     out = io.check_output_path(output, tuple(p for p in inputs if isinstance(p, (str, os.PathLike))))
     result = run(content, style, method, preset, masks, callback, **options)
     save_started = time.perf_counter()
@@ -91,7 +92,7 @@ def stylize_file(content: io.ImageLike, style: StyleInput, output: str | os.Path
     result.stats["seconds"]["save"] = round(time.perf_counter() - save_started, 3)
     config = result.stats.pop("options")
     sidecar = {"output": str(out.resolve()), "content": _describe(content),
-               "styles": [_describe(s) for s in _as_list(style)],
+               "styles": [_describe(s) for s in style_list],
                "masks": [_describe(m) for m in masks] if masks else None,
                "method": method, "preset": preset, "seed": config.get("seed"), "config": config,
                "versions": versions(), **{k: v for k, v in result.stats.items() if k not in ("method", "preset")}}

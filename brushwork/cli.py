@@ -33,6 +33,27 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"brushwork: error: {message}\n")
 
 
+def _loop_options(parser: argparse.ArgumentParser, **defaults) -> None:
+    """The shared training loop's options, with a method's own defaults."""
+    base = TrainConfig(**defaults)
+    for name, kind, text in [("out", str, "run directory"), ("steps", int, "total training steps"),
+                             ("batch-size", int, "images per step"), ("size", int, "random crop size"),
+                             ("short-side", int, "images are resized to this short side before cropping"),
+                             ("lr", float, "Adam learning rate"), ("lr-decay", float, "lr / (1 + decay · step)"),
+                             ("clip", float, "max gradient norm (0 = off)"),
+                             ("precision", str, "32 | bf16-mixed | 16-mixed (mixed precision needs a GPU)"),
+                             ("device", str, "auto | cpu | cuda"), ("devices", int, "GPUs to use (DDP)"),
+                             ("workers", int, "data loader processes"), ("seed", int, "seed for data and weights"),
+                             ("checkpoint-every", int, "steps between checkpoints (also saved on exit)"),
+                             ("preview-every", int, "steps between preview grids"),
+                             ("log-every", int, "steps between metrics.csv rows"),
+                             ("time-limit", float, "stop and checkpoint after this many seconds (0 = none)")]:
+        default = getattr(base, name.replace("-", "_"))
+        parser.add_argument(f"--{name}", type=kind, default=default, help=f"{text} (default {default})")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="brushwork", description="Neural style transfer: paint a photo in a painting's style.")
     parser.add_argument("--version", action="version", version=f"brushwork {__version__}")
@@ -40,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("stylize", help="stylize a content image with one or more style images")
     s.add_argument("content", help="content image")
-    s.add_argument("styles", nargs="+", metavar="style", help="style image(s); several are blended")
+    s.add_argument("styles", nargs="*", metavar="style", help="style image(s); several are blended (none for "
+                                                             "--method fast, whose model carries the style)")
     s.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .tif); a .json sidecar is "
                                                          "written beside it")
     s.add_argument("--method", default="optimize", choices=method_names())
@@ -67,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--style-blend", type=_floats, help="blend weights, one per style, e.g. 0.7,0.3")
     s.add_argument("--mask", nargs="+", dest="masks", help="one mask image per style: white = that style's region")
     s.add_argument("--preserve-color", help="luminance | histogram")
-    s.add_argument("--model", help="adain: a shipped decoder name or a decoder file from `brushwork train adain`")
+    s.add_argument("--model", help="adain: a decoder (shipped name or file); fast: a style model (shipped name or "
+                                   "file)")
     s.add_argument("--alpha", type=float, help="adain: style strength from 0 (content) to 1 (full style, default)")
     s.add_argument("--seed", type=int)
     s.add_argument("--device", help="auto (default) | cpu | cuda")
@@ -95,27 +118,22 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--backbone", default="vgg16-hed", help="the frozen encoder (default vgg16-hed)")
     a.add_argument("--weights", help="weights file for the encoder")
     a.add_argument("--style-weight", type=float, default=10.0, help="style loss weight (paper: 10)")
-    defaults = TrainConfig()
-    for name, kind, text in [("out", str, "run directory"), ("steps", int, "total training steps"),
-                             ("batch-size", int, "images per step"), ("size", int, "random crop size"),
-                             ("short-side", int, "images are resized to this short side before cropping"),
-                             ("lr", float, "Adam learning rate"), ("lr-decay", float, "lr / (1 + decay · step)"),
-                             ("clip", float, "max gradient norm (0 = off)"),
-                             ("precision", str, "32 | bf16-mixed | 16-mixed (mixed precision needs a GPU)"),
-                             ("device", str, "auto | cpu | cuda"), ("devices", int, "GPUs to use (DDP)"),
-                             ("workers", int, "data loader processes"), ("seed", int, "seed for data and weights"),
-                             ("checkpoint-every", int, "steps between checkpoints (also saved on exit)"),
-                             ("preview-every", int, "steps between preview grids"),
-                             ("log-every", int, "steps between metrics.csv rows"),
-                             ("time-limit", float, "stop and checkpoint after this many seconds (0 = none)")]:
-        default = getattr(defaults, name.replace("-", "_"))
-        a.add_argument(f"--{name}", type=kind, default=default, help=f"{text} (default {default})")
-    a.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    a.add_argument("--quiet", action="store_true", help="no progress bar")
+    _loop_options(a)
+    f = methods.add_parser("fast", help="train a per-style network (Johnson et al.) for one style image")
+    f.add_argument("--style", required=True, help="the style image")
+    f.add_argument("--content-dir", required=True, help="photos, read recursively")
+    f.add_argument("--backbone", default="vgg16-hed", help="the frozen loss network (default vgg16-hed)")
+    f.add_argument("--weights", help="weights file for the loss network")
+    f.add_argument("--style-size", type=int, help="long side of the style image (default: --size)")
+    f.add_argument("--content-weight", type=float, default=1.0)
+    f.add_argument("--style-weight", type=float, default=3.0, help="relative to content, as in optimize (3)")
+    f.add_argument("--tv-weight", type=float, default=1.0)
+    _loop_options(f, batch_size=4)
 
     b = sub.add_parser("backbones", help="list backbones, their layers and whether their weights are present")
     b.add_argument("--json", action="store_true")
     sub.add_parser("methods", help="list methods and their presets")
+    sub.add_parser("models", help="list the trained models that ship with brushwork, per method")
     return parser
 
 
@@ -190,12 +208,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import adain_task, train
+    from .train import adain_task, fast_task, train
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
     cfg.validate()
-    task = adain_task(args.content_dir, args.style_dir, cfg, args.backbone, args.style_weight, args.weights)
+    if args.train_method == "adain":
+        task = adain_task(args.content_dir, args.style_dir, cfg, args.backbone, args.style_weight, args.weights)
+    else:
+        task = fast_task(args.style, args.content_dir, cfg, args.backbone, args.style_size, args.content_weight,
+                         args.style_weight, args.tv_weight, args.weights)
     summary = train(task, cfg)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
     state = "finished" if summary["step"] >= cfg.steps else "stopped; continue with --resume"
@@ -225,10 +247,28 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from .methods import adain, fast
+    from .weights import read_safetensors
+
+    rows = [("adain", name, path) for name, path in adain.PRETRAINED.items()]
+    rows += [("fast", name, path) for name, path in fast.shipped_models().items()]
+    for method, name, path in rows:
+        if not path.is_file():
+            print(f"{method}: {name}  [not shipped in this version: it needs GPU training]")
+            continue
+        meta = read_safetensors(path)[1]
+        recipe = ", ".join(f"{k} {v}" for k, v in meta.items() if k not in ("format", "method"))
+        print(f"{method}: {name}  [{path.name}] {recipe}")
+    if not fast.shipped_models():
+        print("fast: no styles ship in this version (training needs a GPU); train one with `brushwork train fast`")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"stylize": cmd_stylize, "eval": cmd_eval, "train": cmd_train, "backbones": cmd_backbones,
-               "methods": cmd_methods}[args.command]
+               "methods": cmd_methods, "models": cmd_models}[args.command]
     try:
         return handler(args)
     except BrushworkError as e:

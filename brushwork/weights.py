@@ -105,3 +105,18 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise WeightsError(f"{p} does not hold a state dict of tensors")
     return sd
+
+
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors (as fp32) and the string metadata of a brushwork model file, with one clear error for a missing,
+    truncated or foreign file."""
+    from safetensors import safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"model file not found: {p}")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            return {k: f.get_tensor(k).float() for k in f.keys()}, dict(f.metadata() or {})
+    except Exception as e:  # safetensors raises its own error types for truncated or foreign files
+        raise WeightsError(f"{p} is not a safetensors model file: {str(e).splitlines()[0]}") from None

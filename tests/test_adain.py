@@ -9,7 +9,8 @@ from brushwork.cli import main
 from brushwork.errors import ConfigError, MaskError, WeightsError
 from brushwork.io import save_image
 from brushwork.methods.adain import AdaINStylizer
-from brushwork.methods.adain_model import AdaINNet, adain, load_decoder, save_decoder
+from brushwork.methods.adain_model import AdaINNet, adain, save_decoder
+from brushwork.weights import read_safetensors
 from brushwork.train import TrainConfig, adain_task, train
 
 from .conftest import dots, scene, stripes
@@ -80,8 +81,8 @@ def test_adain_method_masks_blends_and_errors(decoder_file, files, tmp_path):
         api.run(files["content"], files["style_a"], method="adain")
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
-    with pytest.raises(WeightsError, match="not a safetensors decoder"):
-        load_decoder(bad)
+    with pytest.raises(WeightsError, match="not a safetensors model file"):
+        read_safetensors(bad)
 
 
 @pytest.fixture
@@ -123,7 +124,7 @@ def test_training_lowers_the_loss_and_resumes_exactly(train_dirs, tmp_path, caps
     assert _totals(tmp_path / "split") == pytest.approx(_totals(tmp_path / "whole"), rel=1e-5)
     run = tmp_path / "whole"
     assert (run / "adain.safetensors").is_file() and (run / "previews" / "step_0000004.png").is_file()
-    tensors, meta = load_decoder(run / "adain.safetensors")
+    tensors, meta = read_safetensors(run / "adain.safetensors")
     assert meta["steps"] == "8" and meta["backbone"] == "vgg16-hed"
     assert all((run / "checkpoint" / f).stat().st_size <= 16 * 2 ** 20 for f in ("model.safetensors",
                                                                                  "optimizer-000.safetensors"))

@@ -49,9 +49,10 @@ class CommonOptions:
     quiet: bool = False
 
 
-def check_common(opts: CommonOptions, n_styles: int) -> None:
+def check_common(opts: CommonOptions, n_styles: int, needs_styles: bool = True) -> None:
     """Reject impossible shared option values with a message that names the option."""
-    checks = [(opts.size >= 1, "--size must be a positive number of pixels"),
+    checks = [(n_styles >= 1 or not needs_styles, "give at least one style image"),
+              (opts.size >= 1, "--size must be a positive number of pixels"),
               (opts.style_scale > 0, "--style-scale must be positive"),
               (opts.preserve_color in (None, *COLOR_MODES), "--preserve-color must be luminance or histogram")]
     if opts.style_blend is not None:
@@ -90,4 +91,4 @@ def method_names() -> list[str]:
     return list(REGISTRY)
 
 
-from . import adain, optimize  # noqa: E402,F401  (they register themselves)
+from . import adain, fast, optimize  # noqa: E402,F401  (they register themselves)

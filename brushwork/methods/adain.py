@@ -17,7 +17,8 @@ from ..errors import ConfigError, MaskError, SizeError, WeightsError
 from ..io import fit_long_side, pad_to_multiple, resize
 from ..resources import resolve_device
 from . import Callback, CommonOptions, MethodSpec, Result, check_common, register_method
-from .adain_model import AdaINNet, adain, load_decoder
+from ..weights import read_safetensors
+from .adain_model import AdaINNet, adain
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 PRETRAINED = {"adain-vgg16-hed": MODELS_DIR / "adain-vgg16-hed.safetensors"}
@@ -49,7 +50,7 @@ def resolve_model(model: str) -> Path:
 @functools.lru_cache(maxsize=2)
 def load_net(path: str, weights: str | None = None) -> AdaINNet:
     """The encoder named in the decoder file's metadata with the trained decoder loaded, frozen for inference."""
-    tensors, meta = load_decoder(path)
+    tensors, meta = read_safetensors(path)
     net = AdaINNet(meta.get("backbone", "vgg16-hed"), weights)
     try:
         net.decoder.load_state_dict(tensors, strict=True)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -94,14 +93,3 @@ def save_decoder(decoder: nn.Module, path: str | Path, metadata: dict[str, str],
     """Decoder weights in safetensors (optionally fp16), with the encoder and recipe as string metadata."""
     tensors = {k: (v.half() if half else v).contiguous().cpu() for k, v in decoder.state_dict().items()}
     save_file(tensors, str(path), metadata=metadata)
-
-
-def load_decoder(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Decoder tensors (as fp32) and metadata from a safetensors file, with a clear error for a bad file."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k).float() for k in f.keys()}, dict(f.metadata() or {})
-    except FileNotFoundError:
-        raise WeightsError(f"decoder weights not found: {path}") from None
-    except Exception as e:  # safetensors raises its own error types for truncated or foreign files
-        raise WeightsError(f"{path} is not a safetensors decoder file: {str(e).splitlines()[0]}") from None

@@ -6,10 +6,8 @@ import torch
 from torch import nn
 
 from ..methods.adain_model import AdaINNet
-from .data import RandomCrops, scan_images
+from .data import MIN_SIDE, RandomCrops, scan_images
 from .loop import TrainConfig, TrainTask
-
-MIN_SIDE = 64  # smaller images are skipped as too tiny to crop from
 
 
 class AdaINTraining(nn.Module):

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..errors import ConfigError
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+MIN_SIDE = 64  # smaller images are skipped as too tiny to train on
 
 
 def _warn(message: str) -> None:

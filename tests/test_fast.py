@@ -1,0 +1,79 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from brushwork import api
+from brushwork.cli import main
+from brushwork.errors import ConfigError, MaskError, WeightsError
+from brushwork.io import save_image
+from brushwork.methods.fast_model import TransformNet
+from brushwork.train import TrainConfig, fast_task, train
+
+from .conftest import scene, stripes
+
+
+def test_transform_net_keeps_any_size():
+    net = TransformNet().eval()
+    for h, w in [(33, 47), (64, 50), (17, 9)]:
+        assert net(torch.rand(1, 3, h, w)).shape == (1, 3, h, w)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A fast model after a short CPU run on tiny images: (run dir, the style image)."""
+    tmp_path = tmp_path_factory.mktemp("fast")
+    content = tmp_path / "photos"
+    content.mkdir()
+    for i in range(3):
+        save_image(scene(72, 96) * (0.7 + 0.15 * i), content / f"p{i}.png")
+    style = tmp_path / "stripes.png"
+    save_image(stripes(64, 64, (1.0, 0.2, 0.1), period=4), style)
+    cfg = TrainConfig(out=str(tmp_path / "run"), steps=25, batch_size=2, size=32, short_side=40, lr=2e-3,
+                      workers=0, log_every=1, checkpoint_every=100, preview_every=25, quiet=True)
+    train(fast_task(str(style), str(content), cfg, style_weight=3.0), cfg)
+    return tmp_path / "run", style
+
+
+def test_training_lowers_the_loss_and_the_model_stylizes(trained, files, tmp_path):
+    run, style = trained
+    with (run / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    first, last = rows[:3], rows[-3:]
+    for key in ("total", "style"):
+        assert sum(float(r[key]) for r in last) < 0.7 * sum(float(r[key]) for r in first), key
+    model = run / "fast.safetensors"
+    out = tmp_path / "o.png"
+    assert main(["stylize", str(files["content"]), "-o", str(out), "--method", "fast", "--model", str(model),
+                 "--size", "61", "--preserve-color", "luminance", "--quiet"]) == 0
+    meta = json.loads((tmp_path / "o.png.json").read_text())
+    assert meta["method"] == "fast" and meta["model_metadata"]["steps"] == "25" and meta["styles"] == []
+    image = api.run(files["content"], method="fast", model=str(model), size=64).image
+    assert image.shape == (1, 3, 48, 64)
+
+
+def test_fast_method_errors(trained, files, tmp_path):
+    model = str(trained[0] / "fast.safetensors")
+    with pytest.raises(ConfigError, match="needs --model"):
+        api.run(files["content"], method="fast")
+    with pytest.raises(WeightsError, match="unknown fast model"):
+        api.run(files["content"], method="fast", model="no_such_style")
+    with pytest.raises(ConfigError, match="carries its own style"):
+        api.run(files["content"], files["style_a"], method="fast", model=model)
+    with pytest.raises(MaskError):
+        api.run(files["content"], method="fast", model=model, masks=[files["mask_left"]])
+    with pytest.raises(ConfigError, match="histogram"):
+        api.run(files["content"], method="fast", model=model, preserve_color="histogram")
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x00" * 20)
+    assert main(["stylize", str(files["content"]), "-o", str(tmp_path / "x.png"), "--method", "fast",
+                 "--model", str(corrupt)]) == 2
+    with pytest.raises(ConfigError, match="at least one style"):
+        api.run(files["content"], method="optimize")
+
+
+def test_models_command_lists_what_ships(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "adain: adain-vgg16-hed" in out and "fast:" in out
