@@ -113,14 +113,11 @@ def resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(img, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
 
 
-def pad_to_multiple(img: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad the bottom and right edges so height and width are multiples of `multiple` (a network's stride), by
-    reflection where the image is large enough and by repetition otherwise; crop back with [..., :h, :w]."""
-    h, w = img.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if not (ph or pw):
-        return img
-    return F.pad(img, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+def pad_for_stride(img: torch.Tensor, stride: int) -> torch.Tensor:
+    """Pad the bottom and right edges by stride − 1 pixels (repeating the edge), so a network with that total
+    stride returns at least the input's size; crop back with [..., :h, :w]. The pad is fixed rather than
+    size-dependent so that traced and exported graphs keep dynamic heights and widths."""
+    return F.pad(img, (0, stride - 1, 0, stride - 1), mode="replicate")
 
 
 def to_pil(img: torch.Tensor) -> Image.Image:

@@ -53,7 +53,7 @@ def test_decoder_keeps_odd_sizes_and_alpha_zero_decodes_the_content(decoder_file
         assert stylizer.stylize(content, [style]).shape == (1, 3, h, w)
     content = scene(48, 64)
     padded = stylizer._pad(content)
-    plain = stylizer.net.decoder(stylizer.net.encode(padded)[stylizer.net.layer]).clamp(0, 1)
+    plain = stylizer.net.decoder(stylizer.net.encode(padded)[stylizer.net.layer])[..., :48, :64].clamp(0, 1)
     assert torch.allclose(stylizer.stylize(content, [style], alpha=0.0), plain, atol=1e-5)
     assert not torch.allclose(stylizer.stylize(content, [style], alpha=1.0), plain, atol=1e-3)
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from .. import color
 from ..errors import ConfigError, MaskError, SizeError, WeightsError
-from ..io import fit_long_side, pad_to_multiple, resize
+from ..io import fit_long_side, pad_for_stride, resize
 from ..resources import resolve_device
 from . import Callback, CommonOptions, MethodSpec, Result, check_common, register_method
 from ..weights import read_safetensors
@@ -67,13 +67,13 @@ class AdaINStylizer:
         self.net = load_net(str(resolve_model(model)), weights).to(self.device)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        """Pad to a multiple of the encoder's stride so the decoder returns a crop-able size."""
-        return pad_to_multiple(x, self.net.stride)
+        """Pad for the encoder's stride so the decoder returns at least the input's size."""
+        return pad_for_stride(x, self.net.stride)
 
     @torch.no_grad()
     def encode_style(self, style: torch.Tensor) -> torch.Tensor:
         """AdaIN-layer features of a style image (1×3×H×W in [0,1]); any size."""
-        return self.net.encode(self._pad(style.to(self.device)))[self.net.layer]
+        return self.net.encode(style.to(self.device))[self.net.layer]
 
     @torch.no_grad()
     def stylize(self, content: torch.Tensor, styles: list[torch.Tensor], weights: list[float] | None = None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..io import pad_to_multiple
+from ..io import pad_for_stride
 
 STRIDE = 4  # two stride-2 convolutions
 
@@ -46,4 +46,4 @@ class TransformNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        return self.body(pad_to_multiple(x, STRIDE))[..., :h, :w]
+        return self.body(pad_for_stride(x, STRIDE))[..., :h, :w]
