@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preserve-color", help="luminance | histogram")
     s.add_argument("--model", help="adain: a decoder (shipped name or file); fast: a style model (shipped name or "
                                    "file)")
+    s.add_argument("--runtime", help="fast, adain: torch (default) | onnx, to run a model exported with "
+                                     "`brushwork export` through onnxruntime")
     s.add_argument("--alpha", type=float, help="adain: style strength from 0 (content) to 1 (full style, default)")
     s.add_argument("--seed", type=int)
     s.add_argument("--device", help="auto (default) | cpu | cuda")
@@ -134,13 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     sub.add_parser("methods", help="list methods and their presets")
     sub.add_parser("models", help="list the trained models that ship with brushwork, per method")
+    x = sub.add_parser("export", help="export a fast or adain model to ONNX or TorchScript")
+    x.add_argument("model", help="a shipped model name or a model file (.safetensors)")
+    x.add_argument("--format", required=True, help="onnx | torchscript")
+    x.add_argument("-o", "--output", required=True, help="the exported file")
     return parser
 
 
 STYLIZE_OPTIONS = ("size", "backbone", "weights", "content_weight", "style_weight", "tv_weight", "content_layers",
                    "style_layers", "style_loss", "iterations", "scales", "scale_factor", "optimizer", "lr",
                    "pyramid_levels", "init",
-                   "pooling", "style_scale", "style_blend", "preserve_color", "seed", "device", "model", "alpha")
+                   "pooling", "style_scale", "style_blend", "preserve_color", "seed", "device", "model", "alpha", "runtime")
 
 
 def _intermediate_saver(output: Path, every: int):
@@ -247,6 +253,14 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    out = export_model(args.model, args.format, args.output)
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .methods import adain, fast
     from .weights import read_safetensors
@@ -268,7 +282,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"stylize": cmd_stylize, "eval": cmd_eval, "train": cmd_train, "backbones": cmd_backbones,
-               "methods": cmd_methods, "models": cmd_models}[args.command]
+               "methods": cmd_methods, "models": cmd_models, "export": cmd_export}[args.command]
     try:
         return handler(args)
     except BrushworkError as e:

@@ -3,6 +3,7 @@ returns the same Result, so the API, the CLI and shared features (colour, masks,
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -34,6 +35,22 @@ class Step:
 
 Callback = Callable[[Step], None]
 COLOR_MODES = ("luminance", "histogram")
+
+
+RUNTIMES = ("torch", "onnx")
+
+
+def check_runtime(runtime: str) -> None:
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"--runtime must be one of {', '.join(RUNTIMES)}")
+
+
+@functools.lru_cache(maxsize=4)
+def onnx_session(path: str, device: str = "auto"):
+    """A cached onnxruntime session for an exported model (see brushwork.export)."""
+    from ..export import onnx_session as make
+
+    return make(path, device)
 
 
 @dataclass

@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -16,13 +17,15 @@ from .. import color
 from ..errors import ConfigError, MaskError, SizeError, WeightsError
 from ..io import fit_long_side, pad_for_stride, resize
 from ..resources import resolve_device
-from . import Callback, CommonOptions, MethodSpec, Result, check_common, register_method
+from . import (Callback, CommonOptions, MethodSpec, Result, check_common, check_runtime, onnx_session,
+               register_method)
 from ..weights import read_safetensors
 from .adain_model import AdaINNet, adain
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 PRETRAINED = {"adain-vgg16-hed": MODELS_DIR / "adain-vgg16-hed.safetensors"}
 DEFAULT_MODEL = "adain-vgg16-hed"
+MIN_SIZE = 32  # the VGG encoder's smallest input
 
 
 @dataclass
@@ -32,6 +35,7 @@ class AdaINOptions(CommonOptions):
     model: str = DEFAULT_MODEL
     weights: str | None = None
     alpha: float = 1.0
+    runtime: str = "torch"
 
 
 def resolve_model(model: str) -> Path:
@@ -96,6 +100,7 @@ class AdaINStylizer:
 
 def validate(opts: AdaINOptions, n_styles: int, masks: list[torch.Tensor] | None) -> None:
     check_common(opts, n_styles)
+    check_runtime(opts.runtime)
     if not 0.0 <= opts.alpha <= 1.0:
         raise ConfigError("--alpha must be between 0 and 1")
     if masks is not None and len(masks) != n_styles:
@@ -108,11 +113,10 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
     validate(opts, len(styles), masks)
     started = time.perf_counter()
     torch.manual_seed(opts.seed)
-    stylizer = AdaINStylizer(opts.model, opts.device, opts.weights)
     height, width = fit_long_side(*content.shape[-2:], opts.size)
-    if min(height, width) < stylizer.net.encoder.min_size:
+    if min(height, width) < MIN_SIZE:
         raise SizeError(f"the output would be {width}×{height} px, below the encoder's minimum of "
-                        f"{stylizer.net.encoder.min_size} px on the short side; use a larger --size")
+                        f"{MIN_SIZE} px on the short side; use a larger --size")
     work = resize(content, (height, width))
     style_side = max(8, round(max(height, width) * opts.style_scale))
     styles = [resize(s, fit_long_side(*s.shape[-2:], style_side)) for s in styles]
@@ -124,14 +128,25 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
     if masks is not None:
         masks = [resize(m, (height, width)) for m in masks]
     setup = time.perf_counter()
-    codes = [stylizer.encode_style(s) for s in styles]
-    encoded = time.perf_counter()
-    blend = [w / sum(opts.style_blend) for w in opts.style_blend] if opts.style_blend else None
-    output = stylizer.stylize(work, codes, blend, masks, opts.alpha).cpu()
+    if opts.runtime == "onnx":
+        if len(styles) > 1 or masks:
+            raise ConfigError("an exported adain model takes one style image: blends and masks need --runtime torch")
+        session = onnx_session(str(resolve_model(opts.model)), opts.device)
+        encoded = time.perf_counter()
+        output = torch.from_numpy(session.run(None, {"content": work.numpy(), "style": styles[0].numpy(),
+                                                     "alpha": np.array(opts.alpha, dtype=np.float32)})[0])
+        device = "onnxruntime"
+    else:
+        stylizer = AdaINStylizer(opts.model, opts.device, opts.weights)
+        codes = [stylizer.encode_style(s) for s in styles]
+        encoded = time.perf_counter()
+        blend = [w / sum(opts.style_blend) for w in opts.style_blend] if opts.style_blend else None
+        output = stylizer.stylize(work, codes, blend, masks, opts.alpha).cpu()
+        device = str(stylizer.device)
     if opts.preserve_color == "luminance":
         output = color.keep_chroma(output, resize(content, (height, width)))
     done = time.perf_counter()
-    stats = {"device": str(stylizer.device), "model": str(resolve_model(opts.model)),
+    stats = {"device": device, "model": str(resolve_model(opts.model)),
              "seconds": {"setup": round(setup - started, 3), "encode_styles": round(encoded - setup, 3),
                          "stylize": round(done - encoded, 3), "total": round(done - started, 3)},
              "options": asdict(opts)}

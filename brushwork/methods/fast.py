@@ -16,7 +16,7 @@ from ..errors import ConfigError, MaskError, WeightsError
 from ..io import fit_long_side, resize
 from ..resources import resolve_device
 from ..weights import read_safetensors
-from . import Callback, CommonOptions, MethodSpec, Result, check_common, register_method
+from . import Callback, CommonOptions, MethodSpec, Result, check_common, check_runtime, onnx_session, register_method
 from .fast_model import TransformNet
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -33,6 +33,7 @@ class FastOptions(CommonOptions):
     """Every knob of the fast method; the style lives in the model."""
 
     model: str | None = None
+    runtime: str = "torch"
 
 
 def resolve_model(model: str | None) -> Path:
@@ -72,15 +73,21 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: FastOptions,
     if opts.preserve_color == "histogram":
         raise ConfigError("--preserve-color histogram recolours the style image, which fast models do not take; "
                           "use luminance")
+    check_runtime(opts.runtime)
     started = time.perf_counter()
     device = resolve_device(opts.device)
     path = resolve_model(opts.model)
-    net, meta = load_net(str(path))
-    net = net.to(device)
     height, width = fit_long_side(*content.shape[-2:], opts.size)
     work = resize(content, (height, width))
-    with torch.no_grad():
-        output = net(work.to(device)).clamp(0, 1).cpu()
+    if opts.runtime == "onnx":
+        from ..export import read_metadata
+
+        output = torch.from_numpy(onnx_session(str(path), opts.device).run(None, {"image": work.numpy()})[0])
+        meta = read_metadata(path)
+    else:
+        net, meta = load_net(str(path))
+        with torch.no_grad():
+            output = net.to(device)(work.to(device)).clamp(0, 1).cpu()
     if opts.preserve_color == "luminance":
         output = color.keep_chroma(output, work)
     done = time.perf_counter()

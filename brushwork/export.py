@@ -1,0 +1,155 @@
+"""Export feed-forward models to ONNX and TorchScript with dynamic batch, height and width, carrying their metadata
+(method, model name, recipe, brushwork version), and run exported ONNX models with onnxruntime.
+
+fast models take `image` (N×3×H×W RGB in [0,1]) and return `output`; adain takes `content`, `style` (any sizes) and
+`alpha` (a 0-d float), and returns `output`. Outputs are clamped to [0,1]."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import __version__
+from .errors import ConfigError, OutputError, WeightsError
+from .io import pad_for_stride
+from .methods.adain_model import AdaINNet, adain
+from .weights import read_safetensors
+
+FORMATS = ("onnx", "torchscript")
+OPSET = 17
+
+
+class FastGraph(nn.Module):
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.net(image).clamp(0, 1)
+
+
+class AdaINGraph(nn.Module):
+    def __init__(self, net: AdaINNet):
+        super().__init__()
+        self.layer, self.stride, self.decoder = net.layer, net.stride, net.decoder
+        self.encoder = copy.deepcopy(net.encoder)  # only the stages up to the AdaIN layer: the file stays small
+        names = self.encoder.layer_names
+        self.encoder.stages = nn.ModuleDict([(n, self.encoder.stages[n]) for n in names[:names.index(self.layer) + 1]])
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        h, w = content.shape[-2], content.shape[-1]
+        fc = self.encoder(pad_for_stride(content, self.stride), [self.layer])[self.layer]
+        fs = self.encoder(style, [self.layer])[self.layer]
+        feat = alpha * adain(fc, fs) + (1 - alpha) * fc
+        return self.decoder(feat)[..., :h, :w].clamp(0, 1)
+
+
+def resolve(model: str) -> tuple[str, Path]:
+    """(method, safetensors file) for a shipped model name or a model file, from the file's metadata."""
+    from .methods import adain as adain_method, fast as fast_method
+
+    if model in adain_method.PRETRAINED:
+        return "adain", adain_method.resolve_model(model)
+    if model in fast_method.shipped_models():
+        return "fast", fast_method.shipped_models()[model]
+    path = Path(model)
+    if not path.is_file():
+        raise WeightsError(f"unknown model '{model}': not a shipped model name or a file")
+    method = read_safetensors(path)[1].get("method")
+    if method not in ("adain", "fast"):
+        raise WeightsError(f"{path} is not a brushwork adain or fast model (its metadata names no method)")
+    return method, path
+
+
+def _graph(method: str, path: Path) -> tuple[nn.Module, tuple, dict[str, str]]:
+    from .methods import adain as adain_method, fast as fast_method
+
+    meta = read_safetensors(path)[1]
+    if method == "fast":
+        net, _ = fast_method.load_net(str(path))
+        return FastGraph(net).eval(), (torch.rand(1, 3, 64, 64),), meta
+    net = adain_method.load_net(str(path))
+    return AdaINGraph(net).eval(), (torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64), torch.tensor(1.0)), meta
+
+
+def export_model(model: str, fmt: str, output: str | os.PathLike) -> Path:
+    """Write `model` (a shipped name or a file) as ONNX or TorchScript to `output`, atomically."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format '{fmt}'; choose from {', '.join(FORMATS)}")
+    out = Path(output)
+    if not out.parent.is_dir():
+        raise OutputError(f"output directory does not exist: {out.parent}")
+    method, path = resolve(model)
+    graph, example, meta = _graph(method, path)
+    info = {**meta, "method": method, "model": Path(model).stem if Path(model).is_file() else model,
+            "brushwork_version": __version__, "format": fmt}
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes about shapes; the graphs are checked at two sizes
+            if fmt == "torchscript":
+                traced = torch.jit.trace(graph, example, check_trace=False)
+                torch.jit.save(traced, tmp, _extra_files={"brushwork.json": json.dumps(info)})
+            else:
+                _onnx(graph, example, method, tmp, info)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _onnx(graph: nn.Module, example: tuple, method: str, path: str, info: dict[str, str]) -> None:
+    try:
+        import onnx
+    except ImportError:
+        raise ConfigError("ONNX export needs the onnx package: pip install 'brushwork[export]'") from None
+    dims = {0: "batch", 2: "height", 3: "width"}
+    if method == "fast":
+        names, axes = ["image"], {"image": dims, "output": dims}
+    else:
+        names = ["content", "style", "alpha"]
+        axes = {"content": dims, "style": {0: "style_batch", 2: "style_height", 3: "style_width"}, "output": dims}
+    torch.onnx.export(graph, example, path, dynamo=False, opset_version=OPSET, input_names=names,
+                      output_names=["output"], dynamic_axes=axes)
+    proto = onnx.load(path)
+    for key, value in info.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    onnx.save(proto, path)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata an exported file carries."""
+    p = Path(path)
+    if p.suffix == ".onnx":
+        import onnx
+
+        return {e.key: e.value for e in onnx.load(str(p), load_external_data=False).metadata_props}
+    files = {"brushwork.json": ""}
+    torch.jit.load(str(p), _extra_files=files)
+    return json.loads(files["brushwork.json"])
+
+
+def onnx_session(path: str | os.PathLike, device: str = "auto"):
+    """An onnxruntime session on CUDA where available and asked for, else CPU."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ConfigError("--runtime onnx needs onnxruntime: pip install 'brushwork[export]'") from None
+    providers = ["CPUExecutionProvider"]
+    if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        return ort.InferenceSession(str(path), providers=providers)
+    except Exception as e:  # onnxruntime raises its own error types for missing or invalid files
+        raise WeightsError(f"cannot load ONNX model {path}: {str(e).splitlines()[0]}") from None

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from brushwork import api
+from brushwork.cli import main
+from brushwork.export import export_model, read_metadata
+from brushwork.methods.adain_model import AdaINNet, save_decoder
+from brushwork.methods.fast_model import TransformNet
+
+from .conftest import scene, stripes
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """An (untrained) fast model and adain decoder, and each exported to ONNX and TorchScript."""
+    root = tmp_path_factory.mktemp("export")
+    torch.manual_seed(0)
+    fast = root / "mosaic.safetensors"
+    save_file(TransformNet().state_dict(), str(fast), metadata={"method": "fast", "width": "32", "steps": "7"})
+    adain = root / "decoder.safetensors"
+    save_decoder(AdaINNet(seed=2).decoder, adain, {"method": "adain", "backbone": "vgg16-hed"})
+    files = {"fast": fast, "adain": adain}
+    for name, path in list(files.items()):
+        for fmt, suffix in (("onnx", ".onnx"), ("torchscript", ".pt")):
+            files[f"{name}.{fmt}"] = export_model(str(path), fmt, root / f"{name}{suffix}")
+    return files
+
+
+@pytest.mark.parametrize("size", [(37, 52), (64, 40)])
+def test_fast_exports_match_torch(models, size):
+    import onnxruntime as ort
+
+    image = scene(*size)
+    reference = api.run(image, method="fast", model=str(models["fast"]), size=max(size)).image
+    scripted = torch.jit.load(str(models["fast.torchscript"]))(image)
+    session = ort.InferenceSession(str(models["fast.onnx"]), providers=["CPUExecutionProvider"])
+    onnx_out = torch.from_numpy(session.run(None, {"image": image.numpy()})[0])
+    assert reference.shape == scripted.shape == onnx_out.shape == (1, 3, *size)
+    assert (scripted - reference).abs().max() < 1e-3 and (onnx_out - reference).abs().max() < 1e-3
+    via_runtime = api.run(image, method="fast", model=str(models["fast.onnx"]), runtime="onnx", size=max(size)).image
+    assert (via_runtime - reference).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("size", [(37, 52), (64, 40)])
+def test_adain_exports_match_torch(models, size):
+    import onnxruntime as ort
+
+    content, style = scene(*size), stripes(48, 56, (1.0, 0.3, 0.1))
+    reference = api.run(content, style, method="adain", model=str(models["adain"]), size=max(size), alpha=0.7,
+                        style_scale=56 / max(size)).image
+    alpha = torch.tensor(0.7)
+    scripted = torch.jit.load(str(models["adain.torchscript"]))(content, style, alpha)
+    session = ort.InferenceSession(str(models["adain.onnx"]), providers=["CPUExecutionProvider"])
+    onnx_out = torch.from_numpy(session.run(None, {"content": content.numpy(), "style": style.numpy(),
+                                                   "alpha": np.array(0.7, dtype=np.float32)})[0])
+    assert reference.shape == scripted.shape == onnx_out.shape == (1, 3, *size)
+    assert (scripted - reference).abs().max() < 1e-3 and (onnx_out - reference).abs().max() < 1e-3
+
+
+def test_exports_carry_metadata(models):
+    for key in ("fast.onnx", "fast.torchscript"):
+        meta = read_metadata(models[key])
+        assert meta["method"] == "fast" and meta["model"] == "mosaic" and meta["steps"] == "7"
+        assert meta["brushwork_version"]
+    assert read_metadata(models["adain.onnx"])["backbone"] == "vgg16-hed"
+
+
+def test_export_errors_are_one_line(models, tmp_path, capsys):
+    cases = [(["export", "no_such_model", "--format", "onnx", "-o", str(tmp_path / "x.onnx")], "unknown model"),
+             (["export", str(models["fast"]), "--format", "tflite", "-o", str(tmp_path / "x")], "unknown export format"),
+             (["export", str(models["fast"]), "--format", "onnx", "-o", str(tmp_path / "no" / "x.onnx")],
+              "does not exist")]
+    for args, message in cases:
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert not list(tmp_path.iterdir())
