@@ -8,9 +8,11 @@ import json
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 from . import __version__, api, evaluation, io, metrics
 from .backbones import describe_backbones
-from .errors import BrushworkError, ConfigError
+from .errors import BrushworkError, ConfigError, ImageError, OutputError
 from .methods import Step, get_method, method_names
 from .train.loop import TrainConfig
 
@@ -60,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     s = sub.add_parser("stylize", help="stylize a content image with one or more style images")
-    s.add_argument("content", help="content image")
+    s.add_argument("content", help="content image, or a folder of them (then -o is an output folder)")
     s.add_argument("styles", nargs="*", metavar="style", help="style image(s); several are blended (none for "
                                                              "--method fast, whose model carries the style)")
     s.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .tif); a .json sidecar is "
@@ -156,11 +158,40 @@ def _intermediate_saver(output: Path, every: int):
     return save
 
 
+def _stylize_folder(args: argparse.Namespace, options: dict) -> int:
+    """Every image of a folder into an output folder (NAME.png plus its sidecar); a bad image is reported and
+    skipped, and the exit code says whether any was."""
+    source, out_dir = Path(args.content), Path(args.output)
+    if args.masks or args.save_every:
+        raise ConfigError("--mask and --save-every apply to one image, not to a folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir} is a file: give an output folder when the content is a folder")
+    if not out_dir.parent.is_dir():
+        raise OutputError(f"output directory does not exist: {out_dir.parent}")
+    files = sorted(p for p in source.iterdir() if p.suffix.lower() in io.IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ConfigError(f"no images in {source}")
+    out_dir.mkdir(exist_ok=True)
+    failed = 0
+    for path in tqdm(files, disable=args.quiet, unit="image", dynamic_ncols=True):
+        try:
+            api.stylize_file(path, args.styles, out_dir / f"{path.stem}.png", method=args.method,
+                             preset=args.preset, quiet=True, **options)
+        except ImageError as e:
+            failed += 1
+            print(f"brushwork: skipped {path}: {e}", file=sys.stderr)
+    if not args.quiet:
+        print(f"wrote {len(files) - failed} image(s) to {out_dir}" + (f", skipped {failed}" if failed else ""))
+    return 2 if failed else 0
+
+
 def cmd_stylize(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if args.save_every < 0:
         raise ConfigError("--save-every must be >= 0")
     options = {name: getattr(args, name) for name in STYLIZE_OPTIONS if getattr(args, name) is not None}
+    if Path(args.content).is_dir():
+        return _stylize_folder(args, options)
     callback = _intermediate_saver(output, args.save_every) if args.save_every else None
     result = api.stylize_file(args.content, args.styles, output, method=args.method, preset=args.preset,
                               masks=args.masks, callback=callback, quiet=args.quiet or None, **options)

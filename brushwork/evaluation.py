@@ -15,7 +15,6 @@ from . import io, metrics
 from .backbones import create_backbone
 from .errors import ConfigError, ImageError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 Source = io.ImageLike
 
 
@@ -141,7 +140,7 @@ def evaluate(outputs: Source | list[Source], content: Source, style: Source, bac
 def _by_stem(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise ConfigError(f"{folder} is not a folder")
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in io.IMAGE_SUFFIXES}
 
 
 def pair_triples(pairs_dir: str | os.PathLike, outputs: list[str | os.PathLike] | None = None

@@ -18,6 +18,7 @@ from .errors import ImageError, OutputError
 
 ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor, np.ndarray]
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 MAX_PIXELS = 40_000 * 40_000  # refuse decompression bombs; far above anything we can stylize
 

@@ -77,3 +77,19 @@ def test_models_command_lists_what_ships(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "adain: adain-vgg16-hed" in out and "fast:" in out
+
+
+def test_a_folder_is_stylized_image_by_image(trained, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    save_image(scene(40, 56), photos / "one.jpg")
+    save_image(scene(50, 50), photos / "two.png")
+    (photos / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "styled"
+    rc = main(["stylize", str(photos), "-o", str(out), "--method", "fast", "--model",
+               str(trained[0] / "fast.safetensors"), "--size", "48"])
+    assert rc == 2  # one image was bad: reported, skipped, and the exit code says so
+    assert sorted(p.name for p in out.iterdir()) == ["one.png", "one.png.json", "two.png", "two.png.json"]
+    captured = capsys.readouterr()
+    assert "skipped" in captured.err and "broken.png" in captured.err
+    assert "wrote 2 image(s)" in captured.out

@@ -15,8 +15,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import ConfigError
+from ..io import IMAGE_SUFFIXES
 
-SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MIN_SIDE = 64  # smaller images are skipped as too tiny to train on
 
 
@@ -31,7 +31,7 @@ def scan_images(root: str | Path, min_side: int) -> list[Path]:
     if not folder.is_dir():
         raise ConfigError(f"not a folder: {folder}")
     kept = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
         try:
             with Image.open(path) as img:
                 size = img.size
