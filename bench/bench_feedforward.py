@@ -1,0 +1,106 @@
+"""Time the feed-forward methods and print markdown tables for bench/RESULTS.md.
+
+  python bench/bench_feedforward.py                 adain at 512² and 1024²; fast at 512² and 1920×1080,
+                                                    in torch and in onnxruntime
+  python bench/bench_feedforward.py --adain FILE --fast FILE    the same with trained models
+
+Without model files it times freshly initialized networks, which cost exactly what trained ones do. On a GPU it
+also reports images/s at batch 8 in fp32 and bf16 (autocast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from brushwork.export import export_model, onnx_session
+from brushwork.methods.adain import AdaINStylizer
+from brushwork.methods.adain_model import AdaINNet, save_decoder
+from brushwork.methods.fast import load_net
+from brushwork.methods.fast_model import TransformNet
+
+
+def best_of(fn, repeats: int = 3) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def untrained(folder: Path) -> tuple[str, str]:
+    adain = folder / "adain.safetensors"
+    save_decoder(AdaINNet().decoder, adain, {"backbone": "vgg16-hed", "method": "adain"})
+    fast = folder / "fast.safetensors"
+    save_file(TransformNet().state_dict(), str(fast), metadata={"method": "fast", "width": "32"})
+    return str(adain), str(fast)
+
+
+def adain_rows(model: str) -> None:
+    print("\n| method | device | size | batch | precision | with style encoding s | style cached s |")
+    print("|---|---|---|---|---|---|---|")
+    cpu = AdaINStylizer(model, "cpu")
+    for size in (512, 1024):
+        content, style = torch.rand(1, 3, size, size), torch.rand(1, 3, size, size)
+        code = cpu.encode_style(style)
+        cached = best_of(lambda: cpu.stylize(content, [code]))
+        full = best_of(lambda: cpu.stylize(content, [cpu.encode_style(style)]))
+        print(f"| adain | cpu | {size}² | 1 | fp32 | {full:.2f} | {cached:.2f} |", flush=True)
+    if torch.cuda.is_available():
+        gpu = AdaINStylizer(model, "cuda")
+        for size in (512, 1024):
+            for precision in ("fp32", "bf16"):
+                content = torch.rand(8, 3, size, size, device="cuda")
+                code = gpu.encode_style(torch.rand(1, 3, size, size, device="cuda"))
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    seconds = best_of(lambda: gpu.stylize(content, [code]), repeats=5)
+                print(f"| adain | {torch.cuda.get_device_name()} | {size}² | 8 | {precision} | | "
+                      f"{seconds:.3f} ({8 / seconds:.1f} images/s) |", flush=True)
+
+
+def fast_rows(model: str, folder: Path) -> None:
+    print("\n| method | runtime | size | batch | precision | s / image | images/s |")
+    print("|---|---|---|---|---|---|---|")
+    net, _ = load_net(model)
+    session = onnx_session(export_model(model, "onnx", folder / "fast.onnx"), "cpu")
+    for h, w in ((512, 512), (1080, 1920)):
+        image = torch.rand(1, 3, h, w)
+        with torch.no_grad():
+            seconds = best_of(lambda: net(image))
+        print(f"| fast | torch cpu | {w}×{h} | 1 | fp32 | {seconds:.2f} | {1 / seconds:.2f} |", flush=True)
+        array = image.numpy()
+        seconds = best_of(lambda: session.run(None, {"image": array}))
+        print(f"| fast | onnxruntime cpu | {w}×{h} | 1 | fp32 | {seconds:.2f} | {1 / seconds:.2f} |", flush=True)
+    if torch.cuda.is_available():
+        gpu = net.to("cuda")
+        for precision in ("fp32", "bf16"):
+            image = torch.rand(8, 3, 1080, 1920, device="cuda")
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                seconds = best_of(lambda: gpu(image), repeats=5)
+            print(f"| fast | torch {torch.cuda.get_device_name()} | 1920×1080 | 8 | {precision} | "
+                  f"{seconds / 8:.4f} | {8 / seconds:.1f} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--adain", help="adain decoder file (default: an untrained one, same cost)")
+    parser.add_argument("--fast", help="fast model file (default: an untrained one, same cost)")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp())
+    adain, fast = untrained(folder)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    adain_rows(args.adain or adain)
+    fast_rows(args.fast or fast, folder)
+
+
+if __name__ == "__main__":
+    main()
