@@ -6,7 +6,6 @@ fast models take `image` (N×3×H×W RGB in [0,1]) and return `output`; adain ta
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import tempfile
@@ -39,9 +38,7 @@ class AdaINGraph(nn.Module):
     def __init__(self, net: AdaINNet):
         super().__init__()
         self.layer, self.stride, self.decoder = net.layer, net.stride, net.decoder
-        self.encoder = copy.deepcopy(net.encoder)  # only the stages up to the AdaIN layer: the file stays small
-        names = self.encoder.layer_names
-        self.encoder.stages = nn.ModuleDict([(n, self.encoder.stages[n]) for n in names[:names.index(self.layer) + 1]])
+        self.encoder = net.encoder  # load_net gives an encoder cut at the AdaIN layer, so the file stays small
 
     def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         h, w = content.shape[-2], content.shape[-1]

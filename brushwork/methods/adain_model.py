@@ -3,6 +3,7 @@ encoder–decoder network with its training losses. Shared by the `adain` method
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -61,6 +62,15 @@ class AdaINNet(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # the decoder's initial weights are part of what a training seed reproduces
             self.decoder = vgg_decoder(16)
+
+    def for_inference(self) -> "AdaINNet":
+        """Frozen, with a private copy of the encoder cut at the AdaIN layer (smaller, and free to change memory
+        format without touching the backbone that other methods share)."""
+        encoder = copy.deepcopy(self.encoder)
+        names = encoder.layer_names
+        encoder.stages = nn.ModuleDict([(n, encoder.stages[n]) for n in names[:names.index(self.layer) + 1]])
+        self.encoder = encoder
+        return self.eval().requires_grad_(False)
 
     def encode(self, x: torch.Tensor, layers: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
         return self.encoder(x, layers or (self.layer,))
