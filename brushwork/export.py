@@ -17,35 +17,22 @@ from torch import nn
 
 from . import __version__
 from .errors import ConfigError, OutputError, WeightsError
-from .io import pad_for_stride
-from .methods.adain_model import AdaINNet, adain
 from .weights import read_safetensors
 
 FORMATS = ("onnx", "torchscript")
 OPSET = 17
 
 
-class FastGraph(nn.Module):
+class Clamped(nn.Module):
+    """The network as exported: its forward pass with the output clamped to [0, 1]. The adain network arrives
+    from load_net with its encoder cut at the AdaIN layer, so the file stays small."""
+
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net(image).clamp(0, 1)
-
-
-class AdaINGraph(nn.Module):
-    def __init__(self, net: AdaINNet):
-        super().__init__()
-        self.layer, self.stride, self.decoder = net.layer, net.stride, net.decoder
-        self.encoder = net.encoder  # load_net gives an encoder cut at the AdaIN layer, so the file stays small
-
-    def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        h, w = content.shape[-2], content.shape[-1]
-        fc = self.encoder(pad_for_stride(content, self.stride), [self.layer])[self.layer]
-        fs = self.encoder(style, [self.layer])[self.layer]
-        feat = alpha * adain(fc, fs) + (1 - alpha) * fc
-        return self.decoder(feat)[..., :h, :w].clamp(0, 1)
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.net(*inputs).clamp(0, 1)
 
 
 def resolve(model: str) -> tuple[str, Path]:
@@ -55,7 +42,7 @@ def resolve(model: str) -> tuple[str, Path]:
     if model in adain_method.PRETRAINED:
         return "adain", adain_method.resolve_model(model)
     if model in fast_method.shipped_models():
-        return "fast", fast_method.shipped_models()[model]
+        return "fast", fast_method.resolve_model(model)
     path = Path(model)
     if not path.is_file():
         raise WeightsError(f"unknown model '{model}': not a shipped model name or a file")
@@ -71,9 +58,9 @@ def _graph(method: str, path: Path) -> tuple[nn.Module, tuple, dict[str, str]]:
     meta = read_safetensors(path)[1]
     if method == "fast":
         net, _ = fast_method.load_net(str(path))
-        return FastGraph(net).eval(), (torch.rand(1, 3, 64, 64),), meta
+        return Clamped(net).eval(), (torch.rand(1, 3, 64, 64),), meta
     net = adain_method.load_net(str(path))
-    return AdaINGraph(net).eval(), (torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64), torch.tensor(1.0)), meta
+    return Clamped(net).eval(), (torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64), torch.tensor(1.0)), meta
 
 
 def export_model(model: str, fmt: str, output: str | os.PathLike) -> Path:

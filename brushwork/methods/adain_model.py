@@ -14,6 +14,7 @@ from torch import nn
 from .. import losses
 from ..backbones import Backbone, create_backbone
 from ..errors import WeightsError
+from ..io import pad_for_stride
 
 # Per encoder: the AdaIN layer, the style-loss layers (the paper's relu1_1 … relu4_1) and the layer stride.
 ENCODERS = {"vgg16-hed": ("relu4_1", ("relu1_1", "relu2_1", "relu3_1", "relu4_1"), 8)}
@@ -75,12 +76,14 @@ class AdaINNet(nn.Module):
     def encode(self, x: torch.Tensor, layers: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
         return self.encoder(x, layers or (self.layer,))
 
-    def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-        """Decode AdaIN(content, style) blended with the content features by alpha (1 = full style)."""
-        fc = self.encode(content)[self.layer]
+    def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: float | torch.Tensor = 1.0
+                ) -> torch.Tensor:
+        """One style at strength alpha (1 = full style, 0 = the content decoded), at the content's size: padded
+        for the stride and cropped back. This is the graph `brushwork export` writes."""
+        h, w = content.shape[-2], content.shape[-1]
+        fc = self.encode(pad_for_stride(content, self.stride))[self.layer]
         fs = self.encode(style)[self.layer]
-        t = adain(fc, fs)
-        return self.decoder(alpha * t + (1 - alpha) * fc)
+        return self.decoder(alpha * adain(fc, fs) + (1 - alpha) * fc)[..., :h, :w]
 
     def training_losses(self, content: torch.Tensor, style: torch.Tensor, style_weight: float
                         ) -> dict[str, torch.Tensor]:
