@@ -60,27 +60,18 @@ def _match_sizes(output: torch.Tensor, content: torch.Tensor) -> tuple[torch.Ten
 
 
 class _Loader:
-    """Loads each content and style once, at the size the metrics need."""
+    """Loads each image once per long side it is needed at (None: as it is)."""
 
-    def __init__(self, size: int | None):
-        self.size = size
-        self.cache: dict[tuple[str, int | None], torch.Tensor] = {}
+    def __init__(self):
+        self.cache: dict[tuple[str | int, int | None], torch.Tensor] = {}
 
-    def content(self, src: Source) -> torch.Tensor:
-        key = (_name(src), self.size)
+    def get(self, src: Source, long_side: int | None) -> torch.Tensor:
+        key = (os.fspath(src) if isinstance(src, (str, os.PathLike)) else id(src), long_side)
         if key not in self.cache:
             img = io.load_image(src)
-            if self.size is not None:
-                img = io.resize(img, io.fit_long_side(*img.shape[-2:], self.size))
+            if long_side is not None:
+                img = io.resize(img, io.fit_long_side(*img.shape[-2:], long_side))
             self.cache[key] = img
-        return self.cache[key]
-
-    def style(self, src: Source, long_side: int) -> torch.Tensor:
-        """The style at the output's long side, the scale at which stylize matched its statistics."""
-        key = (f"style:{_name(src)}", long_side)
-        if key not in self.cache:
-            img = io.load_image(src)
-            self.cache[key] = io.resize(img, io.fit_long_side(*img.shape[-2:], long_side))
         return self.cache[key]
 
 
@@ -101,15 +92,15 @@ def evaluate_triples(triples: list[tuple[Source, Source, Source]], backbone: str
     if name in {part for u in used for part in u.split("+")}:
         report.notes.append(f"{name} also made some of these outputs: it favours them")
     model = create_backbone(name, weights)
-    loader = _Loader(size)
+    loader = _Loader()
     pooled_outputs, styles_seen = [], {}
     for output_src, content_src, style_src in triples:
-        content = loader.content(content_src)
+        content = loader.get(content_src, size)
         output = io.load_image(output_src)
         if output.shape[-2:] != content.shape[-2:]:
             output, content, note = _match_sizes(output, content)
             report.notes.append(f"{_name(output_src)}: {note}")
-        style = loader.style(style_src, max(output.shape[-2:]))
+        style = loader.get(style_src, max(output.shape[-2:]))  # the scale at which stylize matched the style
         styles_seen.setdefault(_name(style_src), style)
         values = metrics.pair_metrics(output, content, style, model)
         pooled_outputs.append(values.pop("pooled"))

@@ -107,3 +107,7 @@ def test_python_api_accepts_tensors_and_paths(eval_files):
     report = brushwork.evaluate(noisy(textured(64, 80), 0.1), eval_files["content"], painting(), backbone="vgg16-hed")
     assert isinstance(report, brushwork.EvalReport) and report.rows[0]["output"] == "Tensor"
     assert report.rows[0]["ssim"] < 0.9 and "frechet" not in report.set_scores
+    # content and style both tensors, both needed at 80 px: each must stay itself
+    content = textured(64, 80)
+    same = brushwork.evaluate(content, content, painting(64, 80), backbone="vgg16-hed", size=80).rows[0]
+    assert same["content"] == 0 and same["gram"] > 0.1

@@ -128,17 +128,18 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
         work = color.gray(work)
     if masks is not None:
         masks = [resize(m, (height, width)) for m in masks]
+    model = str(resolve_model(opts.model))
     setup = time.perf_counter()
     if opts.runtime == "onnx":
         if len(styles) > 1 or masks:
             raise ConfigError("an exported adain model takes one style image: blends and masks need --runtime torch")
-        session = onnx_session(str(resolve_model(opts.model)), opts.device)
+        session = onnx_session(model, opts.device)
         encoded = time.perf_counter()
         output = torch.from_numpy(session.run(None, {"content": work.numpy(), "style": styles[0].numpy(),
                                                      "alpha": np.array(opts.alpha, dtype=np.float32)})[0])
         device = "onnxruntime"
     else:
-        stylizer = AdaINStylizer(opts.model, opts.device, opts.weights)
+        stylizer = AdaINStylizer(model, opts.device, opts.weights)
         codes = [stylizer.encode_style(s) for s in styles]
         encoded = time.perf_counter()
         blend = [w / sum(opts.style_blend) for w in opts.style_blend] if opts.style_blend else None
@@ -147,7 +148,7 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
     if opts.preserve_color == "luminance":
         output = color.keep_chroma(output, resize(content, (height, width)))
     done = time.perf_counter()
-    stats = {"device": device, "model": str(resolve_model(opts.model)),
+    stats = {"device": device, "model": model,
              "seconds": {"setup": round(setup - started, 3), "encode_styles": round(encoded - setup, 3),
                          "stylize": round(done - encoded, 3), "total": round(done - started, 3)},
              "options": asdict(opts)}
