@@ -84,17 +84,27 @@ def sqrtm_psd(mat: torch.Tensor) -> torch.Tensor:
     return (vecs * vals.clamp_min(0).sqrt()[..., None, :]) @ vecs.transpose(-1, -2)
 
 
+def gaussian_w2(mean_a: torch.Tensor, cov_a: torch.Tensor, mean_b: torch.Tensor, cov_b: torch.Tensor,
+                root_b: torch.Tensor | None = None, eps: float = 0.0) -> torch.Tensor:
+    """Squared 2-Wasserstein (Fréchet) distance between Gaussians, batched over leading dimensions:
+    |μa − μb|² + tr Σa + tr Σb − 2 tr (Σb^½ Σa Σb^½)^½, in float64 through eigendecompositions, which stay stable
+    for rank-deficient covariances. root_b is Σb^½ when already known; eps > 0 keeps the gradient of the square
+    root finite where an eigenvalue is zero."""
+    root_b = sqrtm_psd(cov_b) if root_b is None else root_b.double()
+    middle = root_b @ cov_a.double() @ root_b
+    cross = torch.linalg.eigvalsh((middle + middle.transpose(-1, -2)) / 2).clamp_min(eps).sqrt().sum(-1)
+    trace = (torch.diagonal(cov_a.double(), dim1=-2, dim2=-1).sum(-1)
+             + torch.diagonal(cov_b.double(), dim1=-2, dim2=-1).sum(-1))
+    return (mean_a.double() - mean_b.double()).pow(2).sum(-1) + (trace - 2 * cross).clamp_min(0)
+
+
 def wasserstein2_loss(feat: torch.Tensor, target: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
                       weight: torch.Tensor | None = None) -> torch.Tensor:
     """Squared 2-Wasserstein distance between Gaussian fits of the features and of the style, relative to the
     style's second moment. target = (mean, cov, sqrtm(cov)); the root of the target is computed once."""
     mean, cov = mean_cov(feat, weight)
     t_mean, t_cov, t_root = target
-    middle = t_root @ cov.double() @ t_root
-    eig = torch.linalg.eigvalsh((middle + middle.transpose(-1, -2)) / 2).clamp_min(1e-10)
-    cross = eig.sqrt().sum(-1)
-    trace = torch.diagonal(cov, dim1=-2, dim2=-1).sum(-1) + torch.diagonal(t_cov, dim1=-2, dim2=-1).sum(-1)
-    w2 = (mean - t_mean).pow(2).sum(1) + (trace.double() - 2 * cross).to(feat.dtype).clamp_min(0)
+    w2 = gaussian_w2(mean, cov, t_mean, t_cov, t_root, eps=1e-10).to(feat.dtype)
     return _relative(w2, t_mean.pow(2).sum(1) + torch.diagonal(t_cov, dim1=-2, dim2=-1).sum(-1))
 
 

@@ -128,24 +128,11 @@ def _mean_std(fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
     return _relative((va - vb).pow(2).sum(1), va.pow(2).sum(1), vb.pow(2).sum(1))
 
 
-def gaussian_w2(mean_a: torch.Tensor, cov_a: torch.Tensor, mean_b: torch.Tensor, cov_b: torch.Tensor
-                ) -> torch.Tensor:
-    """Squared 2-Wasserstein (Fréchet) distance between Gaussians, batched over leading dimensions:
-    |μa − μb|² + tr Σa + tr Σb − 2 tr (Σa^½ Σb Σa^½)^½, in float64 through eigendecompositions, which stay
-    stable for the rank-deficient covariances of small sets."""
-    root_a = losses.sqrtm_psd(cov_a)
-    middle = root_a @ cov_b.double() @ root_a
-    cross = torch.linalg.eigvalsh((middle + middle.transpose(-1, -2)) / 2).clamp_min(0).sqrt().sum(-1)
-    trace = torch.diagonal(cov_a.double(), dim1=-2, dim2=-1).sum(-1) + torch.diagonal(cov_b.double(), dim1=-2,
-                                                                                      dim2=-1).sum(-1)
-    return ((mean_a.double() - mean_b.double()).pow(2).sum(-1) + trace - 2 * cross).clamp_min(0)
-
-
 def _wasserstein(fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
     (ma, ca), (mb, cb) = losses.mean_cov(fa.double()), losses.mean_cov(fb.double())
     second_a = ma.pow(2).sum(1) + torch.diagonal(ca, dim1=-2, dim2=-1).sum(-1)
     second_b = mb.pow(2).sum(1) + torch.diagonal(cb, dim1=-2, dim2=-1).sum(-1)
-    return _relative(gaussian_w2(ma, ca, mb, cb), second_a, second_b).float()
+    return _relative(losses.gaussian_w2(ma, ca, mb, cb), second_a, second_b).float()
 
 
 def _layer_mean(fn, fa: dict[str, torch.Tensor], fb: dict[str, torch.Tensor], layers: Sequence[str]) -> torch.Tensor:
@@ -255,7 +242,7 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
         if feat.shape[0] < 2:
             return mean, torch.zeros(feat.shape[1], feat.shape[1], dtype=feat.dtype, device=feat.device)
         return mean, torch.cov(feat.T)
-    return float(gaussian_w2(*fit(a), *fit(b)))
+    return float(losses.gaussian_w2(*fit(a), *fit(b)))
 
 
 def art_fid(content_distance_mean: float, frechet: float) -> float:

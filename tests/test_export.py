@@ -69,7 +69,8 @@ def test_exports_carry_metadata(models):
 
 def test_export_errors_are_one_line(models, tmp_path, capsys):
     cases = [(["export", "no_such_model", "--format", "onnx", "-o", str(tmp_path / "x.onnx")], "unknown model"),
-             (["export", str(models["fast"]), "--format", "tflite", "-o", str(tmp_path / "x")], "unknown export format"),
+             (["export", str(models["fast"]), "--format", "tflite", "-o", str(tmp_path / "x")],
+              "unknown export format"),
              (["export", str(models["fast"]), "--format", "onnx", "-o", str(tmp_path / "no" / "x.onnx")],
               "does not exist")]
     for args, message in cases:

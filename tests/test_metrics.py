@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from brushwork import metrics
+from brushwork import losses, metrics
 from brushwork.backbones import create_backbone
 from brushwork.color import rgb_to_lab
 from brushwork.errors import BackboneError, SizeError
@@ -147,7 +147,7 @@ def test_lab_and_color_distance_units():
 
 def test_gaussian_w2_and_frechet_closed_forms():
     # one dimension: (μa − μb)² + (σa − σb)²
-    w2 = metrics.gaussian_w2(torch.tensor([1.0]), torch.tensor([[4.0]]), torch.tensor([3.0]), torch.tensor([[9.0]]))
+    w2 = losses.gaussian_w2(torch.tensor([1.0]), torch.tensor([[4.0]]), torch.tensor([3.0]), torch.tensor([[9.0]]))
     assert float(w2) == pytest.approx(4 + 1)
     feats = torch.randn(20, 8, generator=torch.Generator().manual_seed(1)).double()
     assert metrics.frechet_distance(feats, feats) == pytest.approx(0, abs=1e-8)
