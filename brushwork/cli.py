@@ -147,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 STYLIZE_OPTIONS = ("size", "backbone", "weights", "content_weight", "style_weight", "tv_weight", "content_layers",
                    "style_layers", "style_loss", "iterations", "scales", "scale_factor", "optimizer", "lr",
-                   "pyramid_levels", "init", "pooling", "style_scale", "style_blend", "preserve_color", "seed", "device",
-                   "model", "alpha", "runtime")
+                   "pyramid_levels", "init", "pooling", "style_scale", "style_blend", "preserve_color", "seed",
+                   "device", "model", "alpha", "runtime")
 
 
 def _intermediate_saver(output: Path, every: int):
