@@ -45,7 +45,11 @@ def _loop_options(parser: argparse.ArgumentParser, **defaults) -> None:
                              ("clip", float, "max gradient norm (0 = off)"),
                              ("precision", str, "32 | bf16-mixed | 16-mixed (mixed precision needs a GPU)"),
                              ("device", str, "auto | cpu | cuda"), ("devices", int, "GPUs to use (DDP)"),
-                             ("workers", int, "data loader processes"), ("seed", int, "seed for data and weights"),
+                             ("workers", int, "data loader processes"),
+                             ("data", str, "disk (DataLoader workers) | device (decoded once, kept and cropped on "
+                                           "the device) | auto (device on GPUs)"),
+                             ("channels-last", str, "auto (on for GPUs) | on | off"),
+                             ("seed", int, "seed for data and weights"),
                              ("checkpoint-every", int, "steps between checkpoints (also saved on exit)"),
                              ("preview-every", int, "steps between preview grids"),
                              ("log-every", int, "steps between metrics.csv rows"),
@@ -123,8 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--weights", help="weights file for the encoder")
     a.add_argument("--style-weight", type=float, default=10.0, help="style loss weight (paper: 10)")
     _loop_options(a)
-    f = methods.add_parser("fast", help="train a per-style network (Johnson et al.) for one style image")
-    f.add_argument("--style", required=True, help="the style image")
+    f = methods.add_parser("fast", help="train per-style networks (Johnson et al.), one per style image")
+    f.add_argument("--style", required=True, nargs="+", help="the style image; several train together, one network "
+                                                             "each, in RUN/NAME.safetensors")
+    f.add_argument("--arch", default="classic", help="classic (Johnson et al.) | mobile (CPU real time)")
     f.add_argument("--content-dir", required=True, help="photos, read recursively")
     f.add_argument("--backbone", default="vgg16-hed", help="the frozen loss network (default vgg16-hed)")
     f.add_argument("--weights", help="weights file for the loss network")
@@ -245,7 +251,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import adain_task, fast_task, train
+    from .train import FastStyle, adain_task, fast_task, train
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
@@ -253,8 +259,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.train_method == "adain":
         task = adain_task(args.content_dir, args.style_dir, cfg, args.backbone, args.style_weight, args.weights)
     else:
-        task = fast_task(args.style, args.content_dir, cfg, args.backbone, args.style_size, args.content_weight,
-                         args.style_weight, args.tv_weight, args.weights)
+        styles = [FastStyle(Path(p).stem, p, args.content_weight, args.style_weight, args.tv_weight, args.style_size)
+                  for p in args.style]
+        task = fast_task(styles, args.content_dir, cfg, args.backbone, args.arch, args.weights)
     summary = train(task, cfg)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
     state = "finished" if summary["step"] >= cfg.steps else "stopped; continue with --resume"

@@ -9,7 +9,7 @@ from brushwork.cli import main
 from brushwork.errors import ConfigError, MaskError, WeightsError
 from brushwork.io import save_image
 from brushwork.methods.fast_model import TransformNet
-from brushwork.train import TrainConfig, fast_task, train
+from brushwork.train import FastStyle, TrainConfig, fast_task, train
 
 from .conftest import scene, stripes
 
@@ -32,7 +32,7 @@ def trained(tmp_path_factory):
     save_image(stripes(64, 64, (1.0, 0.2, 0.1), period=4), style)
     cfg = TrainConfig(out=str(tmp_path / "run"), steps=25, batch_size=2, size=32, short_side=40, lr=2e-3,
                       workers=0, log_every=1, checkpoint_every=100, preview_every=25, quiet=True)
-    train(fast_task(str(style), str(content), cfg, style_weight=3.0), cfg)
+    train(fast_task([FastStyle("stripes", str(style), style_weight=3.0)], str(content), cfg), cfg)
     return tmp_path / "run", style
 
 

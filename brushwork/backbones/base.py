@@ -42,6 +42,13 @@ class Backbone(nn.Module):
             raise BackboneError(f"backbone {self.name} has no layer {', '.join(unknown)}; "
                                 f"its layers are {', '.join(self.layer_names)}")
 
+    def truncate(self, layer: str) -> "Backbone":
+        """Drop every stage after `layer`, in place: a smaller network for callers that never go deeper."""
+        self.check_layers([layer])
+        names = self.layer_names
+        self.stages = nn.ModuleDict([(n, self.stages[n]) for n in names[:names.index(layer) + 1]])
+        return self
+
     def freeze(self) -> "Backbone":
         self.eval()
         self.requires_grad_(False)

@@ -61,11 +61,15 @@ class VGG(Backbone):
             return (x - self.mean) / self.std
         return self.input_conv(x)
 
-    def load_convs(self, params: list[tuple[torch.Tensor, torch.Tensor]], source: str) -> "VGG":
-        """Copy (weight, bias) pairs, in network order, into the conv layers, checking every shape."""
+    def load_convs(self, params: list[tuple[torch.Tensor, torch.Tensor]], source: str, partial: bool = False
+                   ) -> "VGG":
+        """Copy (weight, bias) pairs, in network order, into the conv layers, checking every shape. With
+        `partial`, fewer pairs are allowed and the network is cut after the last one's ReLU."""
         names = conv_names(self.depth)
-        if len(params) != len(names):
+        if len(params) != len(names) and not (partial and 0 < len(params) < len(names)):
             raise WeightsError(f"{source}: found {len(params)} conv layers, VGG{self.depth} has {len(names)}")
+        if len(params) < len(names):
+            self.truncate(names[len(params) - 1].replace("conv", "relu"))
         for name, (w, b) in zip(names, params):
             conv = self.stages[name]
             if tuple(w.shape) != tuple(conv.weight.shape) or tuple(b.shape) != tuple(conv.bias.shape):
@@ -121,3 +125,31 @@ def normalised_convs(sd: dict[str, torch.Tensor], source: str) -> tuple[list, tu
         convs = [(sd[f"{k}.weight"], sd[f"{k}.bias"]) for k in keys[1:] if sd[f"{k}.weight"].dim() == 4]
         return convs[:16], (sd["0.weight"], sd["0.bias"])
     raise WeightsError(f"{source} is neither AdaIN's vgg_normalised.pth nor Gatys' vgg_conv.pth layout")
+
+
+def save_cut_convs(model: VGG, layer: str, path: str | Path) -> Path:
+    """Write the conv weights a network needs up to `layer` as fp16 safetensors (`conv1_1.weight`, ...): the
+    smallest file that rebuilds the backbone for losses that go no deeper, e.g. for a training machine."""
+    from safetensors.torch import save_file
+
+    model.check_layers([layer])
+    wanted = model.layer_names[:model.layer_names.index(layer) + 1]
+    tensors = {f"{n}.{k}": v.detach().half().contiguous() for n in wanted if n.startswith("conv")
+               for k, v in model.stages[n].state_dict().items()}
+    save_file(tensors, str(path), metadata={"backbone": model.name, "cut_after": layer, "format": "brushwork-convs/1"})
+    return Path(path)
+
+
+def cut_convs(path: Path, depth: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Conv (weight, bias) pairs from a file written by save_cut_convs, in network order (a prefix of VGG's)."""
+    from ..weights import read_safetensors
+
+    tensors, _ = read_safetensors(path)
+    params = []
+    for name in conv_names(depth):
+        if f"{name}.weight" not in tensors:
+            break
+        params.append((tensors[f"{name}.weight"], tensors[f"{name}.bias"]))
+    if not params:
+        raise WeightsError(f"{path} holds no VGG conv weights (conv1_1.weight, ...)")
+    return params

@@ -67,10 +67,7 @@ class AdaINNet(nn.Module):
     def for_inference(self) -> "AdaINNet":
         """Frozen, with a private copy of the encoder cut at the AdaIN layer (smaller, and free to change memory
         format without touching the backbone that other methods share)."""
-        encoder = copy.deepcopy(self.encoder)
-        names = encoder.layer_names
-        encoder.stages = nn.ModuleDict([(n, encoder.stages[n]) for n in names[:names.index(self.layer) + 1]])
-        self.encoder = encoder
+        self.encoder = copy.deepcopy(self.encoder).truncate(self.layer)
         return self.eval().requires_grad_(False)
 
     def encode(self, x: torch.Tensor, layers: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ from ..io import fit_long_side, resize
 from ..resources import resolve_device
 from ..weights import read_safetensors
 from . import Callback, CommonOptions, MethodSpec, Result, check_common, check_runtime, onnx_session, register_method
-from .fast_model import TransformNet
+from .fast_model import ARCHS, build_net
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 PREFIX = "fast-"
@@ -52,13 +52,17 @@ def resolve_model(model: str | None) -> Path:
 
 
 @functools.lru_cache(maxsize=4)
-def load_net(path: str) -> tuple[TransformNet, dict[str, str]]:
+def load_net(path: str) -> tuple[torch.nn.Module, dict[str, str]]:
+    """The network a model file describes (its `arch` and `width` metadata), with its weights, frozen."""
     tensors, meta = read_safetensors(path)
-    net = TransformNet(width=int(meta.get("width", 32)))
+    arch = meta.get("arch", "classic")
+    if arch not in ARCHS:
+        raise WeightsError(f"{path} is a '{arch}' fast network, which this version does not know")
+    net = build_net(arch, int(meta.get("width", 32)))
     try:
         net.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
-        raise WeightsError(f"{path} does not fit the fast transformation network: {str(e).splitlines()[0]}") from None
+        raise WeightsError(f"{path} does not fit the fast {arch} network: {str(e).splitlines()[0]}") from None
     return net.eval().requires_grad_(False), meta
 
 

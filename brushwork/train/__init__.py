@@ -2,7 +2,7 @@
 one task per method."""
 
 from .adain import adain_task
-from .fast import fast_task
+from .fast import FastStyle, fast_task
 from .loop import TrainConfig, TrainTask, train
 
-__all__ = ["TrainConfig", "TrainTask", "adain_task", "fast_task", "train"]
+__all__ = ["FastStyle", "TrainConfig", "TrainTask", "adain_task", "fast_task", "train"]

@@ -29,4 +29,5 @@ def adain_task(content_dir: str, style_dir: str, cfg: TrainConfig, backbone: str
                 "style": RandomCrops(scan_images(style_dir, MIN_SIDE), cfg.size, cfg.short_side, cfg.seed + 1)}
     metadata = {"method": "adain", "backbone": backbone, "layer": net.layer, "style_weight": str(style_weight),
                 "format": "brushwork-adain-decoder/1"}
-    return TrainTask("adain", AdaINTraining(net, style_weight), net.decoder, datasets, metadata)
+    return TrainTask("adain", AdaINTraining(net, style_weight), net.decoder, datasets,
+                     {"adain": (net.decoder, metadata)})

@@ -1,11 +1,16 @@
 """Training data: image folders read recursively, resized and randomly cropped as in the AdaIN paper (short side
 512, crop 256). Every sample is a pure function of (seed, sample index), so a run resumes exactly at any step,
-whatever the number of worker processes."""
+whatever the number of worker processes.
+
+Two ways to feed a step: `RandomCrops` decodes files in DataLoader workers (any data size), and `ResidentCrops`
+decodes every image once into a uint8 tensor on the training device and crops there, so a GPU never waits on
+the host's JPEG decoding."""
 
 from __future__ import annotations
 
 import functools
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,6 +93,70 @@ class RandomCrops(Dataset):
             return torch.from_numpy(crop).permute(2, 0, 1).contiguous()
         raise ConfigError("no image in the training folder could be decoded")
 
+    def stream(self, batch_size: int, first_step: int, workers: int, rank: int = 0, world: int = 1
+               ) -> Iterator[torch.Tensor]:
+        """An endless stream of batches (on the CPU) starting at `first_step`."""
+        loader = DataLoader(self, batch_size=batch_size, sampler=StepSampler(first_step, batch_size, rank, world),
+                            num_workers=workers, persistent_workers=workers > 0, drop_last=True)
+        return iter(loader)
+
+
+class ResidentCrops:
+    """The images of a RandomCrops, each resized to its short side and centre-cropped to a square, held as one
+    N×3×S×S uint8 tensor on `device` (a GPU: S=288 takes 250 KB an image). Step s takes images from the same
+    per-epoch shuffle as RandomCrops and crop offsets seeded by (seed, sample index), gathered in one indexing
+    operation on the device; batches come out channels-last."""
+
+    def __init__(self, crops: RandomCrops, device: torch.device | str = "cpu", threads: int = 8):
+        self.size, self.seed, side = crops.size, crops.seed, crops.short_side
+
+        def decode(path: Path) -> np.ndarray | None:
+            try:
+                with Image.open(path) as img:
+                    img = img.convert("RGB")
+                    scale = side / min(img.size)
+                    w, h = max(side, round(img.width * scale)), max(side, round(img.height * scale))
+                    img = img.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=3.0)
+                    x, y = (w - side) // 2, (h - side) // 2
+                    return np.asarray(img.crop((x, y, x + side, y + side)), dtype=np.uint8)
+            except (OSError, ValueError) as e:
+                _warn(f"skipping {path}: cannot decode it ({e.__class__.__name__})")
+                return None
+
+        with ThreadPoolExecutor(threads) as pool:
+            arrays = [a for a in pool.map(decode, crops.files) if a is not None]
+        if not arrays:
+            raise ConfigError("no image in the training folder could be decoded")
+        self.data = torch.from_numpy(np.stack(arrays)).to(device)  # N×S×S×3
+        self.files = len(arrays)
+
+    @functools.lru_cache(maxsize=2)
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.files)
+
+    def batch(self, first_sample: int, batch_size: int) -> torch.Tensor:
+        """Samples first_sample … first_sample + batch_size − 1 as a B×3×size×size float batch in [0, 1]."""
+        ks = np.arange(first_sample, first_sample + batch_size)
+        epochs, positions = np.divmod(ks, self.files)
+        images = np.array([self._order(int(e))[p] for e, p in zip(epochs, positions)])
+        room = self.data.shape[1] - self.size + 1
+        offsets = np.random.default_rng([self.seed, first_sample, 2]).integers(0, room, size=(batch_size, 2))
+        device = self.data.device
+        span = torch.arange(self.size, device=device)
+        rows = torch.as_tensor(offsets[:, 0], device=device)[:, None] + span
+        cols = torch.as_tensor(offsets[:, 1], device=device)[:, None] + span
+        index = torch.as_tensor(images, device=device)[:, None, None]
+        crops = self.data[index, rows[:, :, None], cols[:, None, :]]  # B×size×size×3
+        return crops.permute(0, 3, 1, 2).float().div_(255.0)
+
+    def stream(self, batch_size: int, first_step: int, workers: int = 0, rank: int = 0, world: int = 1
+               ) -> Iterator[torch.Tensor]:
+        """An endless stream of batches on the data's device, in StepSampler's order of samples."""
+        step = first_step
+        while True:
+            yield self.batch((step * world + rank) * batch_size, batch_size)
+            step += 1
+
 
 class StepSampler(Sampler[int]):
     """Sample indices forever: step s on rank r of w takes samples (s·w + r)·B … (s·w + r)·B + B − 1, so every
@@ -105,11 +174,3 @@ class StepSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return 2 ** 62
-
-
-def batches(dataset: RandomCrops, batch_size: int, first_step: int, workers: int, rank: int = 0,
-            world: int = 1) -> Iterator[torch.Tensor]:
-    """An endless stream of batches starting at `first_step`."""
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=StepSampler(first_step, batch_size, rank, world),
-                        num_workers=workers, persistent_workers=workers > 0, drop_last=True)
-    return iter(loader)

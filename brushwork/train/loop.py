@@ -7,7 +7,11 @@ A run directory holds:
   checkpoint/optimizer.json, state.json param groups; step, config and timings
   metrics.csv                          one row per logged step (and TensorBoard events if it is installed)
   previews/step_NNNNNNN.png            content | style | output for a few samples of a batch
-  NAME.safetensors                     the final weights in fp16 with their recipe, ready to ship
+  NAME.safetensors                     the final weights in fp16 with their recipe, ready to ship (one file per
+                                       network the task exports: several when styles train together)
+
+On a GPU the defaults are the fast path: training images resident on the device (ResidentCrops), channels-last
+tensors, and, with --precision bf16-mixed, bf16 autocast.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from tqdm import tqdm
 
 from .. import io
 from ..errors import ConfigError, WeightsError
-from .data import RandomCrops, batches
+from .data import RandomCrops, ResidentCrops
 
 SHARD_BYTES = 16 * 2 ** 20
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+DATA_MODES = ("auto", "disk", "device")
+SWITCHES = ("auto", "on", "off")
 
 
 @dataclass
@@ -48,6 +54,8 @@ class TrainConfig:
     device: str = "auto"
     devices: int = 1
     workers: int = 2
+    data: str = "auto"  # disk: decode in DataLoader workers; device: decode once, keep on the device; auto: GPU → device
+    channels_last: str = "auto"  # auto: on for GPUs
     seed: int = 0
     checkpoint_every: int = 500
     preview_every: int = 500
@@ -62,7 +70,9 @@ class TrainConfig:
                   (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
                   (self.clip >= 0 and self.lr_decay >= 0 and self.time_limit >= 0, "negative clip, decay or limit"),
                   (min(self.checkpoint_every, self.preview_every, self.log_every) >= 1, "intervals must be >= 1"),
-                  (self.workers >= 0 and self.devices >= 1, "--workers must be >= 0 and --devices >= 1")]
+                  (self.workers >= 0 and self.devices >= 1, "--workers must be >= 0 and --devices >= 1"),
+                  (self.data in DATA_MODES, f"--data must be one of {', '.join(DATA_MODES)}"),
+                  (self.channels_last in SWITCHES, f"--channels-last must be one of {', '.join(SWITCHES)}")]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
@@ -71,17 +81,21 @@ class TrainConfig:
 @dataclass
 class TrainTask:
     """What a method trains: `module(**batch)` returns {"total": loss, other scalar losses…, "output": images};
-    `trainable` is the part that is saved; `datasets` name the batch's entries."""
+    `trainable` is the part that is checkpointed; `datasets` name the batch's entries; `exports` maps each shipped
+    file's stem to the network it holds and that network's metadata."""
 
     name: str
     module: nn.Module
     trainable: nn.Module
     datasets: dict[str, RandomCrops]
-    metadata: dict[str, str]
+    exports: dict[str, tuple[nn.Module, dict[str, str]]]
 
 
 def _fabric(cfg: TrainConfig):
-    from lightning_fabric import Fabric
+    try:
+        from lightning_fabric import Fabric
+    except ImportError:  # images that ship the `lightning` bundle instead of the standalone package
+        from lightning.fabric import Fabric
 
     accelerator = {"auto": "auto", "cpu": "cpu", "cuda": "cuda", "mps": "mps"}.get(cfg.device)
     if accelerator is None:
@@ -103,7 +117,7 @@ def save_checkpoint(run: Path, task: TrainTask, optimizer: torch.optim.Optimizer
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_file({k: v.detach().float().contiguous().cpu() for k, v in task.trainable.state_dict().items()},
-              str(tmp / "model.safetensors"), metadata=task.metadata)
+              str(tmp / "model.safetensors"), metadata={"task": task.name})
     state = optimizer.state_dict()
     tensors, plain = {}, {}
     for index, entries in state["state"].items():
@@ -124,7 +138,8 @@ def save_checkpoint(run: Path, task: TrainTask, optimizer: torch.optim.Optimizer
         save_file(shard, str(tmp / f"optimizer-{i:03d}.safetensors"))
     (tmp / "optimizer.json").write_text(json.dumps({"param_groups": state["param_groups"], "plain": plain,
                                                     "shards": len(shards)}, indent=1))
-    (tmp / "state.json").write_text(json.dumps({"step": step, "task": task.name, "metadata": task.metadata,
+    exports = {stem: meta for stem, (_, meta) in task.exports.items()}
+    (tmp / "state.json").write_text(json.dumps({"step": step, "task": task.name, "exports": exports,
                                                 "config": asdict(cfg), "seconds": round(seconds, 1)}, indent=1))
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
@@ -156,11 +171,20 @@ def load_checkpoint(run: Path, task: TrainTask, optimizer: torch.optim.Optimizer
 
 
 def _preview(batch: dict[str, torch.Tensor], output: torch.Tensor, path: Path, count: int = 4) -> None:
-    """A grid: one row per sample, the batch's inputs then the output."""
-    n = min(count, output.shape[0])
-    columns = [*batch.values(), output.detach().float().clamp(0, 1)]
+    """A grid: one row per sample, the batch's inputs then the output (one column per network when a task
+    trains several)."""
+    n = min(count, len(next(iter(batch.values()))))
+    outputs = output.detach().float().clamp(0, 1).chunk(max(1, output.shape[0] // len(next(iter(batch.values())))))
+    columns = [*batch.values(), *outputs]
     rows = [torch.cat([c[i].float().cpu() for c in columns], dim=-1) for i in range(n)]
     io.save_image(torch.cat(rows, dim=-2)[None], path)
+
+
+def hardware(device: torch.device) -> str:
+    """What trained a model, for its metadata: the GPU's name, or the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 class _Log:
@@ -191,15 +215,29 @@ class _Log:
                     self.tb.add_scalar(key, value, row["step"])
 
 
+def _streams(task: TrainTask, cfg: TrainConfig, start: int, fabric) -> dict:
+    """One endless batch stream per dataset: from the device itself (ResidentCrops) or from DataLoader workers."""
+    on_device = cfg.data == "device" or (cfg.data == "auto" and fabric.device.type == "cuda")
+    streams = {}
+    for name, ds in task.datasets.items():
+        source = ResidentCrops(ds, fabric.device) if on_device else ds
+        streams[name] = source.stream(cfg.batch_size, start, cfg.workers, fabric.global_rank, fabric.world_size)
+    return streams
+
+
 def train(task: TrainTask, cfg: TrainConfig) -> dict:
     """Train until cfg.steps (or the time limit), checkpointing every cfg.checkpoint_every steps and on exit.
-    Returns a summary: steps done in this segment, final step, last losses, seconds."""
+    Returns a summary: steps done in this segment, final step, last losses, seconds. Losses are read back from
+    the device only on logging steps, so a GPU is never stalled waiting for the host."""
     cfg.validate()
     run = Path(cfg.out)
     if (run / "checkpoint").exists() and not cfg.resume:
         raise ConfigError(f"{run} already holds a run: pass --resume to continue it, or choose another --out")
     fabric = _fabric(cfg)
     fabric.seed_everything(cfg.seed, verbose=False)
+    layout = torch.channels_last if cfg.channels_last == "on" or (
+        cfg.channels_last == "auto" and fabric.device.type == "cuda") else torch.contiguous_format
+    task.module.to(memory_format=layout)
     params = [p for p in task.module.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
     module, optimizer = fabric.setup(task.module, optimizer)
@@ -207,17 +245,18 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
                       else (0, 0.0))
     if fabric.is_global_zero:
         (run / "previews").mkdir(parents=True, exist_ok=True)
-    streams = {name: batches(ds, cfg.batch_size, start, cfg.workers, fabric.global_rank, fabric.world_size)
-               for name, ds in task.datasets.items()}
+    streams = _streams(task, cfg, start, fabric)
     log = None
     bar = tqdm(total=cfg.steps, initial=start, disable=cfg.quiet or not fabric.is_global_zero, unit="step",
                dynamic_ncols=True)
     began, step, losses, last = time.perf_counter(), start, {}, time.perf_counter()
+    out: dict[str, torch.Tensor] = {}
     try:
         while step < cfg.steps:
             if cfg.time_limit and time.perf_counter() - began > cfg.time_limit:
                 break
-            batch = {name: fabric.to_device(next(stream)) for name, stream in streams.items()}
+            batch = {name: fabric.to_device(next(stream)).contiguous(memory_format=layout)
+                     for name, stream in streams.items()}
             lr = cfg.lr / (1 + cfg.lr_decay * step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -228,19 +267,18 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            losses = {k: float(v.detach()) for k, v in out.items() if k != "output"}
             bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()}, refresh=False)
-            if fabric.is_global_zero:
-                if log is None:
-                    log = _Log(run, start, list(losses))
-                if step % cfg.log_every == 0 or step == cfg.steps:
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                losses = {k: float(v.detach()) for k, v in out.items() if k != "output"}
+                bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items() if "." not in k}, refresh=False)
+                if fabric.is_global_zero:
+                    log = log or _Log(run, start, list(losses))
                     now = time.perf_counter()
                     log.write({"step": step, "lr": lr, "seconds_per_step": round((now - last) / cfg.log_every, 4),
                                **{k: round(v, 6) for k, v in losses.items()}})
                     last = now
-                if step % cfg.preview_every == 0:
-                    _preview(batch, out["output"], run / "previews" / f"step_{step:07d}.png")
+            if step % cfg.preview_every == 0 and fabric.is_global_zero:
+                _preview(batch, out["output"], run / "previews" / f"step_{step:07d}.png")
             if step % cfg.checkpoint_every == 0 and step < cfg.steps and fabric.is_global_zero:
                 save_checkpoint(run, task, optimizer, step, cfg, trained + time.perf_counter() - began)
     finally:
@@ -248,9 +286,14 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
         if fabric.is_global_zero and step > start:
             save_checkpoint(run, task, optimizer, step, cfg, trained + time.perf_counter() - began)
     seconds = trained + time.perf_counter() - began
+    if out:
+        losses = {k: float(v.detach()) for k, v in out.items() if k != "output"}
     if step >= cfg.steps and fabric.is_global_zero:
-        export = {k: v.detach().half().contiguous().cpu() for k, v in task.trainable.state_dict().items()}
-        save_file(export, str(run / f"{task.name}.safetensors"),
-                  metadata={**task.metadata, "steps": str(step), "batch_size": str(cfg.batch_size),
-                            "size": str(cfg.size), "lr": str(cfg.lr), "seconds": f"{seconds:.0f}"})
+        recipe = {"steps": str(step), "batch_size": str(cfg.batch_size), "size": str(cfg.size), "lr": str(cfg.lr),
+                  "precision": cfg.precision, "hardware": hardware(fabric.device), "seconds": f"{seconds:.0f}"}
+        for stem, (net, meta) in task.exports.items():
+            tensors = {k: v.detach().half().contiguous().cpu() for k, v in net.state_dict().items()}
+            tmp = run / f".{stem}.safetensors.tmp"
+            save_file(tensors, str(tmp), metadata={**meta, **recipe})
+            tmp.replace(run / f"{stem}.safetensors")
     return {"segment_steps": step - start, "step": step, "losses": losses, "seconds": round(seconds, 1)}
