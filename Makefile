@@ -8,7 +8,7 @@ STYLE ?= $(PAIRS)/style/starry_night.jpg
 OUT ?= out/tubingen_starry_night.png
 DEMO_ARGS ?=
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean weights-kit
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The release-training kit for a lent GPU machine (git-ignored, under 64 MiB with the tree): see tools/release.py.
+weights-kit: install
+	$(BIN)/python tools/weights_kit.py --out kit
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

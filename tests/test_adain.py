@@ -12,6 +12,7 @@ from brushwork.methods.adain import AdaINStylizer
 from brushwork.methods.adain_model import AdaINNet, adain, save_decoder
 from brushwork.weights import read_safetensors
 from brushwork.train import TrainConfig, adain_task, train
+from brushwork.train.data import MIN_SIDE, RandomCrops, ResidentCrops, scan_images
 
 from .conftest import dots, scene, stripes
 
@@ -128,6 +129,28 @@ def test_training_lowers_the_loss_and_resumes_exactly(train_dirs, tmp_path, caps
     assert meta["steps"] == "8" and meta["backbone"] == "vgg16-hed"
     assert all((run / "checkpoint" / f).stat().st_size <= 16 * 2 ** 20 for f in ("model.safetensors",
                                                                                  "optimizer-000.safetensors"))
+
+
+def test_device_resident_data_resumes_exactly_and_crops_what_it_holds(train_dirs, tmp_path):
+    content, style = train_dirs
+    whole = _cfg(tmp_path / "whole", 6, lr=1e-3, data="device", channels_last="on")
+    train(adain_task(str(content), str(style), whole), whole)
+    first = _cfg(tmp_path / "split", 4, lr=1e-3, data="device", channels_last="on")
+    train(adain_task(str(content), str(style), first), first)
+    second = _cfg(tmp_path / "split", 6, lr=1e-3, data="device", channels_last="on", resume=True)
+    train(adain_task(str(content), str(style), second), second)
+    assert _totals(tmp_path / "split") == pytest.approx(_totals(tmp_path / "whole"), rel=1e-5)
+    crops = RandomCrops(scan_images(content, MIN_SIDE), 32, 48, seed=3)
+    resident = ResidentCrops(crops)
+    assert resident.data.shape[1:] == (48, 48, 3) and resident.data.dtype == torch.uint8
+    batch = resident.batch(5, 4)
+    assert batch.shape == (4, 3, 32, 32) and batch.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(batch, resident.batch(5, 4)) and not torch.equal(batch, resident.batch(9, 4))
+    stream = resident.stream(2, first_step=3)
+    assert torch.equal(next(stream), resident.batch(6, 2))
+    windows = resident.data.permute(0, 3, 1, 2).float().div(255).unfold(2, 32, 1).unfold(3, 32, 1)
+    for crop in batch:  # every crop is a 32×32 window of one of the decoded images
+        assert (windows - crop[None, :, None, None]).abs().amax(dim=(1, 4, 5)).min() < 1e-6
 
 
 def test_the_decoder_learns_to_reconstruct(train_dirs, tmp_path):

@@ -7,7 +7,7 @@ from brushwork import api
 from brushwork.cli import main
 from brushwork.export import export_model, read_metadata
 from brushwork.methods.adain_model import AdaINNet, save_decoder
-from brushwork.methods.fast_model import TransformNet
+from brushwork.methods.fast_model import MobileTransformNet, TransformNet
 
 from .conftest import scene, stripes
 
@@ -19,27 +19,32 @@ def models(tmp_path_factory):
     torch.manual_seed(0)
     fast = root / "mosaic.safetensors"
     save_file(TransformNet().state_dict(), str(fast), metadata={"method": "fast", "width": "32", "steps": "7"})
+    mobile = root / "mobile.safetensors"
+    save_file(MobileTransformNet().state_dict(), str(mobile), metadata={"method": "fast", "arch": "mobile",
+                                                                         "width": "32"})
     adain = root / "decoder.safetensors"
     save_decoder(AdaINNet(seed=2).decoder, adain, {"method": "adain", "backbone": "vgg16-hed"})
-    files = {"fast": fast, "adain": adain}
+    files = {"fast": fast, "mobile": mobile, "adain": adain}
     for name, path in list(files.items()):
         for fmt, suffix in (("onnx", ".onnx"), ("torchscript", ".pt")):
             files[f"{name}.{fmt}"] = export_model(str(path), fmt, root / f"{name}{suffix}")
     return files
 
 
+@pytest.mark.parametrize("arch", ["fast", "mobile"])
 @pytest.mark.parametrize("size", [(37, 52), (64, 40)])
-def test_fast_exports_match_torch(models, size):
+def test_fast_exports_match_torch(models, size, arch):
     import onnxruntime as ort
 
     image = scene(*size)
-    reference = api.run(image, method="fast", model=str(models["fast"]), size=max(size)).image
-    scripted = torch.jit.load(str(models["fast.torchscript"]))(image)
-    session = ort.InferenceSession(str(models["fast.onnx"]), providers=["CPUExecutionProvider"])
+    reference = api.run(image, method="fast", model=str(models[arch]), size=max(size)).image
+    scripted = torch.jit.load(str(models[f"{arch}.torchscript"]))(image)
+    session = ort.InferenceSession(str(models[f"{arch}.onnx"]), providers=["CPUExecutionProvider"])
     onnx_out = torch.from_numpy(session.run(None, {"image": image.numpy()})[0])
     assert reference.shape == scripted.shape == onnx_out.shape == (1, 3, *size)
     assert (scripted - reference).abs().max() < 1e-3 and (onnx_out - reference).abs().max() < 1e-3
-    via_runtime = api.run(image, method="fast", model=str(models["fast.onnx"]), runtime="onnx", size=max(size)).image
+    via_runtime = api.run(image, method="fast", model=str(models[f"{arch}.onnx"]), runtime="onnx",
+                          size=max(size)).image
     assert (via_runtime - reference).abs().max() < 1e-3
 
 
@@ -64,6 +69,7 @@ def test_exports_carry_metadata(models):
         meta = read_metadata(models[key])
         assert meta["method"] == "fast" and meta["model"] == "mosaic" and meta["steps"] == "7"
         assert meta["brushwork_version"]
+    assert read_metadata(models["mobile.onnx"])["arch"] == "mobile"
     assert read_metadata(models["adain.onnx"])["backbone"] == "vgg16-hed"
 
 

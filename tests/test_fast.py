@@ -8,16 +8,26 @@ from brushwork import api
 from brushwork.cli import main
 from brushwork.errors import ConfigError, MaskError, WeightsError
 from brushwork.io import save_image
-from brushwork.methods.fast_model import TransformNet
+from brushwork.methods.fast_model import build_net
 from brushwork.train import FastStyle, TrainConfig, fast_task, train
 
-from .conftest import scene, stripes
+from brushwork.weights import read_safetensors
+
+from .conftest import dots, scene, stripes
 
 
-def test_transform_net_keeps_any_size():
-    net = TransformNet().eval()
+@pytest.mark.parametrize("arch", ["classic", "mobile"])
+def test_transform_nets_keep_any_size(arch):
+    net = build_net(arch).eval()
     for h, w in [(33, 47), (64, 50), (17, 9)]:
         assert net(torch.rand(1, 3, h, w)).shape == (1, 3, h, w)
+
+
+def test_the_mobile_net_is_a_fraction_of_the_classic_one():
+    count = {arch: sum(p.numel() for p in build_net(arch).parameters()) for arch in ("classic", "mobile")}
+    assert count["classic"] > 1_600_000 and count["mobile"] < 80_000
+    with pytest.raises(ConfigError, match="unknown fast architecture"):
+        build_net("tiny")
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +103,26 @@ def test_a_folder_is_stylized_image_by_image(trained, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "skipped" in captured.err and "broken.png" in captured.err
     assert "wrote 2 image(s)" in captured.out
+
+
+def test_train_cli_trains_several_mobile_styles_together(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        save_image(scene(64, 72) * (0.8 + 0.1 * i), photos / f"p{i}.png")
+    save_image(stripes(48, 48, (1.0, 0.2, 0.1), period=4), tmp_path / "stripes.png")
+    save_image(dots(48, 48, (0.1, 0.2, 1.0)), tmp_path / "dots.png")
+    run = tmp_path / "run"
+    assert main(["train", "fast", "--style", str(tmp_path / "stripes.png"), str(tmp_path / "dots.png"),
+                 "--content-dir", str(photos), "--arch", "mobile", "--out", str(run), "--steps", "3",
+                 "--batch-size", "2", "--size", "32", "--short-side", "64", "--workers", "0", "--log-every", "1",
+                 "--quiet"]) == 0
+    for name in ("stripes", "dots"):
+        meta = read_safetensors(run / f"{name}.safetensors")[1]
+        assert meta["arch"] == "mobile" and meta["steps"] == "3" and meta["style"].endswith(f"{name}.png")
+    with (run / "metrics.csv").open() as f:
+        header = next(csv.reader(f))
+    assert {"stripes.style", "dots.style", "style", "total"} <= set(header)
+    out = tmp_path / "o.png"
+    assert main(["stylize", str(photos / "p0.png"), "-o", str(out), "--method", "fast", "--model",
+                 str(run / "dots.safetensors"), "--size", "40", "--quiet"]) == 0

@@ -215,6 +215,23 @@ class _Log:
                     self.tb.add_scalar(key, value, row["step"])
 
 
+def export_weights(task: TrainTask, run: Path, cfg: TrainConfig, step: int, seconds: float, device: str,
+                   suffix: str = "") -> list[Path]:
+    """Write each exported network as RUN/STEM{suffix}.safetensors in fp16, with its recipe, step count, hardware
+    and wall time in the metadata; atomically, so a reader never sees half a file."""
+    recipe = {"steps": str(step), "batch_size": str(cfg.batch_size), "size": str(cfg.size), "lr": str(cfg.lr),
+              "precision": cfg.precision, "hardware": device, "seconds": f"{seconds:.0f}"}
+    written = []
+    for stem, (net, meta) in task.exports.items():
+        tensors = {k: v.detach().half().contiguous().cpu() for k, v in net.state_dict().items()}
+        path, tmp = run / f"{stem}{suffix}.safetensors", run / f".{stem}{suffix}.safetensors.tmp"
+        save_file(tensors, str(tmp), metadata={**meta, **recipe})
+        tmp.chmod(0o644)
+        tmp.replace(path)
+        written.append(path)
+    return written
+
+
 def _streams(task: TrainTask, cfg: TrainConfig, start: int, fabric) -> dict:
     """One endless batch stream per dataset: from the device itself (ResidentCrops) or from DataLoader workers."""
     on_device = cfg.data == "device" or (cfg.data == "auto" and fabric.device.type == "cuda")
@@ -289,11 +306,6 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
     if out:
         losses = {k: float(v.detach()) for k, v in out.items() if k != "output"}
     if step >= cfg.steps and fabric.is_global_zero:
-        recipe = {"steps": str(step), "batch_size": str(cfg.batch_size), "size": str(cfg.size), "lr": str(cfg.lr),
-                  "precision": cfg.precision, "hardware": hardware(fabric.device), "seconds": f"{seconds:.0f}"}
-        for stem, (net, meta) in task.exports.items():
-            tensors = {k: v.detach().half().contiguous().cpu() for k, v in net.state_dict().items()}
-            tmp = run / f".{stem}.safetensors.tmp"
-            save_file(tensors, str(tmp), metadata={**meta, **recipe})
-            tmp.replace(run / f"{stem}.safetensors")
-    return {"segment_steps": step - start, "step": step, "losses": losses, "seconds": round(seconds, 1)}
+        export_weights(task, run, cfg, step, seconds, hardware(fabric.device))
+    return {"segment_steps": step - start, "step": step, "losses": losses, "seconds": round(seconds, 1),
+            "hardware": hardware(fabric.device)}

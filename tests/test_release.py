@@ -1,0 +1,149 @@
+"""The release-training kit: recipes, the kit builder and a dry run of the whole release on the CPU (every recipe
+trains a few steps at 64 px; collect writes fp16 files that `brushwork stylize --model FILE` loads)."""
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from brushwork.cli import main
+from brushwork.errors import ConfigError
+from brushwork.io import save_image
+from brushwork.train.recipes import group_recipes, load_recipe, load_recipes, variant
+
+from .conftest import dots, scene, stripes
+
+ROOT = Path(__file__).resolve().parents[1]
+RELEASE_STYLES = {"starry_night", "the_scream", "la_muse", "composition_vii", "shipwreck", "impronte_d_artista",
+                  "picasso_selfport1907", "en_campo_gris"}
+
+
+def test_the_repo_recipes_cover_the_release():
+    recipes = load_recipes(ROOT / "recipes")
+    by_name = {r.name: r for r in recipes}
+    assert by_name["adain-vgg16-hed"].method == "adain" and by_name["adain-vgg16-hed"].train["steps"] >= 20000
+    classic = {r.name for r in recipes if r.method == "fast" and r.model["arch"] == "classic"}
+    mobile = {r.name for r in recipes if r.method == "fast" and r.model["arch"] == "mobile"}
+    assert classic == RELEASE_STYLES and mobile == {f"{n}-mobile" for n in RELEASE_STYLES}
+    assert all(r.train["steps"] >= 5000 and r.train["batch_size"] == 8 for r in recipes if r.method == "fast")
+    groups = group_recipes(recipes)
+    assert sorted(len(g) for g in groups) == [1, 8, 8]  # adain alone; each architecture's styles together
+    assert by_name["starry_night"].file_stem == "fast-starry_night"
+
+
+def test_recipe_mistakes_are_config_errors(tmp_path):
+    bad = {"method = 'gan'\nname = 'x'": "method must be one of",
+           "method = 'fast'\nname = 'x'\n[model]\nstyle = 'a.jpg'\ncolour = 1": "unknown keys model.colour",
+           "method = 'fast'\nname = 'x'": "needs model.style",
+           "method = 'adain'\nname = 'x'\n[train]\nsteps = 0": "--steps must be at least 1",
+           "method = 'adain'\nname = 'a b'": "name must be",
+           "method = [": "cannot read recipe"}
+    for i, (text, message) in enumerate(bad.items()):
+        path = tmp_path / f"r{i}.toml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_recipe(path)
+    with pytest.raises(ConfigError, match="no recipe named nope"):
+        load_recipes(ROOT / "recipes", ["nope"])
+
+
+def test_a_variant_changes_one_setting_and_trains_beside_its_siblings():
+    recipes = load_recipes(ROOT / "recipes")
+    base = next(r for r in recipes if r.name == "starry_night")
+    low = variant(base, "starry_night-sw1", {"style_weight": "1.0"})
+    assert low.model["style_weight"] == 1.0 and base.model["style_weight"] == 3.0
+    assert low.group_key == base.group_key
+    longer = variant(base, "starry_night-long", {"steps": "9000"})
+    assert longer.train["steps"] == 9000 and longer.group_key != base.group_key
+    with pytest.raises(ConfigError, match="no setting 'colour'"):
+        variant(base, "v", {"colour": "1"})
+
+
+def _tool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def tiny_kit(tmp_path_factory):
+    """A kit built by tools/weights_kit.py from a few synthetic images laid out like ../shared/data."""
+    root = tmp_path_factory.mktemp("kit")
+    data = root / "data"
+    for folder in ("content", "style", "pairs/style", "pairs/content"):
+        (data / folder).mkdir(parents=True)
+    for i in range(4):
+        save_image(scene(80, 100) * (0.6 + 0.1 * i), data / "content" / f"p{i}.jpg")
+        save_image(stripes(90, 90, (1.0, 0.25 * i, 0.1)), data / "style" / f"s{i}.jpg")
+    for name in RELEASE_STYLES:
+        save_image(dots(70, 90, (0.1, 0.3, 1.0)), data / "pairs" / "style" / f"{name}.jpg")
+    save_image(scene(60, 80), data / "pairs" / "content" / "tubingen.jpg")
+    done = _tool("tools/weights_kit.py", "--out", str(root / "kit"), "--data", str(data), "--short-side", "72",
+                 "--content-mb", "1", "--style-mb", "1")
+    assert done.returncode == 0, done.stderr
+    assert "for 17 recipes" in done.stdout and "MiB" in done.stdout
+    return root / "kit"
+
+
+def test_the_kit_holds_data_styles_and_cut_fp16_weights(tiny_kit):
+    manifest = json.loads((tiny_kit / "manifest.json").read_text())
+    assert manifest["sets"]["content"]["images"] == 4 and manifest["sets"]["style"]["images"] == 4
+    assert set(manifest["styles"]) == {f"{n}.jpg" for n in RELEASE_STYLES}
+    assert manifest["weights"]["vgg16-hed"]["cut_after"] == "relu4_3"  # fast's deepest loss layer
+    with safe_open(str(tiny_kit / "weights" / "vgg16-hed.safetensors"), "pt") as f:
+        keys = set(f.keys())
+        assert f.get_tensor("conv1_1.weight").dtype.is_floating_point and f.get_tensor("conv4_3.weight").itemsize == 2
+    assert "conv4_3.weight" in keys and "conv5_1.weight" not in keys
+    assert manifest["bytes"] < 20 * 2 ** 20
+
+
+def test_the_release_dry_run_trains_every_recipe_and_collects_loadable_fp16_models(tiny_kit, tmp_path, capsys):
+    work, out = tmp_path / "work", tmp_path / "out"
+    started = _tool("tools/release.py", "--work", str(work), "start", "--kit", str(tiny_kit), "--dry-run", "--wait")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert started.stdout.count("finished") == 3 and "4/4" in started.stdout
+    collected = _tool("tools/release.py", "--work", str(work), "collect", "--out", str(out))
+    assert collected.returncode == 0, collected.stderr
+    tars = sorted(out.glob("release-*.tar"))
+    assert 1 <= len(tars) <= 8 and all(t.stat().st_size <= 16 * 2 ** 20 for t in tars)  # what $OUT brings back
+    assert sum(len(tarfile.open(t).getnames()) for t in tars) == 17 * 3 + 3 + 1  # model, csv, png; logs; report
+    models, logs = tmp_path / "models", tmp_path / "logs"
+    unpacked = _tool("tools/release.py", "unpack", str(out), "--models", str(models), "--logs", str(logs))
+    assert unpacked.returncode == 0, unpacked.stderr
+    shipped = sorted(p.name for p in models.glob("*.safetensors"))
+    assert len(shipped) == 17 and "adain-vgg16-hed.safetensors" in shipped
+    assert "fast-starry_night.safetensors" in shipped and "fast-starry_night-mobile.safetensors" in shipped
+    for name in ("fast-the_scream.metrics.csv", "fast-the_scream-mobile.preview.png", "adain-vgg16-hed.preview.png"):
+        assert (logs / name).is_file(), name
+    rows = (logs / "fast-the_scream.metrics.csv").read_text().splitlines()
+    assert rows[0] == "step,lr,seconds_per_step,content,style,tv" and len(rows) == 5
+    with safe_open(str(models / "fast-la_muse-mobile.safetensors"), "pt") as f:
+        meta = f.metadata()
+        assert all(f.get_tensor(k).itemsize == 2 for k in f.keys())
+    assert meta["arch"] == "mobile" and meta["steps"] == "4" and meta["recipe"] == "fast-la_muse-mobile.toml"
+    assert meta["style"] == "la_muse.jpg" and meta["hardware"].startswith("cpu")
+    photo, painting = tmp_path / "photo.png", tmp_path / "painting.png"
+    save_image(scene(40, 56), photo)
+    save_image(stripes(40, 40, (1, 0.2, 0.1)), painting)
+    for model, styles in ((models / "fast-la_muse-mobile.safetensors", []),
+                          (models / "fast-shipwreck.safetensors", []),
+                          (models / "adain-vgg16-hed.safetensors", [str(painting)])):
+        method = "adain" if "adain" in model.name else "fast"
+        target = tmp_path / f"{model.stem}.png"
+        assert main(["stylize", str(photo), *styles, "-o", str(target), "--method", method, "--model", str(model),
+                     "--size", "48", "--quiet"]) == 0
+        assert target.is_file()
+
+
+def test_a_stopped_release_keeps_partial_weights_back(tiny_kit, tmp_path):
+    work, out = tmp_path / "work", tmp_path / "out"
+    started = _tool("tools/release.py", "--work", str(work), "start", "--kit", str(tiny_kit), "--dry-run",
+                    "--only", "starry_night-mobile", "--time-limit", "0.001", "--wait")
+    assert started.returncode == 0 and "stopped" in started.stdout, started.stdout + started.stderr
+    assert _tool("tools/release.py", "--work", str(work), "collect", "--out", str(out)).returncode == 0
+    models = tmp_path / "models"
+    unpacked = _tool("tools/release.py", "unpack", str(out), "--models", str(models), "--logs", str(tmp_path / "l"))
+    assert "kept back fast-starry_night-mobile.partial.safetensors" in unpacked.stdout
+    assert not list(models.glob("*.safetensors"))
