@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))  # the GPU machine runs this from the working tree
 DEFAULT_WORK = Path("/tmp/brushwork-release")
 DRY_RUN = {"steps": 4, "batch_size": 2, "size": 64, "precision": "32", "device": "cpu", "workers": 0,
            "log_every": 1, "preview_every": 4, "checkpoint_every": 2}
-RUN_DEFAULTS = {"quiet": True, "workers": 4, "log_every": 10, "checkpoint_every": 1000, "preview_every": 1000}
+RUN_DEFAULTS = {"quiet": True, "workers": 4, "log_every": 25, "checkpoint_every": 1000, "preview_every": 1000}
 PACK_MB = 15.0
 
 

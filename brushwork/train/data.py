@@ -141,12 +141,13 @@ class ResidentCrops:
         images = np.array([self._order(int(e))[p] for e, p in zip(epochs, positions)])
         room = self.data.shape[1] - self.size + 1
         offsets = np.random.default_rng([self.seed, first_sample, 2]).integers(0, room, size=(batch_size, 2))
+        plan = torch.from_numpy(np.column_stack([images, offsets]).astype(np.int64))
         device = self.data.device
+        if device.type == "cuda":  # a pinned, asynchronous copy: a pageable one would wait for the GPU to go idle
+            plan = plan.pin_memory().to(device, non_blocking=True)
         span = torch.arange(self.size, device=device)
-        rows = torch.as_tensor(offsets[:, 0], device=device)[:, None] + span
-        cols = torch.as_tensor(offsets[:, 1], device=device)[:, None] + span
-        index = torch.as_tensor(images, device=device)[:, None, None]
-        crops = self.data[index, rows[:, :, None], cols[:, None, :]]  # B×size×size×3
+        rows, cols = plan[:, 1:2] + span, plan[:, 2:3] + span
+        crops = self.data[plan[:, 0, None, None], rows[:, :, None], cols[:, None, :]]  # B×size×size×3
         return crops.permute(0, 3, 1, 2).float().div_(255.0)
 
     def stream(self, batch_size: int, first_step: int, workers: int = 0, rank: int = 0, world: int = 1

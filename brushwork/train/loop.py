@@ -54,7 +54,7 @@ class TrainConfig:
     device: str = "auto"
     devices: int = 1
     workers: int = 2
-    data: str = "auto"  # disk: decode in DataLoader workers; device: decode once, keep on the device; auto: GPU → device
+    data: str = "auto"  # disk: DataLoader workers decode; device: decoded once, kept there; auto: device on GPUs
     channels_last: str = "auto"  # auto: on for GPUs
     seed: int = 0
     checkpoint_every: int = 500
@@ -173,9 +173,10 @@ def load_checkpoint(run: Path, task: TrainTask, optimizer: torch.optim.Optimizer
 def _preview(batch: dict[str, torch.Tensor], output: torch.Tensor, path: Path, count: int = 4) -> None:
     """A grid: one row per sample, the batch's inputs then the output (one column per network when a task
     trains several)."""
-    n = min(count, len(next(iter(batch.values()))))
-    outputs = output.detach().float().clamp(0, 1).chunk(max(1, output.shape[0] // len(next(iter(batch.values())))))
+    size = len(next(iter(batch.values())))
+    outputs = output.detach().float().clamp(0, 1).split(size)
     columns = [*batch.values(), *outputs]
+    n = min(count, size)
     rows = [torch.cat([c[i].float().cpu() for c in columns], dim=-1) for i in range(n)]
     io.save_image(torch.cat(rows, dim=-2)[None], path)
 
@@ -232,6 +233,12 @@ def export_weights(task: TrainTask, run: Path, cfg: TrainConfig, step: int, seco
     return written
 
 
+def _read_losses(out: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The scalar losses of a step as floats, in one device-to-host copy (one sync, however many there are)."""
+    keys = [k for k in out if k != "output"]
+    return dict(zip(keys, torch.stack([out[k].detach().float() for k in keys]).tolist()))
+
+
 def _streams(task: TrainTask, cfg: TrainConfig, start: int, fabric) -> dict:
     """One endless batch stream per dataset: from the device itself (ResidentCrops) or from DataLoader workers."""
     on_device = cfg.data == "device" or (cfg.data == "auto" and fabric.device.type == "cuda")
@@ -286,7 +293,7 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
             step += 1
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
-                losses = {k: float(v.detach()) for k, v in out.items() if k != "output"}
+                losses = _read_losses(out)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items() if "." not in k}, refresh=False)
                 if fabric.is_global_zero:
                     log = log or _Log(run, start, list(losses))
@@ -304,7 +311,7 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
             save_checkpoint(run, task, optimizer, step, cfg, trained + time.perf_counter() - began)
     seconds = trained + time.perf_counter() - began
     if out:
-        losses = {k: float(v.detach()) for k, v in out.items() if k != "output"}
+        losses = _read_losses(out)
     if step >= cfg.steps and fabric.is_global_zero:
         export_weights(task, run, cfg, step, seconds, hardware(fabric.device))
     return {"segment_steps": step - start, "step": step, "losses": losses, "seconds": round(seconds, 1),
