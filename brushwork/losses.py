@@ -34,6 +34,9 @@ def _flat(feat: torch.Tensor, weight: torch.Tensor | None) -> tuple[torch.Tensor
 
 def gram(feat: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Gram matrix averaged over (weighted) positions: N×C×C, independent of image size."""
+    if weight is None:  # uniform weights: one product, no N×C×P scaled copy of the features (nor its backward)
+        f = feat.reshape(*feat.shape[:2], -1)
+        return f @ f.transpose(1, 2) / f.shape[-1]
     f, w = _flat(feat, weight)
     return (f * w) @ f.transpose(1, 2)
 
