@@ -226,8 +226,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         per_step = [float(r["seconds_per_step"]) for r in rows if float(r["seconds_per_step"]) > 0]
         rate = len(per_step) / sum(per_step) if per_step else 0.0
         started = (run / "group.json").stat().st_mtime
-        elapsed = (time.time() if state == "running" else (run / "done.json").stat().st_mtime
-                   if done else time.time()) - started
+        ended = (run / "done.json").stat().st_mtime if done else time.time()
+        elapsed = ended - started
         eta = f"{(total - step) / rate / 60:.1f}m" if rate and state == "running" else "-"
         losses = ", ".join(f"{k} {float(v):.3g}" for k, v in (rows[-1].items() if rows else [])
                            if k in ("total", "content", "style", "tv"))
@@ -368,8 +368,10 @@ def cmd_unpack(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help=f"local working folder ({DEFAULT_WORK})")
+    common = argparse.ArgumentParser(add_help=False)  # --work also after the verb
+    common.add_argument("--work", type=Path, default=argparse.SUPPRESS, help="local working folder")
     sub = parser.add_subparsers(dest="verb", required=True)
-    s = sub.add_parser("start")
+    s = sub.add_parser("start", parents=[common])
     s.add_argument("--kit", type=Path, default=ROOT / "kit")
     s.add_argument("--only", nargs="+", help="recipe names to train (default: all)")
     s.add_argument("--device", help="cuda | cpu (default: the loop's auto)")
@@ -381,14 +383,14 @@ def main() -> int:
                         "adain-sw05=adain-vgg16-hed:style_weight=0.5 (repeatable)")
     s.add_argument("--dry-run", action="store_true", help="a few steps at 64 px on the CPU")
     s.add_argument("--wait", action="store_true", help="return when every run has ended, with the status")
-    r = sub.add_parser("run")
+    r = sub.add_parser("run", parents=[common])
     r.add_argument("run", type=Path)
-    sub.add_parser("status")
-    c = sub.add_parser("collect")
+    sub.add_parser("status", parents=[common])
+    c = sub.add_parser("collect", parents=[common])
     c.add_argument("--out", type=Path, required=True)
     c.add_argument("--pack-mb", type=float, default=PACK_MB, help="tar files of at most this size (0: loose files)")
-    sub.add_parser("stop")
-    u = sub.add_parser("unpack")
+    sub.add_parser("stop", parents=[common])
+    u = sub.add_parser("unpack", parents=[common])
     u.add_argument("source", type=Path, help="the folder `collect --out` wrote (tar files or loose)")
     u.add_argument("--allow-partial", action="store_true")
     u.add_argument("--models", type=Path, default=ROOT / "brushwork" / "models", help="where model files go")
