@@ -26,7 +26,7 @@ from PIL import Image
 from brushwork.backbones import create_backbone
 from brushwork.backbones.vgg import save_cut_convs
 from brushwork.errors import BrushworkError
-from brushwork.train.recipes import DEEPEST_LAYER, load_recipes
+from brushwork.train.recipes import load_recipes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_subset import pack_subset  # noqa: E402
@@ -82,12 +82,10 @@ def build(out: Path, data: Path, recipes_dir: Path, content_mb: float, style_mb:
                 img = img.convert("RGB")
                 img.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
                 img.save(tmp / "preview" / file, quality=92)
-    layers: dict[str, list[str]] = {}
-    for r in recipes:
-        layers.setdefault(r.model["backbone"], []).append(DEEPEST_LAYER[(r.method, r.model["backbone"])])
     (tmp / "weights").mkdir(parents=True)
-    for backbone, wanted in sorted(layers.items()):
+    for backbone in sorted({r.model["backbone"] for r in recipes}):
         model = create_backbone(backbone)
+        wanted = [layer for r in recipes if r.model["backbone"] == backbone for layer in r.loss_layers(model)]
         deepest = max(wanted, key=model.layer_names.index)
         path = save_cut_convs(model, deepest, tmp / "weights" / f"{backbone}.safetensors")
         manifest["weights"][backbone] = {"file": f"weights/{path.name}", "cut_after": deepest,

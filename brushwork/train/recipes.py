@@ -20,17 +20,17 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ..backbones import Backbone
 from ..errors import ConfigError
+from ..methods.adain_model import ENCODERS
 from .adain import adain_task
-from .fast import FastStyle, fast_task
+from .fast import LAYERS, FastStyle, fast_task
 from .loop import TrainConfig, TrainTask
 
 LOOP_KEYS = ("steps", "batch_size", "size", "short_side", "lr", "lr_decay", "clip", "precision", "seed")
 MODEL_KEYS = {"adain": {"backbone": "vgg16-hed", "style_weight": 10.0},
               "fast": {"arch": "classic", "backbone": "vgg16-hed", "style": None, "style_size": None,
                        "content_weight": 1.0, "style_weight": 3.0, "tv_weight": 1.0}}
-# The deepest backbone layer each method's losses read: what a training kit must keep of the backbone's weights.
-DEEPEST_LAYER = {("adain", "vgg16-hed"): "relu4_1", ("fast", "vgg16-hed"): "relu4_3"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,15 @@ class Recipe:
         if self.method != "fast":
             return (self.method, self.name)
         return (self.method, self.model["arch"], self.model["backbone"], tuple(sorted(self.train.items())))
+
+    def loss_layers(self, model: Backbone) -> list[str]:
+        """The backbone layers this recipe's losses read (a training kit keeps `model` up to the deepest), from
+        the same tables the training tasks use."""
+        if self.method == "adain":
+            layer, style_layers, _ = ENCODERS[self.model["backbone"]]
+            return [layer, *style_layers]
+        content, style = LAYERS.get(self.model["backbone"], (model.content_layers[0], model.style_layers))
+        return [content, *style]
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "method": self.method, "train": self.train, "model": self.model,
