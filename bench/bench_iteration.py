@@ -2,11 +2,11 @@
 
   python bench/bench_iteration.py [--sizes 512,1024] [--repeats 3]
 
-"plain" is the loop as neural-style-pt writes it: one forward pass to the deepest layer, Gram matrices divided by
-C·H·W, MSE losses, and torch's L-BFGS running all its iterations inside one `step` call. "brushwork" is a real
-iteration of the optimize method (`optimize.descend`: relative losses, the optimizer step and the projection back
-onto valid images), with vgg16-hed's default layers. Both count FLOPs with torch's flop counter and report them
-against this machine's fp32 matmul peak.
+"plain" is the loop as neural-style-pt writes it, in PyTorch's default (NCHW) layout: one forward pass to the
+deepest layer, Gram matrices divided by C·H·W, MSE losses, and torch's L-BFGS running all its iterations inside one
+`step` call. "brushwork" is a real iteration of the optimize method (`optimize.descend`: relative losses, the
+optimizer step and the projection back onto valid images), with vgg16-hed's default layers. Both count FLOPs with
+torch's flop counter and report them against this machine's fp32 matmul peak.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def ours(size: int):
 
 
 def weighted_gram(feat: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """losses.gram as it was before 2026-11-23: the features scaled by uniform weights 1/P, then the product."""
+    """losses.gram as it was before 2026-11-23: the features scaled by uniform weights 1/P, then the product, with
+    autograd's two-product backward."""
     from brushwork.losses import _flat
 
     f, w = _flat(feat, weight)
@@ -96,13 +97,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="512,1024")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=5, help="plain loop iterations per timed step call")
-    parser.add_argument("--before", action="store_true", help="time brushwork with the Gram product as it was "
-                                                              "before the speed work (the 'before' rows)")
+    parser.add_argument("--before", action="store_true", help="time brushwork as it was before the speed "
+                        "work: Gram products through a scaled copy, NCHW activations (the 'before' rows)")
     args = parser.parse_args()
     if args.before:
         from brushwork import losses
+        from brushwork.methods import optimize
 
         losses.gram = weighted_gram
+        optimize.CHANNELS_LAST = torch.contiguous_format
     peak = matmul_peak()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 matmul peak {peak:.0f} GFLOP/s\n")
     print("| loop | size | s / iteration | GFLOP / iteration | GFLOP/s | % of peak |")

@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float, help="step size (lbfgs default 1, adam default 0.02)")
     s.add_argument("--pyramid-levels", type=int, help="optimize a Laplacian pyramid of N levels; 1 = raw pixels "
                    "(default: the backbone's choice)")
-    s.add_argument("--init", help="content (default) | noise | style | PATH")
+    s.add_argument("--init", help="content (default) | recolored (the content in the style's colours) | noise | "
+                                  "style | PATH")
     s.add_argument("--pooling", help="max (default) | avg, for VGG backbones")
     s.add_argument("--style-scale", type=float, help="style image size relative to the output (default 1)")
     s.add_argument("--style-blend", type=_floats, help="blend weights, one per style, e.g. 0.7,0.3")

@@ -78,11 +78,21 @@ def _mean_cov(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mu, d @ d.T / d.shape[1] + 1e-5 * torch.eye(3, dtype=d.dtype, device=d.device)
 
 
-def match_color(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Recolour the source so its RGB mean and covariance equal the target's, with the linear map that moves
-    pixels least (the Monge–Kantorovich solution between Gaussians); used to give a style the content's colours."""
+def color_stats(images: list[torch.Tensor], weights: list[float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """RGB mean (3×1) and covariance (3×3) of a weighted mixture of images' pixels (float64)."""
+    weights = weights or [1 / len(images)] * len(images)
+    stats = [_mean_cov(img) for img in images]
+    mu = sum(w * m for w, (m, _) in zip(weights, stats))
+    second = sum(w * (c + m @ m.T) for w, (m, c) in zip(weights, stats))
+    return mu, second - mu @ mu.T
+
+
+def match_color(source: torch.Tensor, target: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Recolour the source so its RGB mean and covariance equal the target's (an image, or color_stats of some),
+    with the linear map that moves pixels least (the Monge–Kantorovich solution between Gaussians); used to give a
+    style the content's colours, or the content a style's palette."""
     mu_s, cov_s = _mean_cov(source)
-    mu_t, cov_t = _mean_cov(target)
+    mu_t, cov_t = _mean_cov(target) if isinstance(target, torch.Tensor) else target
     s_half, s_inv_half = _sym_sqrt(cov_s), _sym_sqrt(cov_s, inverse=True)
     a = s_inv_half @ _sym_sqrt(s_half @ cov_t @ s_half) @ s_inv_half
     n, _, h, w = source.shape

@@ -32,11 +32,29 @@ def _flat(feat: torch.Tensor, weight: torch.Tensor | None) -> tuple[torch.Tensor
     return f, w
 
 
+class _UniformGram(torch.autograd.Function):
+    """F·Fᵀ/P with the backward F's symmetry allows: one product (G' + G'ᵀ)·F/P where autograd would run two and
+    add them, written in the features' own memory layout (channels-last features get a channels-last gradient, so
+    it adds onto the network's gradient without a copy)."""
+
+    @staticmethod
+    def forward(ctx, f: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(f)
+        return f @ f.transpose(1, 2) / f.shape[-1]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (f,) = ctx.saved_tensors
+        sym = (grad + grad.transpose(1, 2)) / f.shape[-1]
+        if f.stride(1) == 1:  # channels-last: P×C rows are contiguous
+            return (f.transpose(1, 2) @ sym).transpose(1, 2)
+        return sym @ f
+
+
 def gram(feat: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Gram matrix averaged over (weighted) positions: N×C×C, independent of image size."""
     if weight is None:  # uniform weights: one product, no N×C×P scaled copy of the features (nor its backward)
-        f = feat.reshape(*feat.shape[:2], -1)
-        return f @ f.transpose(1, 2) / f.shape[-1]
+        return _UniformGram.apply(feat.reshape(*feat.shape[:2], -1))
     f, w = _flat(feat, weight)
     return (f * w) @ f.transpose(1, 2)
 

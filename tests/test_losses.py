@@ -69,3 +69,19 @@ def test_tv_falls_when_an_image_is_smoothed():
     noisy = torch.rand(1, 3, 32, 32)
     smooth = torch.nn.functional.avg_pool2d(noisy, 3, 1, 1)
     assert float(losses.tv_loss(smooth)) < float(losses.tv_loss(noisy))
+
+
+def test_gram_backward_matches_autograd_in_both_memory_layouts():
+    """The hand-written Gram backward (one product, in the features' layout) is the exact gradient, and a
+    channels-last feature map gets a channels-last gradient (no copy where it meets the network's gradient)."""
+    for layout in (torch.contiguous_format, torch.channels_last):
+        feat = torch.randn(2, 6, 5, 7, dtype=torch.double).contiguous(memory_format=layout).requires_grad_(True)
+        assert torch.autograd.gradcheck(losses.gram, (feat,))
+        target = torch.randn(2, 6, 6, dtype=torch.double)
+        losses.gram_loss(feat, target).backward()
+        reference = feat.detach().clone().requires_grad_(True)
+        f = reference.reshape(2, 6, -1)
+        g = f @ f.transpose(1, 2) / f.shape[-1]
+        ((g - target).pow(2).flatten(1).sum(1) / target.pow(2).flatten(1).sum(1)).mean().backward()
+        torch.testing.assert_close(feat.grad, reference.grad)
+        assert feat.grad.is_contiguous(memory_format=layout)

@@ -104,6 +104,19 @@ def test_same_seed_same_result(content, red_stripes):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+def test_recolored_init_starts_in_the_styles_palette(content, red_stripes):
+    """One iteration from the recoloured content has the style's mean colour (blended when there are two styles),
+    where the plain content start keeps the photo's."""
+    blue = red_stripes.flip(1)
+    for styles, blend in (([red_stripes], None), ([red_stripes, blue], [3, 1])):
+        out = run(content, styles, init="recolored", style_blend=blend, **{**FAST, "iterations": 1}).image
+        weights = [w / sum(blend) for w in blend] if blend else [1.0]
+        want = sum(w * s.mean((0, 2, 3)) for w, s in zip(weights, styles))
+        assert (out.mean((0, 2, 3)) - want).abs().max() < 0.1  # less what clipping to [0, 1] costs
+    plain = run(content, red_stripes, **{**FAST, "iterations": 1}).image
+    assert (plain.mean((0, 2, 3)) - red_stripes.mean((0, 2, 3))).abs().max() > 0.25
+
+
 def test_luminance_preservation_keeps_content_chroma(content, red_stripes):
     out = run(content, red_stripes, preserve_color="luminance", **FAST).image
     chroma_out, chroma_in = color.rgb_to_ycbcr(out)[:, 1:], color.rgb_to_ycbcr(content)[:, 1:]
