@@ -18,11 +18,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from brushwork.export import export_model, onnx_session
+from brushwork.export import export_model
 from brushwork.methods.adain import AdaINStylizer
 from brushwork.methods.adain_model import AdaINNet, save_decoder
 from brushwork.methods.fast import load_net
 from brushwork.methods.fast_model import TransformNet
+from brushwork.runtime import onnx_session
 
 
 def best_of(fn, repeats: int = 3) -> float:

@@ -1,13 +1,12 @@
 """brushwork: neural style transfer with one API and CLI for every method."""
 
-__version__ = "0.1.0"
-
-from .api import run, stylize, stylize_file  # noqa: E402
-from .backbones import backbone_names, create_backbone, describe_backbones  # noqa: E402
-from .evaluation import EvalReport, evaluate  # noqa: E402
-from .errors import (BackboneError, BrushworkError, ConfigError, ImageError, MaskError, OutputError,  # noqa: E402
-                     SizeError, WeightsError)
-from .methods import Result, Step, method_names  # noqa: E402
+from .api import run, stylize, stylize_file
+from .backbones import backbone_names, create_backbone, describe_backbones
+from .evaluation import EvalReport, evaluate
+from .errors import (BackboneError, BrushworkError, ConfigError, ImageError, MaskError, OutputError, SizeError,
+                     WeightsError)
+from .methods import Result, Step, method_names
+from .version import __version__
 
 
 def list_backbones() -> list[str]:
@@ -20,6 +19,6 @@ def list_methods() -> list[str]:
     return method_names()
 
 
-__all__ = ["BackboneError", "BrushworkError", "ConfigError", "EvalReport", "ImageError", "MaskError", "OutputError",
+__all__ = ["__version__", "BackboneError", "BrushworkError", "ConfigError", "EvalReport", "ImageError", "MaskError", "OutputError",
            "Result", "SizeError", "Step", "WeightsError", "create_backbone", "describe_backbones", "evaluate",
            "list_backbones", "list_methods", "run", "stylize", "stylize_file"]

@@ -49,8 +49,8 @@ def run(content: io.ImageLike, style: StyleInput | None = None, method: str = "o
     mask_t = [io.load_mask(m) for m in masks] if masks else None
     load_seconds = time.perf_counter() - started
     result = get_method(method).run(content_t, styles, opts, masks=mask_t, callback=callback)
-    result.stats.setdefault("seconds", {})["load"] = round(load_seconds, 3)
-    result.stats.update({"method": method, "preset": preset})
+    result.seconds["load"] = round(load_seconds, 3)
+    result.method, result.preset = method, preset
     return result
 
 
@@ -89,12 +89,12 @@ def stylize_file(content: io.ImageLike, style: StyleInput | None, output: str | 
     result = run(content, style, method, preset, masks, callback, **options)
     save_started = time.perf_counter()
     io.save_image(result.image, out)
-    result.stats["seconds"]["save"] = round(time.perf_counter() - save_started, 3)
-    config = result.stats.pop("options")
+    result.seconds["save"] = round(time.perf_counter() - save_started, 3)
+    stats = result.stats
+    config = stats.pop("options")
     sidecar = {"output": str(out.resolve()), "content": _describe(content),
                "styles": [_describe(s) for s in style_list],
                "masks": [_describe(m) for m in masks] if masks else None,
-               "method": method, "preset": preset, "seed": config.get("seed"), "config": config,
-               "versions": versions(), **{k: v for k, v in result.stats.items() if k not in ("method", "preset")}}
+               "seed": result.options.seed, "config": config, "versions": versions(), **stats}
     io.save_json(sidecar, io.sidecar_path(out))
     return result

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import __version__, api, evaluation, io, metrics
+from . import api, evaluation, io, metrics
 from .backbones import describe_backbones
 from .errors import BrushworkError, ConfigError, ImageError, OutputError
 from .methods import Step, get_method, method_names
 from .train.loop import TrainConfig
+from .version import __version__
 
 
 def _floats(text: str) -> list[float]:

@@ -38,12 +38,14 @@ def _name(src: Source) -> str:
 
 
 def made_with(output: Source) -> str | None:
-    """The backbone named in an output's JSON sidecar (`OUTPUT.json`), or None when there is no readable one."""
+    """The backbone named in an output's JSON sidecar (`OUTPUT.json`), or None when there is no readable one.
+    Every method records it at the top level; older optimize sidecars had it only in their config."""
     if not isinstance(output, (str, os.PathLike)):
         return None
     try:
-        return json.loads(io.sidecar_path(output).read_text())["config"]["backbone"]
-    except (OSError, ValueError, KeyError, TypeError):
+        sidecar = json.loads(io.sidecar_path(output).read_text())
+        return sidecar.get("backbone") or sidecar["config"]["backbone"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

@@ -1,5 +1,5 @@
 """Export feed-forward models to ONNX and TorchScript with dynamic batch, height and width, carrying their metadata
-(method, model name, recipe, brushwork version), and run exported ONNX models with onnxruntime.
+(method, model name, recipe, brushwork version); `read_metadata` (from runtime.py) reads it back.
 
 fast models take `image` (N×3×H×W RGB in [0,1]) and return `output`; adain takes `content`, `style` (any sizes) and
 `alpha` (a 0-d float), and returns `output`. Outputs are clamped to [0,1]."""
@@ -15,9 +15,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import __version__
 from .errors import ConfigError, OutputError, WeightsError
+from .runtime import read_metadata
+from .version import __version__
 from .weights import read_safetensors
+
+__all__ = ["FORMATS", "export_model", "read_metadata", "resolve"]
 
 FORMATS = ("onnx", "torchscript")
 OPSET = 17
@@ -110,30 +113,3 @@ def _onnx(graph: nn.Module, example: tuple, method: str, path: str, info: dict[s
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, str(value)
     onnx.save(proto, path)
-
-
-def read_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata an exported file carries."""
-    p = Path(path)
-    if p.suffix == ".onnx":
-        import onnx
-
-        return {e.key: e.value for e in onnx.load(str(p), load_external_data=False).metadata_props}
-    files = {"brushwork.json": ""}
-    torch.jit.load(str(p), _extra_files=files)
-    return json.loads(files["brushwork.json"])
-
-
-def onnx_session(path: str | os.PathLike, device: str = "auto"):
-    """An onnxruntime session on CUDA where available and asked for, else CPU."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ConfigError("--runtime onnx needs onnxruntime: pip install 'brushwork[export]'") from None
-    providers = ["CPUExecutionProvider"]
-    if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
-    try:
-        return ort.InferenceSession(str(path), providers=providers)
-    except Exception as e:  # onnxruntime raises its own error types for missing or invalid files
-        raise WeightsError(f"cannot load ONNX model {path}: {str(e).splitlines()[0]}") from None

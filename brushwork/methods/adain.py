@@ -6,21 +6,22 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import color
-from ..errors import ConfigError, MaskError, SizeError, WeightsError
-from ..io import fit_long_side, pad_for_stride, resize
+from ..errors import ConfigError, WeightsError
+from ..io import pad_for_stride
+from ..options import option
 from ..resources import resolve_device
-from . import (Callback, CommonOptions, MethodSpec, Result, check_common, check_runtime, onnx_session,
-               register_method)
+from ..runtime import check_runtime, onnx_session, read_metadata
 from ..weights import read_safetensors
 from .adain_model import AdaINNet, adain
+from .base import Callback, CommonOptions, MethodSpec, Result, register_method
+from .prepare import output_size, prepare
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 PRETRAINED = {"adain-vgg16-hed": MODELS_DIR / "adain-vgg16-hed.safetensors"}
@@ -32,10 +33,11 @@ MIN_SIZE = 32  # the VGG encoder's smallest input
 class AdaINOptions(CommonOptions):
     """Every knob of the adain method."""
 
-    model: str = DEFAULT_MODEL
-    weights: str | None = None
-    alpha: float = 1.0
-    runtime: str = "torch"
+    model: str = option(DEFAULT_MODEL, "a decoder: a shipped name or a file from `brushwork train adain`")
+    weights: str | None = option(None, "weights file for the encoder")
+    alpha: float = option(1.0, "style strength from 0 (content) to 1 (full style)")
+    runtime: str = option("torch", "torch | onnx, to run a model exported with `brushwork export` through "
+                                   "onnxruntime")
 
 
 def resolve_model(model: str) -> Path:
@@ -99,35 +101,20 @@ class AdaINStylizer:
         return out[..., :h, :w].clamp(0, 1).contiguous()
 
 
-def validate(opts: AdaINOptions, n_styles: int, masks: list[torch.Tensor] | None) -> None:
-    check_common(opts, n_styles)
+def validate(opts: AdaINOptions) -> None:
     check_runtime(opts.runtime)
     if not 0.0 <= opts.alpha <= 1.0:
         raise ConfigError("--alpha must be between 0 and 1")
-    if masks is not None and len(masks) != n_styles:
-        raise MaskError(f"got {len(masks)} masks for {n_styles} styles: give one mask per style")
 
 
 def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
         masks: list[torch.Tensor] | None = None, callback: Callback | None = None) -> Result:
     """Stylize `content` (1×3×H×W in [0,1]) in one pass; see AdaINOptions."""
-    validate(opts, len(styles), masks)
+    validate(opts)
     started = time.perf_counter()
-    torch.manual_seed(opts.seed)
-    height, width = fit_long_side(*content.shape[-2:], opts.size)
-    if min(height, width) < MIN_SIZE:
-        raise SizeError(f"the output would be {width}×{height} px, below the encoder's minimum of "
-                        f"{MIN_SIZE} px on the short side; use a larger --size")
-    work = resize(content, (height, width))
-    style_side = max(8, round(max(height, width) * opts.style_scale))
-    styles = [resize(s, fit_long_side(*s.shape[-2:], style_side)) for s in styles]
-    if opts.preserve_color == "histogram":
-        styles = [color.match_color(s, work) for s in styles]
-    elif opts.preserve_color == "luminance":
-        styles = [color.match_luminance(s, work) for s in styles]
-        work = color.gray(work)
-    if masks is not None:
-        masks = [resize(m, (height, width)) for m in masks]
+    prep = prepare(SPEC, opts, content, styles, masks)
+    size = output_size(content, opts.size, MIN_SIZE, "encoder")
+    work, styles, masks = prep.work_at(size), prep.styles_at(size), prep.masks_at(size)
     model = str(resolve_model(opts.model))
     setup = time.perf_counter()
     if opts.runtime == "onnx":
@@ -137,23 +124,19 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
         encoded = time.perf_counter()
         output = torch.from_numpy(session.run(None, {"content": work.numpy(), "style": styles[0].numpy(),
                                                      "alpha": np.array(opts.alpha, dtype=np.float32)})[0])
-        device = "onnxruntime"
+        device, backbone = "onnxruntime", read_metadata(model).get("backbone")
     else:
         stylizer = AdaINStylizer(model, opts.device, opts.weights)
         codes = [stylizer.encode_style(s) for s in styles]
         encoded = time.perf_counter()
-        blend = [w / sum(opts.style_blend) for w in opts.style_blend] if opts.style_blend else None
-        output = stylizer.stylize(work, codes, blend, masks, opts.alpha).cpu()
-        device = str(stylizer.device)
-    if opts.preserve_color == "luminance":
-        output = color.keep_chroma(output, resize(content, (height, width)))
+        output = stylizer.stylize(work, codes, prep.blend, masks, opts.alpha)
+        device, backbone = str(stylizer.device), stylizer.net.backbone_name
+    output = prep.finish(output)
     done = time.perf_counter()
-    stats = {"device": device, "model": model,
-             "seconds": {"setup": round(setup - started, 3), "encode_styles": round(encoded - setup, 3),
-                         "stylize": round(done - encoded, 3), "total": round(done - started, 3)},
-             "options": asdict(opts)}
-    return Result(output, stats)
+    seconds = {"setup": round(setup - started, 3), "encode_styles": round(encoded - setup, 3),
+               "stylize": round(done - encoded, 3), "total": round(done - started, 3)}
+    return Result(output, opts, seconds, backbone=backbone, device=device, details={"model": model})
 
 
-register_method(MethodSpec("adain", "Huang & Belongie 2017: any style in one pass (AdaIN + trained decoder)",
-                           AdaINOptions, {"default": {}}, run))
+SPEC = register_method(MethodSpec("adain", "Huang & Belongie 2017: any style in one pass (AdaIN + trained decoder)",
+                                  AdaINOptions, {"default": {}}, run))

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .. import color
-from ..errors import ConfigError, MaskError, WeightsError
-from ..io import fit_long_side, resize
+from ..errors import ConfigError, WeightsError
+from ..options import option
 from ..resources import resolve_device
+from ..runtime import check_runtime, onnx_session, read_metadata
 from ..weights import read_safetensors
-from . import Callback, CommonOptions, MethodSpec, Result, check_common, check_runtime, onnx_session, register_method
+from .base import Callback, Capabilities, CommonOptions, MethodSpec, Result, register_method
 from .fast_model import ARCHS, build_net
+from .prepare import output_size, prepare
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 PREFIX = "fast-"
@@ -32,8 +33,9 @@ def shipped_models() -> dict[str, Path]:
 class FastOptions(CommonOptions):
     """Every knob of the fast method; the style lives in the model."""
 
-    model: str | None = None
-    runtime: str = "torch"
+    model: str | None = option(None, "a style model: a shipped name or a file from `brushwork train fast`")
+    runtime: str = option("torch", "torch | onnx, to run a model exported with `brushwork export` through "
+                                   "onnxruntime")
 
 
 def resolve_model(model: str | None) -> Path:
@@ -69,36 +71,25 @@ def load_net(path: str) -> tuple[torch.nn.Module, dict[str, str]]:
 def run(content: torch.Tensor, styles: list[torch.Tensor], opts: FastOptions,
         masks: list[torch.Tensor] | None = None, callback: Callback | None = None) -> Result:
     """Stylize `content` (1×3×H×W in [0,1]) with a trained per-style network."""
-    if styles:
-        raise ConfigError("a fast model carries its own style: give no style images with --method fast")
-    check_common(opts, 0, needs_styles=False)
-    if masks:
-        raise MaskError("--method fast applies one style to the whole image; masks need optimize or adain")
-    if opts.preserve_color == "histogram":
-        raise ConfigError("--preserve-color histogram recolours the style image, which fast models do not take; "
-                          "use luminance")
     check_runtime(opts.runtime)
     started = time.perf_counter()
+    prep = prepare(SPEC, opts, content, styles, masks)
     device = resolve_device(opts.device)
     path = resolve_model(opts.model)
-    height, width = fit_long_side(*content.shape[-2:], opts.size)
-    work = resize(content, (height, width))
+    work = prep.work_at(output_size(content, opts.size))
     if opts.runtime == "onnx":
-        from ..export import read_metadata
-
         output = torch.from_numpy(onnx_session(str(path), opts.device).run(None, {"image": work.numpy()})[0])
         meta = read_metadata(path)
     else:
         net, meta = load_net(str(path))
         with torch.no_grad():
-            output = net.to(device)(work.to(device)).clamp(0, 1).cpu()
-    if opts.preserve_color == "luminance":
-        output = color.keep_chroma(output, work)
-    done = time.perf_counter()
-    stats = {"device": str(device), "model": str(path), "model_metadata": meta,
-             "seconds": {"total": round(done - started, 3)}, "options": asdict(opts)}
-    return Result(output, stats)
+            output = net.to(device)(work.to(device))
+    output = prep.finish(output)
+    seconds = {"total": round(time.perf_counter() - started, 3)}
+    return Result(output, opts, seconds, backbone=meta.get("backbone"), device=str(device),
+                  details={"model": str(path), "model_metadata": meta})
 
 
-register_method(MethodSpec("fast", "Johnson et al. 2016: one trained network per style, one pass", FastOptions,
-                           {"default": {}}, run))
+SPEC = register_method(MethodSpec("fast", "Johnson et al. 2016: one trained network per style, one pass",
+                                  FastOptions, {"default": {}}, run,
+                                  Capabilities(styles=False, masks=False, color_modes=("luminance",))))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -14,10 +14,12 @@ from tqdm.auto import tqdm
 
 from .. import color, losses
 from ..backbones import Backbone, create_backbone
-from ..errors import ConfigError, MaskError, SizeError
-from ..io import fit_long_side, load_image, resize
+from ..errors import ConfigError, SizeError
+from ..io import load_image, resize
+from ..options import option
 from ..resources import check_fits, resolve_device
-from . import Callback, CommonOptions, MethodSpec, Result, Step, check_common, register_method
+from .base import Callback, CommonOptions, MethodSpec, Result, Step, register_method
+from .prepare import output_size, prepare
 
 INITS = ("content", "recolored", "noise", "style")
 LBFGS_HISTORY = 50
@@ -30,23 +32,25 @@ CHANNELS_LAST = torch.channels_last
 class OptimizeOptions(CommonOptions):
     """Every knob of the optimize method; presets fill these in, explicit options override them."""
 
-    backbone: str = "vgg16-hed"
-    weights: str | None = None
-    content_weight: float = 1.0
-    style_weight: float = 3.0
-    tv_weight: float = 1.0
-    content_layers: list[str] | None = None
-    style_layers: list[str] | None = None
-    style_loss: str = "gram"
-    iterations: int = 200
-    scales: int = 3
-    scale_factor: float = 2.0
+    backbone: str = option("vgg16-hed", "feature network, e.g. vgg16-hed; join several with +")
+    weights: str | None = option(None, "weights file for the backbone (vgg19, vgg19-normalised)")
+    content_weight: float = option(1.0, "content loss weight")
+    style_weight: float = option(3.0, "style loss weight")
+    tv_weight: float = option(1.0, "total variation loss weight")
+    content_layers: list[str] | None = option(None, "comma-separated layer names (default: the backbone's)")
+    style_layers: list[str] | None = option(None, "comma-separated layer names (default: the backbone's)")
+    style_loss: str = option("gram", "gram | mean_std | wasserstein")
+    iterations: int = option(200, "iterations at the coarsest scale; each finer scale runs fewer")
+    scales: int = option(3, "number of coarse-to-fine scales (1 = single scale)")
+    scale_factor: float = option(2.0, "size ratio between scales")
     iteration_decay: float = 0.4
-    optimizer: str = "lbfgs"
-    lr: float | None = None
-    pyramid_levels: int | None = None
-    init: str = "content"
-    pooling: str = "max"
+    optimizer: str = option("lbfgs", "lbfgs | adam")
+    lr: float | None = option(None, "step size (lbfgs default 1, adam default 0.02)")
+    pyramid_levels: int | None = option(None, "optimize a Laplacian pyramid of N levels; 1 = raw pixels "
+                                              "(default: the backbone's choice)")
+    init: str = option("content", "content | recolored (the content in the style's colours) | noise | style | "
+                                  "PATH")
+    pooling: str = option("max", "max | avg, for VGG backbones")
     style_weights: dict[str, float] = field(default_factory=dict)
 
 
@@ -58,9 +62,8 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def validate(opts: OptimizeOptions, n_styles: int) -> None:
-    """Reject impossible option values with a message that names the option."""
-    check_common(opts, n_styles)
+def validate(opts: OptimizeOptions) -> None:
+    """Reject impossible values of optimize's own options with a message that names the option."""
     checks = [
         (opts.iterations >= 1, "--iterations must be at least 1"),
         (opts.scales >= 1, "--scales must be at least 1"),
@@ -149,22 +152,6 @@ def estimate_bytes(nets: list[Net], height: int, width: int, opts: OptimizeOptio
     image_bytes = 3 * 4 * pixels * (4 / 3 if levels > 1 else 1)
     copies = 2 * LBFGS_HISTORY if opts.optimizer == "lbfgs" else 2
     return int(2 * per_pixel * pixels + copies * image_bytes)
-
-
-def _masks_for(masks: list[torch.Tensor] | None, n_styles: int, content: torch.Tensor) -> list[torch.Tensor] | None:
-    if masks is None:
-        return None
-    if len(masks) != n_styles:
-        raise MaskError(f"got {len(masks)} mask(s) for {n_styles} style image(s); give one mask per style")
-    ch, cw = content.shape[-2:]
-    for i, m in enumerate(masks):
-        mh, mw = m.shape[-2:]
-        if abs(mh / mw - ch / cw) > 0.02 * ch / cw:
-            raise MaskError(f"mask {i + 1} is {mw}×{mh} but the content is {cw}×{ch}; a mask needs the content's "
-                            f"aspect ratio")
-        if float(m.max()) <= 0:
-            raise MaskError(f"mask {i + 1} selects no pixels (it is all black)")
-    return masks
 
 
 def _init_image(opts: OptimizeOptions, content: torch.Tensor, styles: list[torch.Tensor], blend: list[float],
@@ -292,43 +279,28 @@ def descend(objective: Objective, image: torch.Tensor, iterations: int, levels: 
 def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions,
         masks: list[torch.Tensor] | None = None, callback: Callback | None = None) -> Result:
     """Stylize `content` (1×3×H×W in [0,1]) with `styles`; see OptimizeOptions for every option."""
-    validate(opts, len(styles))
+    validate(opts)
     started = time.perf_counter()
     device = resolve_device(opts.device)
-    generator = torch.Generator().manual_seed(opts.seed)
-    torch.manual_seed(opts.seed)
+    prep = prepare(SPEC, opts, content, styles, masks, device)
     nets = build_nets(opts, device)
     min_size = max(net.model.min_size for net in nets)
-    height, width = fit_long_side(*content.shape[-2:], opts.size)
+    height, width = output_size(content, opts.size, min_size, "backbone")
     schedule = scale_schedule(height, width, opts, min_size)
     levels = opts.pyramid_levels or max(net.model.pyramid_levels for net in nets)
     check_fits(estimate_bytes(nets, height, width, opts, levels), device, f"stylizing at {width}×{height}")
-    masks = _masks_for(masks, len(styles), content)
-    blend = [w / sum(opts.style_blend) for w in opts.style_blend] if opts.style_blend else [1 / len(styles)] * len(
-        styles)
-
-    content, styles = content.to(device), [s.to(device) for s in styles]
-    masks = [m.to(device) for m in masks] if masks else None
-    work_content = content
-    if opts.preserve_color == "histogram":
-        styles = [color.match_color(s, content) for s in styles]
-    elif opts.preserve_color == "luminance":
-        work_content = color.gray(content)
-        styles = [color.match_luminance(s, content) for s in styles]
     setup_seconds = time.perf_counter() - started
 
     total_steps = sum(n for _, _, n in schedule)
     bar = tqdm(total=total_steps, disable=opts.quiet, unit="it", dynamic_ncols=True)
-    image = _init_image(opts, work_content, styles, blend, schedule[0][:2], generator)
+    image = _init_image(opts, prep.work, prep.styles, prep.blend, schedule[0][:2], prep.generator)
     if opts.preserve_color == "luminance":
         image = color.gray(image)
     step, scale_stats, last = 0, [], {}
     for index, (h, w, iterations) in enumerate(schedule):
         scale_start = time.perf_counter()
-        scaled_styles = [resize(s, fit_long_side(*s.shape[-2:], max(8, round(max(h, w) * opts.style_scale))))
-                         for s in styles]
-        scaled_masks = [resize(m, (h, w)) for m in masks] if masks else None
-        objective = Objective(nets, opts, resize(work_content, (h, w)), scaled_styles, blend, scaled_masks)
+        objective = Objective(nets, opts, prep.work_at((h, w)), prep.styles_at((h, w)), prep.blend,
+                              prep.masks_at((h, w)))
         bar.set_description(f"scale {index + 1}/{len(schedule)} {w}×{h}")
         for image, last in descend(objective, resize(image, (h, w)).clamp(0, 1), iterations, levels, opts):
             step += 1
@@ -339,15 +311,11 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
         scale_stats.append({"size": [w, h], "iterations": iterations, "losses": dict(last),
                             "seconds": round(time.perf_counter() - scale_start, 3)})
     bar.close()
-    output = image.detach().clamp(0, 1)
-    if opts.preserve_color == "luminance":
-        output = color.keep_chroma(output, resize(content, (h, w)))
-    stats = {"losses": last, "scales": scale_stats, "iterations": step, "device": str(device),
-             "pyramid_levels": levels,
-             "seconds": {"setup": round(setup_seconds, 3), "total": round(time.perf_counter() - started, 3)},
-             "options": asdict(opts)}
-    return Result(output.cpu(), stats)
+    output = prep.finish(image)
+    seconds = {"setup": round(setup_seconds, 3), "total": round(time.perf_counter() - started, 3)}
+    return Result(output, opts, seconds, last, opts.backbone, str(device),
+                  {"scales": scale_stats, "iterations": step, "pyramid_levels": levels})
 
 
-register_method(MethodSpec("optimize", "Gatys et al. 2016: optimize the pixels, coarse to fine", OptimizeOptions,
-                           PRESETS, run))
+SPEC = register_method(MethodSpec("optimize", "Gatys et al. 2016: optimize the pixels, coarse to fine",
+                                  OptimizeOptions, PRESETS, run))

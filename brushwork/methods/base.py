@@ -1,0 +1,148 @@
+"""What every method shares: the options all of them take, the Result they return, the progress Step, and the
+registry entry (MethodSpec) through which the API, the CLI, export and training reach a method without naming it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..options import option
+
+if TYPE_CHECKING:
+    from ..train.loop import TrainConfig, TrainTask
+
+COLOR_MODES = ("luminance", "histogram")
+
+
+@dataclass
+class CommonOptions:
+    """Options every method has, so that size, colour, blends, seeds and devices mean the same everywhere."""
+
+    size: int = option(512, "long side of the output in pixels")
+    style_scale: float = option(1.0, "style image size relative to the output")
+    style_blend: list[float] | None = option(None, "blend weights, one per style, e.g. 0.7,0.3")
+    preserve_color: str | None = option(None, "luminance | histogram")
+    seed: int = option(0, "random seed: the same inputs and seed give the same image")
+    device: str = option("auto", "auto | cpu | cuda")
+    quiet: bool = option(False, "no progress bar")
+
+
+@dataclass
+class Result:
+    """A stylized image (1×3×H×W in [0,1]) and how it was made. `stats` gives all but the image as one dict: what
+    `stylize(..., return_stats=True)` returns and the sidecar records."""
+
+    image: torch.Tensor
+    options: CommonOptions
+    seconds: dict[str, float] = field(default_factory=dict)  # setup … total; the API adds load (and save)
+    losses: dict[str, float] = field(default_factory=dict)  # final losses, for methods that minimize them
+    backbone: str | None = None  # the feature network that made the image ('+' joins several); None: unknown
+    device: str = ""
+    details: dict[str, Any] = field(default_factory=dict)  # what else a method reports: scales, model file, ...
+    method: str = ""
+    preset: str = ""
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return {**self.details, "losses": self.losses, "backbone": self.backbone, "device": self.device,
+                "seconds": self.seconds, "options": dataclasses.asdict(self.options), "method": self.method,
+                "preset": self.preset}
+
+
+@dataclass
+class Step:
+    """What a progress callback receives after every iteration; `image` is the current iterate, do not modify."""
+
+    step: int
+    total: int
+    scale: int
+    scales: int
+    size: tuple[int, int]
+    losses: dict[str, float]
+    image: torch.Tensor
+
+
+Callback = Callable[[Step], None]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a method accepts; the shared checks (prepare.py) refuse the rest with one clear message."""
+
+    styles: bool = True  # False: its model carries the style, and style images are refused
+    masks: bool = True
+    color_modes: tuple[str, ...] = COLOR_MODES
+
+
+@dataclass(frozen=True)
+class ExportSignature:
+    """The graph `brushwork export` writes: input names, example inputs to trace with, and the free axes of each
+    input and of `output`."""
+
+    names: tuple[str, ...]
+    example: Callable[[], tuple[torch.Tensor, ...]]
+    dynamic_axes: dict[str, dict[int, str]]
+
+
+@dataclass(frozen=True)
+class Models:
+    """A feed-forward method's trained models: which ship, how a name or file resolves, how one loads for export."""
+
+    shipped: Callable[[], dict[str, Path]]  # name → file; a listed file may be absent (not shipped in this version)
+    resolve: Callable[[str], Path]  # a shipped name or a model file → the file
+    load: Callable[[str], nn.Module]  # a file → the network whose forward pass export writes
+    signature: ExportSignature
+
+
+@dataclass(frozen=True)
+class Training:
+    """`brushwork train NAME`: the method's own options (a dataclass whose fields become flags) and the task they
+    build for the shared loop, with the loop settings this method defaults differently."""
+
+    help: str
+    options: type
+    task: Callable[[Any, TrainConfig], TrainTask]
+    loop_defaults: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method as the rest of the package sees it: its options and presets, how to run it, what it accepts, and
+    for feed-forward methods its models and its training."""
+
+    name: str
+    description: str
+    options: type
+    presets: dict[str, dict[str, Any]]
+    run: Callable[..., Result]
+    capabilities: Capabilities = Capabilities()
+    models: Models | None = None
+    training: Training | None = None
+
+
+REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register_method(spec: MethodSpec) -> MethodSpec:
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_method(name: str) -> MethodSpec:
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown method '{name}'; choose from {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def method_names() -> list[str]:
+    return list(REGISTRY)
+
+
+def method_specs() -> list[MethodSpec]:
+    return list(REGISTRY.values())

@@ -1,0 +1,128 @@
+"""Preparation and finishing that every method shares, written once so that they mean the same in every method:
+the checks of shared options, styles and masks, the output size, seeds, blend weights, the style scale, and the
+colour pre-pass (before stylizing) and post-pass (after)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .. import color
+from ..errors import ConfigError, MaskError, SizeError
+from ..io import fit_long_side, resize
+from .base import COLOR_MODES, REGISTRY, CommonOptions, MethodSpec
+
+ASPECT_TOLERANCE = 0.02  # a mask may differ this much (relative) from the content's aspect ratio: rounding
+
+
+def check(spec: MethodSpec, opts: CommonOptions, content: torch.Tensor, styles: list[torch.Tensor],
+          masks: list[torch.Tensor] | None) -> None:
+    """Refuse shared options, styles and masks that make no sense for this method, naming the option."""
+    caps = spec.capabilities
+    if caps.styles and not styles:
+        raise ConfigError("give at least one style image")
+    if not caps.styles and styles:
+        raise ConfigError(f"--method {spec.name} takes no style images: its model carries its own style")
+    checks = [(opts.size >= 1, "--size must be a positive number of pixels"),
+              (opts.style_scale > 0, "--style-scale must be positive"),
+              (opts.preserve_color in (None, *COLOR_MODES), "--preserve-color must be luminance or histogram"),
+              (opts.preserve_color in (None, *caps.color_modes),
+               f"--method {spec.name} does not support --preserve-color {opts.preserve_color}; use "
+               f"{' or '.join(caps.color_modes)}")]
+    if opts.style_blend is not None:
+        checks += [(len(opts.style_blend) == len(styles),
+                    f"--style-blend has {len(opts.style_blend)} weights for {len(styles)} style image(s)"),
+                   (all(w >= 0 for w in opts.style_blend) and sum(opts.style_blend) > 0,
+                    "--style-blend weights must be non-negative and not all zero")]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    if masks is not None:
+        check_masks(spec, masks, len(styles), content)
+
+
+def check_masks(spec: MethodSpec, masks: list[torch.Tensor], n_styles: int, content: torch.Tensor) -> None:
+    """One mask per style, each with the content's aspect ratio (any resolution) and some pixels selected."""
+    if not spec.capabilities.masks:
+        takers = ", ".join(name for name, s in REGISTRY.items() if s.capabilities.masks)
+        raise MaskError(f"--method {spec.name} applies one style to the whole image; masks need {takers}")
+    if len(masks) != n_styles:
+        raise MaskError(f"got {len(masks)} mask(s) for {n_styles} style image(s); give one mask per style")
+    ch, cw = content.shape[-2:]
+    for i, m in enumerate(masks):
+        mh, mw = m.shape[-2:]
+        if abs(mh / mw - ch / cw) > ASPECT_TOLERANCE * ch / cw:
+            raise MaskError(f"mask {i + 1} is {mw}×{mh} but the content is {cw}×{ch}; a mask needs the content's "
+                            f"aspect ratio")
+        if float(m.max()) <= 0:
+            raise MaskError(f"mask {i + 1} selects no pixels (it is all black)")
+
+
+def output_size(content: torch.Tensor, long_side: int, min_size: int = 1, what: str = "network") -> tuple[int, int]:
+    """(height, width) of the output: the content's aspect ratio at `long_side`, refused below `min_size`."""
+    height, width = fit_long_side(*content.shape[-2:], long_side)
+    if min(height, width) < min_size:
+        raise SizeError(f"the output would be {width}×{height} px, below the {what}'s minimum of {min_size} px on "
+                        f"the short side; use a larger --size")
+    return height, width
+
+
+def style_side(size: tuple[int, int], style_scale: float) -> int:
+    """The long side of the style images for an output of `size`: --style-scale times the output's long side."""
+    return max(8, round(max(size) * style_scale))
+
+
+@dataclass
+class Prepared:
+    """The inputs after the shared steps, on the method's device. `work` is what to stylize (the content, grey
+    when only luminance is transferred), `styles` are recoloured as --preserve-color asks, `blend` sums to 1."""
+
+    content: torch.Tensor
+    work: torch.Tensor
+    styles: list[torch.Tensor]
+    masks: list[torch.Tensor] | None
+    blend: list[float]
+    generator: torch.Generator
+    preserve_color: str | None
+    style_scale: float
+
+    def work_at(self, size: tuple[int, int]) -> torch.Tensor:
+        return resize(self.work, size)
+
+    def styles_at(self, size: tuple[int, int]) -> list[torch.Tensor]:
+        """The styles scaled for an output (or a scale of it) of `size`, each keeping its aspect ratio."""
+        side = style_side(size, self.style_scale)
+        return [resize(s, fit_long_side(*s.shape[-2:], side)) for s in self.styles]
+
+    def masks_at(self, size: tuple[int, int]) -> list[torch.Tensor] | None:
+        return [resize(m, size) for m in self.masks] if self.masks is not None else None
+
+    def finish(self, output: torch.Tensor) -> torch.Tensor:
+        """The colour post-pass (luminance: the content's chroma comes back), clamped to [0, 1], on the CPU."""
+        output = output.detach().clamp(0, 1).to(self.content.device)
+        if self.preserve_color == "luminance":
+            output = color.keep_chroma(output, resize(self.content, tuple(output.shape[-2:])))
+        return output.cpu()
+
+
+def prepare(spec: MethodSpec, opts: CommonOptions, content: torch.Tensor, styles: list[torch.Tensor],
+            masks: list[torch.Tensor] | None = None, device: torch.device | str = "cpu") -> Prepared:
+    """Check the inputs, seed the random generators, normalize the blend weights and run the colour pre-pass.
+    `histogram` gives the styles the content's colour mean and covariance; `luminance` matches the styles'
+    luminance to the content's and stylizes grey images. A method whose model carries its style was trained on
+    colour photos, so it gets the colour content, and only the post-pass (Prepared.finish) applies."""
+    check(spec, opts, content, styles, masks)
+    torch.manual_seed(opts.seed)
+    generator = torch.Generator().manual_seed(opts.seed)
+    blend = opts.style_blend or [1.0] * len(styles)
+    blend = [w / sum(blend) for w in blend]
+    content, styles = content.to(device), [s.to(device) for s in styles]
+    masks = [m.to(device) for m in masks] if masks is not None else None
+    work = content
+    if opts.preserve_color == "histogram":
+        styles = [color.match_color(s, content) for s in styles]
+    elif opts.preserve_color == "luminance":
+        styles = [color.match_luminance(s, content) for s in styles]
+        work = color.gray(content) if spec.capabilities.styles else content
+    return Prepared(content, work, styles, masks, blend, generator, opts.preserve_color, opts.style_scale)
