@@ -19,6 +19,6 @@ def list_methods() -> list[str]:
     return method_names()
 
 
-__all__ = ["__version__", "BackboneError", "BrushworkError", "ConfigError", "EvalReport", "ImageError", "MaskError", "OutputError",
-           "Result", "SizeError", "Step", "WeightsError", "create_backbone", "describe_backbones", "evaluate",
-           "list_backbones", "list_methods", "run", "stylize", "stylize_file"]
+__all__ = ["__version__", "BackboneError", "BrushworkError", "ConfigError", "EvalReport", "ImageError", "MaskError",
+           "OutputError", "Result", "SizeError", "Step", "WeightsError", "create_backbone", "describe_backbones",
+           "evaluate", "list_backbones", "list_methods", "run", "stylize", "stylize_file"]

@@ -18,13 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from . import losses
-from .backbones import Backbone, backbone_names, get_spec
+from .backbones import Backbone, eval_preference, get_spec
 from .color import luminance, rgb_to_lab
 from .errors import BackboneError, SizeError
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003, from their human study
 PAIR_METRICS = ("ssim", "ms_ssim", "content", "lpips_unweighted", "gram", "mean_std", "wasserstein", "color")
-EVAL_PREFERENCE = ("vgg16-hed", "efficientnet-lite0", "vgg19", "vgg19-normalised")
 
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -277,7 +276,7 @@ def eval_backbone_name(used: Iterable[str] = (), available: Iterable[str] | None
     so that no method is graded by its own yardstick. Raises BackboneError when every available one was used."""
     used_names = {part for name in used for part in str(name).split("+") if part}
     if available is None:
-        available = [n for n in EVAL_PREFERENCE if n in backbone_names() and get_spec(n).default_weights()]
+        available = [n for n in eval_preference() if get_spec(n).default_weights()]
     candidates = [n for n in available if n not in used_names]
     if not candidates:
         raise BackboneError(f"every available backbone ({', '.join(available) or 'none'}) made these images; "

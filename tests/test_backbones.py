@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from brushwork import BackboneError, WeightsError, create_backbone
-from brushwork.backbones import describe_backbones, get_spec
+from brushwork.backbones import backbone_names, describe_backbones, eval_preference, get_spec
 from brushwork.backbones.vgg import BLOCKS, CHANNELS
 from brushwork.io import load_image, resize
 from brushwork.weights import load_state_dict, package_file
@@ -134,3 +134,19 @@ def test_describe_lists_every_backbone_with_weight_presence():
     assert set(rows) == {"vgg16-hed", "efficientnet-lite0", "vgg19", "vgg19-normalised"}
     assert rows["vgg16-hed"]["weights_present"] and rows["efficientnet-lite0"]["weights_present"]
     assert "relu4_2" in rows["vgg16-hed"]["content_layers"]
+
+
+def test_each_backbone_carries_its_own_layer_facts():
+    """What each use reads (AdaIN's encoder, Johnson's losses, grading order) lives in the backbone's registry
+    entry, and names layers the backbone has."""
+    assert eval_preference() == ["vgg16-hed", "efficientnet-lite0", "vgg19", "vgg19-normalised"]
+    assert get_spec("vgg16-hed").adain_layers.content == "relu4_1" and get_spec("vgg19").adain_layers is None
+    assert get_spec("efficientnet-lite0").johnson_layers.content == "block2"
+    for name in backbone_names():
+        spec = get_spec(name)
+        model = spec.architecture()
+        for layers in (spec.adain_layers, spec.johnson_layers):
+            if layers is not None:
+                model.check_layers([layers.content, *layers.style])
+    assert create_backbone("vgg16-hed").stride("relu4_1") == 8
+    assert create_backbone("efficientnet-lite0").stride("block8") == 16

@@ -1,14 +1,19 @@
 """The Backbone contract: RGB in [0,1] in, {layer name: activation} out, computing only up to the deepest layer
-asked for. Each backbone normalizes its own input and carries its own default layers and weights."""
+asked for. Each backbone normalizes its own input and carries its own default layers and weights; its registry
+entry (BackboneSpec, in the backbone's own file) says where the weights come from and which layers each use of
+it reads."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
 
-from ..errors import BackboneError
+from ..errors import BackboneError, WeightsError
 
 
 class Backbone(nn.Module):
@@ -42,6 +47,14 @@ class Backbone(nn.Module):
             raise BackboneError(f"backbone {self.name} has no layer {', '.join(unknown)}; "
                                 f"its layers are {', '.join(self.layer_names)}")
 
+    def stride(self, layer: str) -> int:
+        """Input pixels per position of `layer`, measured with a 64 px probe (a layer's stride follows from the
+        strides before it, which each network spells differently)."""
+        param = next(self.parameters())
+        with torch.no_grad():
+            probe = self(torch.zeros(1, 3, 64, 64, device=param.device, dtype=param.dtype), [layer])[layer]
+        return 64 // probe.shape[-1]
+
     def truncate(self, layer: str) -> "Backbone":
         """Drop every stage after `layer`, in place: a smaller network for callers that never go deeper."""
         self.check_layers([layer])
@@ -66,3 +79,56 @@ class Backbone(nn.Module):
             if name in wanted:
                 out[name] = x
         return out
+
+
+class LossLayers(NamedTuple):
+    """The layers a training objective reads on one backbone: one content layer and the style layers."""
+
+    content: str
+    style: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A backbone's registry entry: how to build it, where its weights come from, and which of its layers each
+    use reads, so that a new backbone is one file that registers one of these."""
+
+    name: str
+    description: str
+    source: str  # where the weights come from, in words
+    build: Callable[[str | None, str], Backbone]  # (weights file or None for the default, pooling) → network
+    default_weights: Callable[[], Path | None]  # the weights file found without being told, if any
+    architecture: Callable[[], Backbone]  # the network without weights: its layer names and default layers
+    eval_rank: int | None = None  # grading preference, lowest first, among backbones that made none of the outputs
+    adain_layers: LossLayers | None = None  # AdaIN encoder: AdaIN acts on `content`; None: no decoder design
+    johnson_layers: LossLayers | None = None  # fast training's losses (Johnson et al.); None: the default layers
+
+
+REGISTRY: dict[str, BackboneSpec] = {}
+
+
+def register(spec: BackboneSpec) -> BackboneSpec:
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def backbone_names() -> list[str]:
+    return list(REGISTRY)
+
+
+def get_spec(name: str) -> BackboneSpec:
+    if name not in REGISTRY:
+        raise BackboneError(f"unknown backbone '{name}'; choose from {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def require_weights(path: str | None, default: Callable[[], Path | None], missing: str) -> Path:
+    """The weights file given, or the default one; a WeightsError that says how to get it when there is none."""
+    if path is not None:
+        if not Path(path).is_file():
+            raise WeightsError(f"weights file not found: {path}")
+        return Path(path)
+    found = default()
+    if found is None:
+        raise WeightsError(missing)
+    return found

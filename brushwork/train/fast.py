@@ -13,15 +13,16 @@ from torch import nn
 
 from .. import io, losses
 from ..errors import ConfigError
-from ..backbones import create_backbone
+from ..backbones import Backbone, LossLayers, create_backbone, get_spec
 from ..methods.fast_model import build_net
 from .data import MIN_SIDE, RandomCrops, scan_images
 from .loop import TrainConfig, TrainTask
 
-# Johnson et al.'s layers on VGG16 (content relu2_2; style relu1_2, relu2_2, relu3_3, relu4_3), and the taps at the
-# same resolutions on EfficientNet-Lite0. Other backbones use their own defaults.
-LAYERS = {"vgg16-hed": ("relu2_2", ("relu1_2", "relu2_2", "relu3_3", "relu4_3")),
-          "efficientnet-lite0": ("block2", ("stem", "block2", "block4", "block10"))}
+
+def loss_layers(backbone: str, model: Backbone) -> LossLayers:
+    """The layers fast training reads on a backbone: Johnson et al.'s where the backbone names them, else its
+    default content layer and style layers."""
+    return get_spec(backbone).johnson_layers or LossLayers(model.content_layers[0], model.style_layers)
 
 
 @dataclass
@@ -45,8 +46,7 @@ class FastTraining(nn.Module):
         super().__init__()
         self.nets = nn.ModuleDict(nets)
         self.loss_net = create_backbone(backbone, backbone_weights)
-        self.content_layer, self.style_layers = LAYERS.get(
-            backbone, (self.loss_net.content_layers[0], self.loss_net.style_layers))
+        self.content_layer, self.style_layers = loss_layers(backbone, self.loss_net)
         gain = self.loss_net.style_gain
         self.weights = {name: (wc, ws * gain, wt) for name, (wc, ws, wt) in weights.items()}
         for i, name in enumerate(nets):

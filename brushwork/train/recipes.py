@@ -20,11 +20,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..backbones import Backbone
+from ..backbones import Backbone, get_spec
 from ..errors import ConfigError
-from ..methods.adain_model import ENCODERS
 from .adain import adain_task
-from .fast import LAYERS, FastStyle, fast_task
+from .fast import FastStyle, fast_task, loss_layers
 from .loop import TrainConfig, TrainTask
 
 LOOP_KEYS = ("steps", "batch_size", "size", "short_side", "lr", "lr_decay", "clip", "precision", "seed")
@@ -54,9 +53,9 @@ class Recipe:
         """The backbone layers this recipe's losses read (a training kit keeps `model` up to the deepest), from
         the same tables the training tasks use."""
         if self.method == "adain":
-            layer, style_layers, _ = ENCODERS[self.model["backbone"]]
-            return [layer, *style_layers]
-        content, style = LAYERS.get(self.model["backbone"], (model.content_layers[0], model.style_layers))
+            content, style = get_spec(self.model["backbone"]).adain_layers
+        else:
+            content, style = loss_layers(self.model["backbone"], model)
         return [content, *style]
 
     def to_dict(self) -> dict[str, Any]:
