@@ -6,16 +6,22 @@ import argparse
 import dataclasses
 import json
 import sys
+import types
+import typing
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from . import api, evaluation, io, metrics
 from .backbones import describe_backbones
 from .errors import BrushworkError, ConfigError, ImageError, OutputError
-from .methods import Step, get_method, method_names
-from .train.loop import TrainConfig
+from .export import export_model
+from .methods import Step, get_method, method_names, method_specs
+from .options import help_text
+from .train import TrainConfig, train
 from .version import __version__
+from .weights import read_safetensors
 
 
 def _floats(text: str) -> list[float]:
@@ -36,29 +42,64 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"brushwork: error: {message}\n")
 
 
-def _loop_options(parser: argparse.ArgumentParser, **defaults) -> None:
-    """The shared training loop's options, with a method's own defaults."""
-    base = TrainConfig(**defaults)
-    for name, kind, text in [("out", str, "run directory"), ("steps", int, "total training steps"),
-                             ("batch-size", int, "images per step"), ("size", int, "random crop size"),
-                             ("short-side", int, "images are resized to this short side before cropping"),
-                             ("lr", float, "Adam learning rate"), ("lr-decay", float, "lr / (1 + decay · step)"),
-                             ("clip", float, "max gradient norm (0 = off)"),
-                             ("precision", str, "32 | bf16-mixed | 16-mixed (mixed precision needs a GPU)"),
-                             ("device", str, "auto | cpu | cuda"), ("devices", int, "GPUs to use (DDP)"),
-                             ("workers", int, "data loader processes"),
-                             ("data", str, "disk (DataLoader workers) | device (decoded once, kept and cropped on "
-                                           "the device) | auto (device on GPUs)"),
-                             ("channels-last", str, "auto (on for GPUs) | on | off"),
-                             ("seed", int, "seed for data and weights"),
-                             ("checkpoint-every", int, "steps between checkpoints (also saved on exit)"),
-                             ("preview-every", int, "steps between preview grids"),
-                             ("log-every", int, "steps between metrics.csv rows"),
-                             ("time-limit", float, "stop and checkpoint after this many seconds (0 = none)")]:
-        default = getattr(base, name.replace("-", "_"))
-        parser.add_argument(f"--{name}", type=kind, default=default, help=f"{text} (default {default})")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+def _flag_kind(hint: Any, f: dataclasses.Field) -> dict[str, Any]:
+    """argparse settings for a field's type: flags for bools, comma-separated lists unless the field asks for
+    separate values (nargs), and the plain type otherwise."""
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    kind = next(k for k in typing.get_args(hint) if k is not type(None)) if optional else hint
+    if kind is bool:
+        return {"action": "store_true"}
+    if typing.get_origin(kind) is list:
+        item = typing.get_args(kind)[0]
+        if "nargs" in f.metadata:
+            return {"type": item, "nargs": f.metadata["nargs"]}
+        return {"type": _floats if item is float else _names}
+    return {"type": kind}
+
+
+def _cli_fields(cls: type) -> list[tuple[dataclasses.Field, Any]]:
+    """The fields of an options dataclass that are flags (those with help text), with their resolved types."""
+    hints = typing.get_type_hints(cls)
+    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if help_text(f)]
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+def _with_default(text: str, default: Any) -> str:
+    return text if default is None or default is False else f"{text} (default {default})"
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_option_flags(parser: argparse.ArgumentParser, cls: type, **defaults: Any) -> None:
+    """One flag per option field of `cls`, with the field's default (or the one given here) and help text."""
+    for f, hint in _cli_fields(cls):
+        default = defaults.get(f.name, _default(f))
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        parser.add_argument(_flag(f.name), dest=f.name, required=required, **_flag_kind(hint, f),
+                            default=None if required else default, help=_with_default(help_text(f), default))
+
+
+def add_stylize_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per option of any method, unset by default so that presets apply. An option that not every method
+    has says which ones take it, and how each reads it where they differ."""
+    specs = method_specs()
+    seen: dict[str, list[tuple[str, dataclasses.Field, Any]]] = {}
+    for spec in specs:
+        for f, hint in _cli_fields(spec.options):
+            seen.setdefault(f.name, []).append((spec.name, f, hint))
+    for name, entries in seen.items():
+        texts: dict[str, list[str]] = {}
+        for method, f, _ in entries:
+            texts.setdefault(_with_default(help_text(f), _default(f)), []).append(method)
+        everyone = len(entries) == len(specs) and len(texts) == 1
+        text = next(iter(texts)) if everyone else "; ".join(f"{', '.join(m)}: {t}" for t, m in texts.items())
+        _, f, hint = entries[0]
+        parser.add_argument(_flag(name), dest=name, default=None, help=text, **_flag_kind(hint, f))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,44 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("stylize", help="stylize a content image with one or more style images")
     s.add_argument("content", help="content image, or a folder of them (then -o is an output folder)")
-    s.add_argument("styles", nargs="*", metavar="style", help="style image(s); several are blended (none for "
-                                                             "--method fast, whose model carries the style)")
+    carriers = ", ".join(spec.name for spec in method_specs() if not spec.capabilities.styles)
+    s.add_argument("styles", nargs="*", metavar="style", help=f"style image(s); several are blended (none for "
+                                                             f"{carriers}, whose model carries the style)")
     s.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .tif); a .json sidecar is "
                                                          "written beside it")
     s.add_argument("--method", default="optimize", choices=method_names())
-    s.add_argument("--preset", default="default", help="default | fast | quality")
-    s.add_argument("--size", type=int, help="long side of the output in pixels (default 512)")
-    s.add_argument("--backbone", help="feature network, e.g. vgg16-hed; join several with +")
-    s.add_argument("--weights", help="weights file for the backbone (vgg19, vgg19-normalised)")
-    s.add_argument("--content-weight", type=float)
-    s.add_argument("--style-weight", type=float)
-    s.add_argument("--tv-weight", type=float)
-    s.add_argument("--content-layers", type=_names, help="comma-separated layer names")
-    s.add_argument("--style-layers", type=_names, help="comma-separated layer names")
-    s.add_argument("--style-loss", help="gram (default) | mean_std | wasserstein")
-    s.add_argument("--iterations", type=int, help="iterations at the coarsest scale; each finer scale runs fewer")
-    s.add_argument("--scales", type=int, help="number of coarse-to-fine scales (1 = single scale)")
-    s.add_argument("--scale-factor", type=float, help="size ratio between scales (default 2)")
-    s.add_argument("--optimizer", help="lbfgs (default) | adam")
-    s.add_argument("--lr", type=float, help="step size (lbfgs default 1, adam default 0.02)")
-    s.add_argument("--pyramid-levels", type=int, help="optimize a Laplacian pyramid of N levels; 1 = raw pixels "
-                   "(default: the backbone's choice)")
-    s.add_argument("--init", help="content (default) | recolored (the content in the style's colours) | noise | "
-                                  "style | PATH")
-    s.add_argument("--pooling", help="max (default) | avg, for VGG backbones")
-    s.add_argument("--style-scale", type=float, help="style image size relative to the output (default 1)")
-    s.add_argument("--style-blend", type=_floats, help="blend weights, one per style, e.g. 0.7,0.3")
+    presets = "; ".join(f"{spec.name}: {' | '.join(spec.presets)}" for spec in method_specs())
+    s.add_argument("--preset", default="default", help=f"a bundle of options that explicit ones override ({presets})")
     s.add_argument("--mask", nargs="+", dest="masks", help="one mask image per style: white = that style's region")
-    s.add_argument("--preserve-color", help="luminance | histogram")
-    s.add_argument("--model", help="adain: a decoder (shipped name or file); fast: a style model (shipped name or "
-                                   "file)")
-    s.add_argument("--runtime", help="fast, adain: torch (default) | onnx, to run a model exported with "
-                                     "`brushwork export` through onnxruntime")
-    s.add_argument("--alpha", type=float, help="adain: style strength from 0 (content) to 1 (full style, default)")
-    s.add_argument("--seed", type=int)
-    s.add_argument("--device", help="auto (default) | cpu | cuda")
     s.add_argument("--save-every", type=int, default=0, metavar="N", help="also save the image every N iterations")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_stylize_flags(s)
 
     e = sub.add_parser("eval", help="grade stylized images: content and style fidelity, set-level scores")
     e.add_argument("outputs", nargs="*", metavar="output", help="stylized image(s); with --pairs, also folders "
@@ -122,41 +136,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a feed-forward model")
     methods = t.add_subparsers(dest="train_method", required=True, parser_class=Parser)
-    a = methods.add_parser("adain", help="train an AdaIN decoder on folders of photos and paintings")
-    a.add_argument("--content-dir", required=True, help="photos, read recursively")
-    a.add_argument("--style-dir", required=True, help="paintings, read recursively")
-    a.add_argument("--backbone", default="vgg16-hed", help="the frozen encoder (default vgg16-hed)")
-    a.add_argument("--weights", help="weights file for the encoder")
-    a.add_argument("--style-weight", type=float, default=10.0, help="style loss weight (paper: 10)")
-    _loop_options(a)
-    f = methods.add_parser("fast", help="train per-style networks (Johnson et al.), one per style image")
-    f.add_argument("--style", required=True, nargs="+", help="the style image; several train together, one network "
-                                                             "each, in RUN/NAME.safetensors")
-    f.add_argument("--arch", default="classic", help="classic (Johnson et al.) | mobile (CPU real time)")
-    f.add_argument("--content-dir", required=True, help="photos, read recursively")
-    f.add_argument("--backbone", default="vgg16-hed", help="the frozen loss network (default vgg16-hed)")
-    f.add_argument("--weights", help="weights file for the loss network")
-    f.add_argument("--style-size", type=int, help="long side of the style image (default: --size)")
-    f.add_argument("--content-weight", type=float, default=1.0)
-    f.add_argument("--style-weight", type=float, default=3.0, help="relative to content, as in optimize (3)")
-    f.add_argument("--tv-weight", type=float, default=1.0)
-    _loop_options(f, batch_size=4)
+    for spec in method_specs():
+        if spec.training is not None:
+            m = methods.add_parser(spec.name, help=spec.training.help)
+            add_option_flags(m, spec.training.options)
+            add_option_flags(m, TrainConfig, **spec.training.loop_defaults)
 
     b = sub.add_parser("backbones", help="list backbones, their layers and whether their weights are present")
     b.add_argument("--json", action="store_true")
     sub.add_parser("methods", help="list methods and their presets")
     sub.add_parser("models", help="list the trained models that ship with brushwork, per method")
-    x = sub.add_parser("export", help="export a fast or adain model to ONNX or TorchScript")
+    exporters = " or ".join(spec.name for spec in method_specs() if spec.models is not None)
+    x = sub.add_parser("export", help=f"export a {exporters} model to ONNX or TorchScript")
     x.add_argument("model", help="a shipped model name or a model file (.safetensors)")
     x.add_argument("--format", required=True, help="onnx | torchscript")
     x.add_argument("-o", "--output", required=True, help="the exported file")
     return parser
 
 
-STYLIZE_OPTIONS = ("size", "backbone", "weights", "content_weight", "style_weight", "tv_weight", "content_layers",
-                   "style_layers", "style_loss", "iterations", "scales", "scale_factor", "optimizer", "lr",
-                   "pyramid_levels", "init", "pooling", "style_scale", "style_blend", "preserve_color", "seed",
-                   "device", "model", "alpha", "runtime")
+def _stylize_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given on the command line (None means unset, so the preset's value holds)."""
+    names = {f.name for spec in method_specs() for f, _ in _cli_fields(spec.options)}
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def _intermediate_saver(output: Path, every: int):
@@ -184,7 +185,7 @@ def _stylize_folder(args: argparse.Namespace, options: dict) -> int:
     for path in tqdm(files, disable=args.quiet, unit="image", dynamic_ncols=True):
         try:
             api.stylize_file(path, args.styles, out_dir / f"{path.stem}.png", method=args.method,
-                             preset=args.preset, quiet=True, **options)
+                             preset=args.preset, **{**options, "quiet": True})
         except ImageError as e:
             failed += 1
             print(f"brushwork: skipped {path}: {e}", file=sys.stderr)
@@ -197,12 +198,12 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if args.save_every < 0:
         raise ConfigError("--save-every must be >= 0")
-    options = {name: getattr(args, name) for name in STYLIZE_OPTIONS if getattr(args, name) is not None}
+    options = _stylize_options(args)
     if Path(args.content).is_dir():
         return _stylize_folder(args, options)
     callback = _intermediate_saver(output, args.save_every) if args.save_every else None
     result = api.stylize_file(args.content, args.styles, output, method=args.method, preset=args.preset,
-                              masks=args.masks, callback=callback, quiet=args.quiet or None, **options)
+                              masks=args.masks, callback=callback, **options)
     if not args.quiet:
         seconds = result.stats["seconds"]["total"]
         print(f"wrote {output} ({result.image.shape[-1]}×{result.image.shape[-2]}, {seconds:.1f} s) and "
@@ -253,18 +254,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import FastStyle, adain_task, fast_task, train
-
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    training = get_method(args.train_method).training
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
     cfg.validate()
-    if args.train_method == "adain":
-        task = adain_task(args.content_dir, args.style_dir, cfg, args.backbone, args.style_weight, args.weights)
-    else:
-        styles = [FastStyle(Path(p).stem, p, args.content_weight, args.style_weight, args.tv_weight, args.style_size)
-                  for p in args.style]
-        task = fast_task(styles, args.content_dir, cfg, args.backbone, args.arch, args.weights)
-    summary = train(task, cfg)
+    opts = training.options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(training.options)})
+    summary = train(training.task(opts, cfg), cfg)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
     state = "finished" if summary["step"] >= cfg.steps else "stopped; continue with --resume"
     print(f"{cfg.out}: step {summary['step']}/{cfg.steps} ({state}), {summary['segment_steps']} steps this run, "
@@ -294,28 +288,26 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_model
-
     out = export_model(args.model, args.format, args.output)
     print(f"wrote {out}")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .methods import adain, fast
-    from .weights import read_safetensors
-
-    rows = [("adain", name, path) for name, path in adain.PRETRAINED.items()]
-    rows += [("fast", name, path) for name, path in fast.shipped_models().items()]
-    for method, name, path in rows:
-        if not path.is_file():
-            print(f"{method}: {name}  [not shipped in this version: it needs GPU training]")
+    for spec in method_specs():
+        if spec.models is None:
             continue
-        meta = read_safetensors(path)[1]
-        recipe = ", ".join(f"{k} {v}" for k, v in meta.items() if k not in ("format", "method"))
-        print(f"{method}: {name}  [{path.name}] {recipe}")
-    if not fast.shipped_models():
-        print("fast: no styles ship in this version (training needs a GPU); train one with `brushwork train fast`")
+        shipped = spec.models.shipped()
+        for name, path in shipped.items():
+            if not path.is_file():
+                print(f"{spec.name}: {name}  [not shipped in this version: it needs GPU training]")
+                continue
+            meta = read_safetensors(path)[1]
+            recipe = ", ".join(f"{k} {v}" for k, v in meta.items() if k not in ("format", "method"))
+            print(f"{spec.name}: {name}  [{path.name}] {recipe}")
+        if not shipped:
+            how = f"; train one with `brushwork train {spec.name}`" if spec.training else ""
+            print(f"{spec.name}: no models ship in this version (training needs a GPU){how}")
     return 0
 
 

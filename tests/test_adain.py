@@ -8,10 +8,10 @@ from brushwork import api, losses
 from brushwork.cli import main
 from brushwork.errors import ConfigError, MaskError, WeightsError
 from brushwork.io import save_image
-from brushwork.methods.adain import AdaINStylizer
+from brushwork.methods.adain import AdaINStylizer, adain_task
 from brushwork.methods.adain_model import AdaINNet, adain, save_decoder
 from brushwork.weights import read_safetensors
-from brushwork.train import TrainConfig, adain_task, train
+from brushwork.train import TrainConfig, train
 from brushwork.train.data import MIN_SIDE, RandomCrops, ResidentCrops, scan_images
 
 from .conftest import dots, scene, stripes

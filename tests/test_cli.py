@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -6,7 +7,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from brushwork.cli import main
+from brushwork.cli import build_parser, main
+from brushwork.methods import method_specs
+from brushwork.options import help_text
+from brushwork.train import TrainConfig
 
 TINY = ["--size", "64", "--iterations", "4", "--scales", "1", "--quiet"]
 
@@ -102,3 +106,27 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
                          str(tmp_path / "no2.png"), "-o", str(tmp_path / "o.png")], capture_output=True, text=True)
     assert rc.returncode == 2
     assert rc.stderr.strip().count("\n") == 0 and "not found" in rc.stderr and "Traceback" not in rc.stderr
+
+
+def test_flags_are_made_from_the_options_dataclasses(capsys):
+    """Every option field with help text is a flag of `stylize` (and of `train METHOD` for training options); a
+    field without help is API-only."""
+    with pytest.raises(SystemExit):
+        main(["stylize", "--help"])
+    text = capsys.readouterr().out
+    for spec in method_specs():
+        for f in dataclasses.fields(spec.options):
+            assert (f"--{f.name.replace('_', '-')} " in text) == bool(help_text(f)), f.name
+    assert "--iteration-decay" not in text and "--style-weights" not in text
+    args = build_parser().parse_args(["stylize", "c.png", "-o", "o.png", "--style-blend", "0.7,0.3", "--size", "9",
+                                      "--content-layers", "relu1_1, relu2_1", "--quiet"])
+    assert (args.style_blend, args.size, args.content_layers, args.quiet) == ([0.7, 0.3], 9, ["relu1_1", "relu2_1"],
+                                                                                True)
+    assert args.alpha is None and args.iterations is None  # unset, so the preset's value holds
+    for spec in method_specs():
+        if spec.training is not None:
+            with pytest.raises(SystemExit):
+                main(["train", spec.name, "--help"])
+            text = capsys.readouterr().out
+            for cls in (spec.training.options, TrainConfig):
+                assert all(f"--{f.name.replace('_', '-')} " in text for f in dataclasses.fields(cls))

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from brushwork.cli import main
-from brushwork.evaluation import evaluate_triples, pair_triples
+from brushwork.evaluation import evaluate_triples, made_with, pair_triples
 from brushwork.io import resize, save_image, save_json, sidecar_path
 
 from .test_metrics import blurred, noisy, painting, textured
@@ -34,6 +34,21 @@ def test_eval_json_grades_with_another_backbone_and_matches_sizes(eval_files, ca
     assert report["set"]["outputs"] == 2 and report["set"]["frechet"] > 0
     assert report["set"]["art_fid"] == pytest.approx((1 + report["set"]["mean_lpips_unweighted"])
                                                      * (1 + report["set"]["frechet"]), rel=1e-4)
+
+
+def test_every_methods_sidecar_names_the_backbone_that_made_it(tmp_path):
+    """adain and fast record their backbone at the sidecar's top level (their config has none), so eval grades
+    them with another one; sidecars from before that kept it in optimize's config only."""
+    out = tmp_path / "o.png"
+    save_image(textured(64, 80), out)
+    save_json({"method": "adain", "backbone": "vgg16-hed", "config": {"model": "m", "alpha": 1.0}}, sidecar_path(out))
+    assert made_with(out) == "vgg16-hed"
+    report = evaluate_triples([(out, out, out)])
+    assert report.backbone == "efficientnet-lite0" and report.made_with == ["vgg16-hed"]
+    save_json({"config": {"backbone": "efficientnet-lite0"}}, sidecar_path(out))
+    assert made_with(out) == "efficientnet-lite0"
+    save_json({"method": "fast", "backbone": None, "config": {}}, sidecar_path(out))
+    assert made_with(out) is None
 
 
 def test_eval_table_and_an_identical_output(eval_files, capsys):

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -6,8 +8,12 @@ from safetensors.torch import save_file
 from brushwork import api
 from brushwork.cli import main
 from brushwork.export import export_model, read_metadata
+from brushwork.methods import CommonOptions, ExportSignature, MethodSpec, Models, Training
 from brushwork.methods.adain_model import AdaINNet, save_decoder
+from brushwork.methods.base import IMAGE_AXES, REGISTRY
 from brushwork.methods.fast_model import MobileTransformNet, TransformNet
+from brushwork.options import option
+from brushwork.weights import read_safetensors
 
 from .conftest import scene, stripes
 
@@ -84,3 +90,31 @@ def test_export_errors_are_one_line(models, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_new_feed_forward_method_needs_only_its_registry_entry(tmp_path, monkeypatch, capsys):
+    """`brushwork models`, `export` and `train` reach a method through its MethodSpec hooks, never by its name."""
+    path = tmp_path / "toy.safetensors"
+    save_file(torch.nn.Conv2d(3, 3, 1).state_dict(), str(path), metadata={"method": "toy", "steps": "3"})
+
+    def load(file: str) -> torch.nn.Module:
+        net = torch.nn.Conv2d(3, 3, 1)
+        net.load_state_dict(read_safetensors(file)[0])
+        return net
+
+    @dataclasses.dataclass
+    class ToyTraining:
+        depth: int = option(3, "how deep the toy goes")
+
+    signature = ExportSignature(("image",), lambda: (torch.rand(1, 3, 8, 8),), {"image": IMAGE_AXES,
+                                                                              "output": IMAGE_AXES})
+    spec = MethodSpec("toy", "a 1×1 convolution", CommonOptions, {"default": {}}, lambda *args, **kw: None,
+                      models=Models(lambda: {"toy-one": path}, lambda name: path, load, signature),
+                      training=Training("train the toy", ToyTraining, lambda opts, cfg: None))
+    monkeypatch.setitem(REGISTRY, "toy", spec)
+    assert main(["models"]) == 0 and "toy: toy-one  [toy.safetensors] steps 3" in capsys.readouterr().out
+    out = export_model("toy-one", "onnx", tmp_path / "toy.onnx")
+    assert read_metadata(out)["method"] == "toy" and read_metadata(out)["model"] == "toy-one"
+    with pytest.raises(SystemExit):
+        main(["train", "toy", "--help"])
+    assert "how deep the toy goes (default 3)" in " ".join(capsys.readouterr().out.split())

@@ -8,9 +8,9 @@ from brushwork import api
 from brushwork.cli import main
 from brushwork.errors import ConfigError, MaskError, WeightsError
 from brushwork.io import save_image
+from brushwork.methods.fast import FastStyle, fast_task
 from brushwork.methods.fast_model import build_net
-from brushwork.train import FastStyle, TrainConfig, fast_task, train
-
+from brushwork.train import TrainConfig, train
 from brushwork.weights import read_safetensors
 
 from .conftest import dots, scene, stripes

@@ -1,6 +1,7 @@
 """The `adain` method (Huang & Belongie 2017): any style in one forward pass. Encode content and style, give the
 content features the style's channel statistics, decode. Alpha trades style for content, blends mix the AdaIN
-targets of several styles, and masks apply each style's statistics to its own region."""
+targets of several styles, and masks apply each style's statistics to its own region. Training the decoder
+(`brushwork train adain`) runs the paper's losses on photos and paintings in the shared loop."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..errors import ConfigError, WeightsError
 from ..io import pad_for_stride
 from ..options import option
 from ..resources import resolve_device
 from ..runtime import check_runtime, onnx_session, read_metadata
+from ..train.data import MIN_SIDE, RandomCrops, scan_images
+from ..train.loop import TrainConfig, TrainTask
 from ..weights import read_safetensors
 from .adain_model import AdaINNet, adain
-from .base import Callback, CommonOptions, MethodSpec, Result, register_method
+from .base import (IMAGE_AXES, Callback, CommonOptions, ExportSignature, MethodSpec, Models, Result, Training,
+                   register_method)
 from .prepare import output_size, prepare
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -38,6 +43,11 @@ class AdaINOptions(CommonOptions):
     alpha: float = option(1.0, "style strength from 0 (content) to 1 (full style)")
     runtime: str = option("torch", "torch | onnx, to run a model exported with `brushwork export` through "
                                    "onnxruntime")
+
+
+def shipped_models() -> dict[str, Path]:
+    """The decoders this version names, by name; a file may be absent when the decoder is not shipped yet."""
+    return dict(PRETRAINED)
 
 
 def resolve_model(model: str) -> Path:
@@ -138,5 +148,53 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
     return Result(output, opts, seconds, backbone=backbone, device=device, details={"model": model})
 
 
-SPEC = register_method(MethodSpec("adain", "Huang & Belongie 2017: any style in one pass (AdaIN + trained decoder)",
-                                  AdaINOptions, {"default": {}}, run))
+class AdaINTraining(nn.Module):
+    """forward(content, style) → the paper's losses; a module so that Fabric's precision and DDP wrap it."""
+
+    def __init__(self, net: AdaINNet, style_weight: float):
+        super().__init__()
+        self.net, self.style_weight = net, style_weight
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.net.training_losses(content, style, self.style_weight)
+
+
+def adain_task(content_dir: str, style_dir: str, cfg: TrainConfig, backbone: str = "vgg16-hed",
+               style_weight: float = 10.0, weights: str | None = None) -> TrainTask:
+    """A TrainTask for the AdaIN decoder of `backbone`, with random crops of both image folders."""
+    net = AdaINNet(backbone, weights, seed=cfg.seed)
+    datasets = {"content": RandomCrops(scan_images(content_dir, MIN_SIDE), cfg.size, cfg.short_side, cfg.seed),
+                "style": RandomCrops(scan_images(style_dir, MIN_SIDE), cfg.size, cfg.short_side, cfg.seed + 1)}
+    metadata = {"method": "adain", "backbone": backbone, "layer": net.layer, "style_weight": str(style_weight),
+                "format": "brushwork-adain-decoder/1"}
+    return TrainTask("adain", AdaINTraining(net, style_weight), net.decoder, datasets,
+                     {"adain": (net.decoder, metadata)})
+
+
+@dataclass
+class AdaINTrainOptions:
+    """`brushwork train adain`'s own options (the loop's are TrainConfig)."""
+
+    content_dir: str = option(help="photos, read recursively")
+    style_dir: str = option(help="paintings, read recursively")
+    backbone: str = option("vgg16-hed", "the frozen encoder")
+    weights: str | None = option(None, "weights file for the encoder")
+    style_weight: float = option(10.0, "style loss weight (paper: 10)")
+
+
+def _train_task(opts: AdaINTrainOptions, cfg: TrainConfig) -> TrainTask:
+    return adain_task(opts.content_dir, opts.style_dir, cfg, opts.backbone, opts.style_weight, opts.weights)
+
+
+def _export_example() -> tuple[torch.Tensor, ...]:
+    return torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64), torch.tensor(1.0)
+
+
+EXPORT = ExportSignature(("content", "style", "alpha"), _export_example,
+                         {"content": IMAGE_AXES, "style": {0: "style_batch", 2: "style_height", 3: "style_width"},
+                          "output": IMAGE_AXES})
+SPEC = register_method(MethodSpec(
+    "adain", "Huang & Belongie 2017: any style in one pass (AdaIN + trained decoder)", AdaINOptions,
+    {"default": {}}, run,
+    models=Models(shipped=shipped_models, resolve=resolve_model, load=load_net, signature=EXPORT),
+    training=Training("train an AdaIN decoder on folders of photos and paintings", AdaINTrainOptions, _train_task)))

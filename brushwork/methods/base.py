@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..train.loop import TrainConfig, TrainTask
 
 COLOR_MODES = ("luminance", "histogram")
+IMAGE_AXES = {0: "batch", 2: "height", 3: "width"}  # the free axes of an exported graph's N×3×H×W images
 
 
 @dataclass

@@ -1,6 +1,11 @@
 """The `fast` method (Johnson et al. 2016): one trained transformation network per style, one forward pass per
 image. Models are safetensors files with their recipe in the metadata: shipped ones by name, or any trained with
-`brushwork train fast`."""
+`brushwork train fast`.
+
+Training runs perceptual losses on a frozen backbone in the shared loop. Several styles train together in one task:
+every step sends one batch of photos through each style's network and all the outputs through the loss network as
+one large batch, which keeps a GPU busy where one small network alone would leave it idle. Each network sees only
+its own loss, so this is the same as training them one by one."""
 
 from __future__ import annotations
 
@@ -10,13 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
+from .. import io, losses
+from ..backbones import Backbone, LossLayers, create_backbone, get_spec
 from ..errors import ConfigError, WeightsError
 from ..options import option
 from ..resources import resolve_device
 from ..runtime import check_runtime, onnx_session, read_metadata
+from ..train.data import MIN_SIDE, RandomCrops, scan_images
+from ..train.loop import TrainConfig, TrainTask
 from ..weights import read_safetensors
-from .base import Callback, Capabilities, CommonOptions, MethodSpec, Result, register_method
+from .base import (IMAGE_AXES, Callback, Capabilities, CommonOptions, ExportSignature, MethodSpec, Models, Result,
+                   Training, register_method)
 from .fast_model import ARCHS, build_net
 from .prepare import output_size, prepare
 
@@ -90,6 +101,128 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: FastOptions,
                   details={"model": str(path), "model_metadata": meta})
 
 
-SPEC = register_method(MethodSpec("fast", "Johnson et al. 2016: one trained network per style, one pass",
-                                  FastOptions, {"default": {}}, run,
-                                  Capabilities(styles=False, masks=False, color_modes=("luminance",))))
+def loss_layers(backbone: str, model: Backbone) -> LossLayers:
+    """The layers fast training reads on a backbone: Johnson et al.'s where the backbone names them, else its
+    default content layer and style layers."""
+    return get_spec(backbone).johnson_layers or LossLayers(model.content_layers[0], model.style_layers)
+
+
+@dataclass
+class FastStyle:
+    """One network to train: its name (the model file's stem), style image and loss weights."""
+
+    name: str
+    style: str
+    content_weight: float = 1.0
+    style_weight: float = 3.0
+    tv_weight: float = 1.0
+    style_size: int | None = None  # long side of the style image (default: the crop size)
+
+
+class FastTraining(nn.Module):
+    """forward(content) → losses: relative content and Gram losses (so the weights carry across sizes, as in the
+    optimize method) and total variation, for every style's network; the total is their sum."""
+
+    def __init__(self, nets: dict[str, nn.Module], styles: dict[str, torch.Tensor], weights: dict[str, tuple],
+                 backbone: str, backbone_weights: str | None = None):
+        super().__init__()
+        self.nets = nn.ModuleDict(nets)
+        self.loss_net = create_backbone(backbone, backbone_weights)
+        self.content_layer, self.style_layers = loss_layers(backbone, self.loss_net)
+        gain = self.loss_net.style_gain
+        self.weights = {name: (wc, ws * gain, wt) for name, (wc, ws, wt) in weights.items()}
+        for i, name in enumerate(nets):
+            with torch.no_grad():
+                feats = self.loss_net(styles[name], self.style_layers)
+            for j, layer in enumerate(self.style_layers):
+                self.register_buffer(f"gram_{i}_{j}", losses.gram(feats[layer]))
+
+    def forward(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        outs = [net(content) for net in self.nets.values()]
+        layers = list(dict.fromkeys([self.content_layer, *self.style_layers]))
+        with torch.no_grad():
+            target = self.loss_net(content, [self.content_layer])[self.content_layer]
+        feats = self.loss_net(torch.cat(outs), layers)
+        chunks = {layer: f.chunk(len(outs)) for layer, f in feats.items()}
+        result: dict[str, torch.Tensor] = {}
+        total, sums = 0.0, {"content": 0.0, "style": 0.0, "tv": 0.0}
+        for i, (name, out) in enumerate(zip(self.nets, outs)):
+            parts = {"content": losses.content_loss(chunks[self.content_layer][i], target),
+                     "style": sum(losses.gram_loss(chunks[layer][i], getattr(self, f"gram_{i}_{j}"))
+                                  for j, layer in enumerate(self.style_layers)) / len(self.style_layers),
+                     "tv": losses.tv_loss(out)}
+            wc, ws, wt = self.weights[name]
+            total = total + wc * parts["content"] + ws * parts["style"] + wt * parts["tv"]
+            for key, value in parts.items():
+                sums[key] = sums[key] + value.detach()
+                if len(outs) > 1:
+                    result[f"{name}.{key}"] = value.detach()
+        result.update({"total": total, **{k: v / len(outs) for k, v in sums.items()}, "output": torch.cat(outs)})
+        return result
+
+
+def fast_task(styles: list[FastStyle], content_dir: str, cfg: TrainConfig, backbone: str = "vgg16-hed",
+              arch: str = "classic", weights: str | None = None) -> TrainTask:
+    """A TrainTask for one or more style images, one `arch` network each; each style's Gram matrices are computed
+    once, at its `style_size` on the long side."""
+    names = [s.name for s in styles]
+    if not styles or len(set(names)) != len(names):
+        raise ConfigError(f"fast training needs styles with distinct names, got {names}")
+    images, nets = {}, {}
+    for i, s in enumerate(styles):
+        image = io.load_image(s.style)
+        images[s.name] = io.resize(image, io.fit_long_side(*image.shape[-2:], s.style_size or cfg.size))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed + i)  # the initial weights are part of what a training seed reproduces
+            nets[s.name] = build_net(arch)
+    module = FastTraining(nets, images, {s.name: (s.content_weight, s.style_weight, s.tv_weight) for s in styles},
+                          backbone, weights)
+    datasets = {"content": RandomCrops(scan_images(content_dir, MIN_SIDE), cfg.size, cfg.short_side, cfg.seed)}
+    exports = {}
+    for s in styles:
+        exports[s.name] = (nets[s.name], {
+            "method": "fast", "arch": arch, "backbone": backbone, "style": str(s.style), "width": "32",
+            "content_weight": str(s.content_weight), "style_weight": str(s.style_weight),
+            "tv_weight": str(s.tv_weight), "style_size": str(s.style_size or cfg.size), "format": "brushwork-fast/1"})
+    if len(styles) == 1:  # a single run keeps the historical file name RUN/fast.safetensors
+        exports = {"fast": exports[styles[0].name]}
+    return TrainTask("fast", module, module.nets, datasets, exports)
+
+
+@dataclass
+class FastTrainOptions:
+    """`brushwork train fast`'s own options (the loop's are TrainConfig)."""
+
+    style: list[str] = option(help="the style image; several train together, one network each, in "
+                                   "RUN/NAME.safetensors", nargs="+")
+    content_dir: str = option(help="photos, read recursively")
+    arch: str = option("classic", "classic (Johnson et al.) | mobile (CPU real time)")
+    backbone: str = option("vgg16-hed", "the frozen loss network")
+    weights: str | None = option(None, "weights file for the loss network")
+    style_size: int | None = option(None, "long side of the style image (default: --size)")
+    content_weight: float = option(1.0, "content loss weight")
+    style_weight: float = option(3.0, "style loss weight, relative to content, as in optimize")
+    tv_weight: float = option(1.0, "total variation loss weight")
+
+
+def _train_task(opts: FastTrainOptions, cfg: TrainConfig) -> TrainTask:
+    styles = [FastStyle(Path(p).stem, p, opts.content_weight, opts.style_weight, opts.tv_weight, opts.style_size)
+              for p in opts.style]
+    return fast_task(styles, opts.content_dir, cfg, opts.backbone, opts.arch, opts.weights)
+
+
+def _network(path: str) -> nn.Module:
+    return load_net(path)[0]
+
+
+def _export_example() -> tuple[torch.Tensor, ...]:
+    return (torch.rand(1, 3, 64, 64),)
+
+
+EXPORT = ExportSignature(("image",), _export_example, {"image": IMAGE_AXES, "output": IMAGE_AXES})
+SPEC = register_method(MethodSpec(
+    "fast", "Johnson et al. 2016: one trained network per style, one pass", FastOptions, {"default": {}}, run,
+    Capabilities(styles=False, masks=False, color_modes=("luminance",)),
+    models=Models(shipped=shipped_models, resolve=resolve_model, load=_network, signature=EXPORT),
+    training=Training("train per-style networks (Johnson et al.), one per style image", FastTrainOptions,
+                      _train_task, loop_defaults={"batch_size": 4})))

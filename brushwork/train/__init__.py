@@ -1,8 +1,7 @@
-"""Training for the feed-forward methods: one Fabric loop (loop.py), deterministic image-folder data (data.py) and
-one task per method."""
+"""The training engine for feed-forward methods: one Fabric loop (loop.py) and deterministic image-folder data
+(data.py). Each method builds its own TrainTask (its `training` hook in the method registry); recipes.py reads the
+release recipes."""
 
-from .adain import adain_task
-from .fast import FastStyle, fast_task
 from .loop import TrainConfig, TrainTask, train
 
-__all__ = ["FastStyle", "TrainConfig", "TrainTask", "adain_task", "fast_task", "train"]
+__all__ = ["TrainConfig", "TrainTask", "train"]

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from .. import io
 from ..errors import ConfigError, WeightsError
+from ..options import option
 from .data import RandomCrops, ResidentCrops
 
 SHARD_BYTES = 16 * 2 ** 20
@@ -42,27 +43,28 @@ SWITCHES = ("auto", "on", "off")
 class TrainConfig:
     """Loop settings shared by every method; a method's own settings live in its task."""
 
-    out: str = "runs/train"
-    steps: int = 160_000
-    batch_size: int = 8
-    size: int = 256
-    short_side: int = 512
-    lr: float = 1e-4
-    lr_decay: float = 5e-5  # lr / (1 + lr_decay · step), as in the AdaIN reference code
-    clip: float = 0.0  # max gradient norm; 0 = no clipping
-    precision: str = "32"
-    device: str = "auto"
-    devices: int = 1
-    workers: int = 2
-    data: str = "auto"  # disk: DataLoader workers decode; device: decoded once, kept there; auto: device on GPUs
-    channels_last: str = "auto"  # auto: on for GPUs
-    seed: int = 0
-    checkpoint_every: int = 500
-    preview_every: int = 500
-    log_every: int = 10
-    time_limit: float = 0.0  # seconds; stop and checkpoint before this much wall time (0 = none)
-    resume: bool = False
-    quiet: bool = False
+    out: str = option("runs/train", "run directory")
+    steps: int = option(160_000, "total training steps")
+    batch_size: int = option(8, "images per step")
+    size: int = option(256, "random crop size")
+    short_side: int = option(512, "images are resized to this short side before cropping")
+    lr: float = option(1e-4, "Adam learning rate")
+    lr_decay: float = option(5e-5, "lr / (1 + decay · step), as in the AdaIN reference code")
+    clip: float = option(0.0, "max gradient norm (0 = off)")
+    precision: str = option("32", "32 | bf16-mixed | 16-mixed (mixed precision needs a GPU)")
+    device: str = option("auto", "auto | cpu | cuda")
+    devices: int = option(1, "GPUs to use (DDP)")
+    workers: int = option(2, "data loader processes")
+    data: str = option("auto", "disk (DataLoader workers) | device (decoded once, kept and cropped on the device) | "
+                               "auto (device on GPUs)")
+    channels_last: str = option("auto", "auto (on for GPUs) | on | off")
+    seed: int = option(0, "seed for data and weights")
+    checkpoint_every: int = option(500, "steps between checkpoints (also saved on exit)")
+    preview_every: int = option(500, "steps between preview grids")
+    log_every: int = option(10, "steps between metrics.csv rows")
+    time_limit: float = option(0.0, "stop and checkpoint after this many seconds (0 = none)")
+    resume: bool = option(False, "continue the run in --out from its checkpoint")
+    quiet: bool = option(False, "no progress bar")
 
     def validate(self) -> None:
         checks = [(self.steps >= 1, "--steps must be at least 1"), (self.batch_size >= 1, "--batch-size must be >= 1"),
