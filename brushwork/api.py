@@ -16,8 +16,9 @@ import torch
 from PIL import Image
 
 from . import io
-from .errors import ConfigError
+from .errors import ConfigError, DivergenceError
 from .methods import Callback, Result, get_method
+from .options import check_finite
 
 StyleInput = io.ImageLike | Sequence[io.ImageLike]
 
@@ -36,7 +37,9 @@ def resolve_options(method: str = "optimize", preset: str = "default", **options
     if unknown:
         raise ConfigError(f"unknown option(s) for {method}: {', '.join(unknown)}")
     values = {**spec.presets[preset], **{k: v for k, v in options.items() if v is not None}}
-    return spec.options(**values)
+    opts = spec.options(**values)
+    check_finite(opts)
+    return opts
 
 
 def run(content: io.ImageLike, style: StyleInput | None = None, method: str = "optimize", preset: str = "default",
@@ -49,6 +52,8 @@ def run(content: io.ImageLike, style: StyleInput | None = None, method: str = "o
     mask_t = [io.load_mask(m) for m in masks] if masks else None
     load_seconds = time.perf_counter() - started
     result = get_method(method).run(content_t, styles, opts, masks=mask_t, callback=callback)
+    if not torch.isfinite(result.image).all():
+        raise DivergenceError(f"{method} produced non-finite pixels (inf or NaN); nothing was written")
     result.seconds["load"] = round(load_seconds, 3)
     result.method, result.preset = method, preset
     return result

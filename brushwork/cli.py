@@ -15,11 +15,12 @@ from tqdm import tqdm
 
 from . import api, evaluation, io, metrics
 from .backbones import describe_backbones
-from .errors import BrushworkError, ConfigError, ImageError, OutputError
+from .errors import BrushworkError, ConfigError, ImageError, Interrupted, OutputError
 from .export import export_model
 from .methods import Step, get_method, method_names, method_specs
-from .options import help_text
+from .options import check_finite, help_text
 from .train import TrainConfig, train
+from .train.loop import check_run
 from .version import __version__
 from .weights import read_safetensors
 
@@ -175,6 +176,8 @@ def _stylize_folder(args: argparse.Namespace, options: dict) -> int:
         raise ConfigError("--mask and --save-every apply to one image, not to a folder")
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{out_dir} is a file: give an output folder when the content is a folder")
+    if not out_dir.exists() and out_dir.suffix.lower() in io.IMAGE_SUFFIXES:
+        raise ConfigError(f"{out_dir} names an image, but the content is a folder: give an output folder")
     if not out_dir.parent.is_dir():
         raise OutputError(f"output directory does not exist: {out_dir.parent}")
     files = sorted(p for p in source.iterdir() if p.suffix.lower() in io.IMAGE_SUFFIXES and p.is_file())
@@ -257,7 +260,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     training = get_method(args.train_method).training
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
     cfg.validate()
+    check_run(cfg)
     opts = training.options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(training.options)})
+    check_finite(opts)
     summary = train(training.task(opts, cfg), cfg)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
     state = "finished" if summary["step"] >= cfg.steps else "stopped; continue with --resume"
@@ -320,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrushworkError as e:
         print(f"brushwork: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(f"brushwork: {e}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("brushwork: interrupted", file=sys.stderr)
         return 130

@@ -31,3 +31,15 @@ class SizeError(BrushworkError):
 
 class OutputError(BrushworkError):
     """An output cannot be written where it was asked for."""
+
+
+class DivergenceError(BrushworkError):
+    """A loss or an image became non-finite (inf or NaN) during a run; nothing was written from it."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM at a step boundary, after saving what resumes it."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import ConfigError, OutputError, WeightsError
+from .errors import ConfigError, WeightsError
+from .io import check_output_path
 from .methods import ExportSignature, MethodSpec, method_specs
 from .runtime import read_metadata
 from .version import __version__
@@ -25,6 +26,7 @@ from .weights import read_safetensors
 __all__ = ["FORMATS", "export_model", "read_metadata", "resolve"]
 
 FORMATS = ("onnx", "torchscript")
+SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".pts", ".ts")}
 OPSET = 17
 
 
@@ -61,9 +63,7 @@ def export_model(model: str, fmt: str, output: str | os.PathLike) -> Path:
     """Write `model` (a shipped name or a file) as ONNX or TorchScript to `output`, atomically."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format '{fmt}'; choose from {', '.join(FORMATS)}")
-    out = Path(output)
-    if not out.parent.is_dir():
-        raise OutputError(f"output directory does not exist: {out.parent}")
+    out = check_output_path(output, suffixes=SUFFIXES[fmt])
     spec, path = resolve(model)
     graph = Clamped(spec.models.load(str(path))).eval()
     signature = spec.models.signature

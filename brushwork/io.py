@@ -127,12 +127,15 @@ def to_pil(img: torch.Tensor) -> Image.Image:
     return Image.fromarray(a, "RGB")
 
 
-def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
+def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = (),
+                      suffixes: Collection[str] = tuple(OUTPUT_FORMATS)) -> Path:
     """Fail early, before any work, if an output could not be written or would overwrite an input."""
     out = Path(path)
-    if out.suffix.lower() not in OUTPUT_FORMATS:
+    if out.is_dir():
+        raise OutputError(f"{out} is a folder: give a file name")
+    if out.suffix.lower() not in suffixes:
         raise OutputError(f"unsupported output format '{out.suffix or out.name}': use one of "
-                          f"{', '.join(sorted(OUTPUT_FORMATS))}")
+                          f"{', '.join(sorted(suffixes))}")
     parent = out.resolve().parent
     if not parent.is_dir():
         raise OutputError(f"output directory does not exist: {parent}")

@@ -5,7 +5,10 @@ their flags from these. A field without help text is an API-only option."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
+
+from .errors import ConfigError
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", nargs: str | None = None) -> Any:
@@ -17,3 +20,14 @@ def option(default: Any = dataclasses.MISSING, help: str = "", nargs: str | None
 def help_text(f: dataclasses.Field) -> str:
     """The field's help text; empty for an API-only option."""
     return f.metadata.get("help", "")
+
+
+def check_finite(options: Any) -> None:
+    """Reject inf and NaN in any number an options dataclass holds (alone, in a list or in a dict): an infinite
+    weight or learning rate would otherwise run to the end and write a black image."""
+    for f in dataclasses.fields(options):
+        value = getattr(options, f.name)
+        numbers = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+            name = "--" + f.name.replace("_", "-") if help_text(f) else f.name
+            raise ConfigError(f"{name} must be a finite number, not {value}")

@@ -4,6 +4,7 @@ directory ($BRUSHWORK_HOME, default ~/.cache/brushwork). Foreign .pth files are 
 from __future__ import annotations
 
 import hashlib
+import json
 import importlib.util
 import os
 import tempfile
@@ -120,3 +121,24 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
             return {k: f.get_tensor(k).float() for k in f.keys()}, dict(f.metadata() or {})
     except Exception as e:  # safetensors raises its own error types for truncated or foreign files
         raise WeightsError(f"{p} is not a safetensors model file: {str(e).splitlines()[0]}") from None
+
+
+def check_safetensors(path: str | os.PathLike) -> dict:
+    """The header of a safetensors file, after checking that the file holds every byte the header promises: a
+    truncated or foreign file fails here, before anything is built, without importing torch."""
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 2 <= size <= min(100 * 2 ** 20, p.stat().st_size - 8):
+                raise ValueError("no safetensors header")
+            header = json.loads(f.read(size))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        if 8 + size + end > p.stat().st_size:
+            raise ValueError(f"truncated: {p.stat().st_size} bytes where the header promises {8 + size + end}")
+    except FileNotFoundError:
+        raise WeightsError(f"weights file not found: {p}") from None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+        raise WeightsError(f"{p} is not a readable safetensors file: {str(e).splitlines()[0]}") from None
+    return header
+

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .. import color, losses
 from ..backbones import Backbone, create_backbone
-from ..errors import ConfigError, SizeError
+from ..errors import ConfigError, DivergenceError, SizeError
 from ..io import load_image, resize
 from ..options import option
 from ..resources import check_fits, resolve_device
@@ -304,6 +304,9 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
         bar.set_description(f"scale {index + 1}/{len(schedule)} {w}×{h}")
         for image, last in descend(objective, resize(image, (h, w)).clamp(0, 1), iterations, levels, opts):
             step += 1
+            if not math.isfinite(last["total"]):
+                raise DivergenceError(f"the loss became non-finite at iteration {step} (scale {index + 1}, {w}×{h}); "
+                                      f"nothing was written: lower the weights or --lr")
             bar.update(1)
             bar.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
             if callback is not None:

@@ -16,9 +16,14 @@ tensors, and, with --precision bf16-mixed, bf16 autocast.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import math
+import os
 import shutil
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,8 +34,9 @@ from torch import nn
 from tqdm import tqdm
 
 from .. import io
-from ..errors import ConfigError, WeightsError
-from ..options import option
+from ..errors import ConfigError, DivergenceError, Interrupted, OutputError, WeightsError
+from ..options import check_finite, option
+from ..weights import check_safetensors
 from .data import RandomCrops, ResidentCrops
 
 SHARD_BYTES = 16 * 2 ** 20
@@ -67,6 +73,7 @@ class TrainConfig:
     quiet: bool = option(False, "no progress bar")
 
     def validate(self) -> None:
+        check_finite(self)
         checks = [(self.steps >= 1, "--steps must be at least 1"), (self.batch_size >= 1, "--batch-size must be >= 1"),
                   (self.size >= 16, "--size must be at least 16"), (self.lr > 0, "--lr must be positive"),
                   (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
@@ -91,6 +98,55 @@ class TrainTask:
     trainable: nn.Module
     datasets: dict[str, RandomCrops]
     exports: dict[str, tuple[nn.Module, dict[str, str]]]
+
+
+def check_run(cfg: TrainConfig) -> None:
+    """Fail before any work when --out or --resume cannot go on: --out is a file or cannot be created, --resume
+    finds no checkpoint or a damaged one, or a finished run's checkpoint would be overwritten without --resume."""
+    run = Path(cfg.out)
+    if run.exists() and not run.is_dir():
+        raise OutputError(f"--out {run} is a file: give a run folder")
+    existing = next(p for p in (run.resolve(), *run.resolve().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise OutputError(f"cannot create the run folder {run}: {existing} is not a writable folder")
+    ckpt = run / "checkpoint"
+    if not cfg.resume:
+        if ckpt.exists():
+            raise ConfigError(f"{run} already holds a run: pass --resume to continue it, or choose another --out")
+        return
+    if not ckpt.is_dir():
+        raise ConfigError(f"--resume: {run} holds no checkpoint to continue; leave out --resume to start a new run")
+    try:
+        json.loads((ckpt / "state.json").read_text())["step"]
+        check_safetensors(ckpt / "model.safetensors")
+        shards = json.loads((ckpt / "optimizer.json").read_text())["shards"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise WeightsError(f"cannot resume from {ckpt}: {str(e).splitlines()[0]}") from None
+    for i in range(shards):
+        check_safetensors(ckpt / f"optimizer-{i:03d}.safetensors")
+
+
+@contextlib.contextmanager
+def _stop_requests():
+    """SIGINT and SIGTERM (what schedulers and `docker stop` send) ask the loop to stop at the next step boundary,
+    so the checkpoint it saves resumes exactly; a second signal stops at once. Yields a list that holds the
+    signal number once one has come. Outside the main thread, signals keep their usual behaviour."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum, frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _fabric(cfg: TrainConfig):
@@ -160,7 +216,7 @@ def load_checkpoint(run: Path, task: TrainTask, optimizer: torch.optim.Optimizer
         tensors = {}
         for i in range(meta["shards"]):
             tensors.update(load_file(str(ckpt / f"optimizer-{i:03d}.safetensors")))
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
+    except Exception as e:  # OSError, ValueError, RuntimeError, or safetensors' own error for a damaged file
         raise WeightsError(f"cannot resume from {ckpt}: {str(e).splitlines()[0]}") from None
     if state["task"] != task.name:
         raise ConfigError(f"{ckpt} is a {state['task']} run, not {task.name}")
@@ -256,9 +312,8 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
     Returns a summary: steps done in this segment, final step, last losses, seconds. Losses are read back from
     the device only on logging steps, so a GPU is never stalled waiting for the host."""
     cfg.validate()
+    check_run(cfg)
     run = Path(cfg.out)
-    if (run / "checkpoint").exists() and not cfg.resume:
-        raise ConfigError(f"{run} already holds a run: pass --resume to continue it, or choose another --out")
     fabric = _fabric(cfg)
     fabric.seed_everything(cfg.seed, verbose=False)
     layout = torch.channels_last if cfg.channels_last == "on" or (
@@ -267,18 +322,27 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
     params = [p for p in task.module.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
     module, optimizer = fabric.setup(task.module, optimizer)
-    start, trained = (load_checkpoint(run, task, optimizer) if cfg.resume and (run / "checkpoint").exists()
-                      else (0, 0.0))
+    start, trained = load_checkpoint(run, task, optimizer) if cfg.resume else (0, 0.0)
     if fabric.is_global_zero:
         (run / "previews").mkdir(parents=True, exist_ok=True)
     streams = _streams(task, cfg, start, fabric)
     log = None
     bar = tqdm(total=cfg.steps, initial=start, disable=cfg.quiet or not fabric.is_global_zero, unit="step",
                dynamic_ncols=True)
-    began, step, losses, last = time.perf_counter(), start, {}, time.perf_counter()
+    began, step, saved, losses, last = time.perf_counter(), start, start, {}, time.perf_counter()
     out: dict[str, torch.Tensor] = {}
-    try:
-        while step < cfg.steps:
+
+    def finite_losses() -> dict[str, float]:
+        read = _read_losses(out)
+        if not all(math.isfinite(v) for v in read.values()):
+            raise DivergenceError(f"the loss became non-finite by step {step}; the checkpoint of step {saved} is "
+                                  f"kept: resume from it with a lower --lr, or clip gradients with --clip")
+        return read
+
+    # Any exception, or a second signal, mid-step leaves the last checkpoint as it was: the state in memory may be
+    # half a step ahead of `step`. A stop request ends the loop at a step boundary instead, and is saved below.
+    with _stop_requests() as stop, contextlib.closing(bar):
+        while step < cfg.steps and not stop:
             if cfg.time_limit and time.perf_counter() - began > cfg.time_limit:
                 break
             batch = {name: fabric.to_device(next(stream)).contiguous(memory_format=layout)
@@ -295,7 +359,7 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
             step += 1
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
-                losses = _read_losses(out)
+                losses = finite_losses()
                 bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items() if "." not in k}, refresh=False)
                 if fabric.is_global_zero:
                     log = log or _Log(run, start, list(losses))
@@ -305,15 +369,20 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
                     last = now
             if step % cfg.preview_every == 0 and fabric.is_global_zero:
                 _preview(batch, out["output"], run / "previews" / f"step_{step:07d}.png")
-            if step % cfg.checkpoint_every == 0 and step < cfg.steps and fabric.is_global_zero:
-                save_checkpoint(run, task, optimizer, step, cfg, trained + time.perf_counter() - began)
-    finally:
-        bar.close()
-        if fabric.is_global_zero and step > start:
-            save_checkpoint(run, task, optimizer, step, cfg, trained + time.perf_counter() - began)
-    seconds = trained + time.perf_counter() - began
-    if out:
-        losses = _read_losses(out)
+            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                finite_losses()
+                if fabric.is_global_zero:
+                    save_checkpoint(run, task, optimizer, step, cfg, trained + time.perf_counter() - began)
+                saved = step
+        if out:
+            losses = finite_losses()
+        seconds = trained + time.perf_counter() - began
+        if fabric.is_global_zero and step > saved:
+            save_checkpoint(run, task, optimizer, step, cfg, seconds)
+    if stop:
+        name = signal.Signals(stop[0]).name
+        raise Interrupted(stop[0], f"stopped by {name} at step {step} of {cfg.steps}; the checkpoint in {run} "
+                                   f"continues it with --resume")
     if step >= cfg.steps and fabric.is_global_zero:
         export_weights(task, run, cfg, step, seconds, hardware(fabric.device))
     return {"segment_steps": step - start, "step": step, "losses": losses, "seconds": round(seconds, 1),

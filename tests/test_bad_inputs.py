@@ -1,0 +1,289 @@
+"""Every bad input, by class: one line on stderr, exit 2, no traceback, and nothing new in the output folder.
+
+Each case is a function of (files, tmp_path) returning the command line; the images are the suite's tiny synthetic
+ones, so no case runs a real stylization or training step before it fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from brushwork import DivergenceError, Interrupted, cli, losses
+from brushwork.cli import main
+from brushwork.methods.adain import adain_task
+from brushwork.train import TrainConfig, train
+
+TINY = ["--size", "64", "--iterations", "2", "--scales", "1", "--quiet"]
+TRAIN = ["--steps", "2", "--batch-size", "1", "--size", "32", "--short-side", "32", "--workers", "0", "--quiet"]
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width×height and whose data is one empty row: a decompression bomb's shape."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def _write(path: Path, data: bytes | str) -> str:
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return str(path)
+
+
+def stylize(*args: str) -> list[str]:
+    return ["stylize", *TINY, *args]
+
+
+def _inputs(files, tmp_path) -> dict[str, str]:
+    bad = tmp_path / "bad"
+    bad.mkdir(exist_ok=True)
+    return {"c": str(files["content"]), "a": str(files["style_a"]), "b": str(files["style_b"]),
+            "out": str(tmp_path / "out" / "o.png"), "bad": str(bad)}
+
+
+PATHS = {
+    "missing content": lambda f, p, i: stylize(i["c"] + ".missing", i["a"], "-o", i["out"]),
+    "missing style": lambda f, p, i: stylize(i["c"], i["a"] + ".missing", "-o", i["out"]),
+    "content is an empty folder": lambda f, p, i: stylize(i["bad"], i["a"], "-o", str(p / "out" / "dir")),
+    "style is a folder": lambda f, p, i: stylize(i["c"], i["bad"], "-o", i["out"]),
+    "missing mask": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--mask", i["c"] + ".missing"),
+}
+
+IMAGES = {
+    "empty file": lambda f, p, i: stylize(_write(p / "bad" / "e.png", b""), i["a"], "-o", i["out"]),
+    "corrupt jpeg": lambda f, p, i: stylize(i["c"], _write(p / "bad" / "c.jpg", b"\xff\xd8\xff\xe0 junk"), "-o",
+                                            i["out"]),
+    "truncated png": lambda f, p, i: stylize(_write(p / "bad" / "t.png", Path(i["c"]).read_bytes()[:60]), i["a"],
+                                             "-o", i["out"]),
+    "text named png": lambda f, p, i: stylize(i["c"], _write(p / "bad" / "note.png", "hello"), "-o", i["out"]),
+    "decompression bomb": lambda f, p, i: stylize(_write(p / "bad" / "bomb.png", _png_header(60000, 60000)),
+                                                  i["a"], "-o", i["out"]),
+    "one pixel content": lambda f, p, i: stylize(_write(p / "bad" / "px.png", _png_header(1, 1)), i["a"], "-o",
+                                                 i["out"]),
+}
+
+NUMBERS = {
+    "size zero": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--size", "0"),
+    "size too small": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--size", "8"),
+    "size too large": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--size", "300000"),
+    "size not a number": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--size", "big"),
+    "iterations zero": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--iterations", "0"),
+    "scale factor one": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--scale-factor", "1"),
+    "style weight inf": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--style-weight", "inf"),
+    "content weight nan": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--content-weight", "nan"),
+    "tv weight inf": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--tv-weight", "inf"),
+    "negative tv weight": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--tv-weight", "-1"),
+    "lr inf": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--optimizer", "adam", "--lr", "inf"),
+    "style scale zero": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--style-scale", "0"),
+    "alpha above one": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--method", "adain", "--alpha", "2"),
+    "pyramid levels 50": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--pyramid-levels", "50"),
+    "unknown preset": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--preset", "turbo"),
+    "unknown method": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--method", "magic"),
+    "unknown backbone": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--backbone", "resnet9000"),
+    "unknown layer": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--style-layers", "relu9_9"),
+}
+
+BLENDS_AND_MASKS = {
+    "blend count": lambda f, p, i: stylize(i["c"], i["a"], i["b"], "-o", i["out"], "--style-blend", "1"),
+    "blend negative": lambda f, p, i: stylize(i["c"], i["a"], i["b"], "-o", i["out"], "--style-blend", "1,-1"),
+    "blend all zero": lambda f, p, i: stylize(i["c"], i["a"], i["b"], "-o", i["out"], "--style-blend", "0,0"),
+    "blend inf": lambda f, p, i: stylize(i["c"], i["a"], i["b"], "-o", i["out"], "--style-blend", "inf,1"),
+    "blend not numbers": lambda f, p, i: stylize(i["c"], i["a"], i["b"], "-o", i["out"], "--style-blend", "x,y"),
+    "mask count": lambda f, p, i: stylize(i["c"], i["a"], i["b"], "-o", i["out"], "--mask", str(f["mask_left"])),
+    "mask aspect": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--mask", i["a"]),
+    "mask all black": lambda f, p, i: stylize(i["c"], i["a"], i["b"], "-o", i["out"], "--mask",
+                                              str(f["mask_left"]), _black_mask(f, p)),
+}
+
+
+def _black_mask(files, tmp_path) -> str:
+    from PIL import Image
+
+    size = Image.open(files["mask_left"]).size
+    path = tmp_path / "bad" / "black.png"
+    Image.new("L", size, 0).save(path)
+    return str(path)
+
+
+WEIGHTS = {
+    "missing backbone weights": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--backbone",
+                                                        "vgg19-normalised"),
+    "weights file missing": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--backbone", "vgg19",
+                                                    "--weights", str(p / "none.pth")),
+    "weights file garbage": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--backbone", "vgg19",
+                                                    "--weights", _write(p / "bad" / "w.pth", b"PK\x03\x04 junk")),
+    "fast model missing": lambda f, p, i: stylize(i["c"], "-o", i["out"], "--method", "fast", "--model",
+                                                  str(p / "none.safetensors")),
+    "fast model garbage": lambda f, p, i: stylize(i["c"], "-o", i["out"], "--method", "fast", "--model",
+                                                  _write(p / "bad" / "m.safetensors", b"\x08\0\0\0\0\0\0\0{}")),
+    "adain decoder unknown": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--method", "adain",
+                                                     "--model", "no-such-decoder"),
+}
+
+OUTPUTS = {
+    "output folder missing": lambda f, p, i: stylize(i["c"], i["a"], "-o", str(p / "out" / "no" / "o.png")),
+    "output format unknown": lambda f, p, i: stylize(i["c"], i["a"], "-o", str(p / "out" / "o.xyz")),
+    "output is a folder": lambda f, p, i: stylize(i["c"], i["a"], "-o", str(p / "out")),
+    "output overwrites input": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["c"]),
+    "folder of inputs to an image path": lambda f, p, i: stylize(str(Path(i["c"]).parent / "inputs"), i["a"], "-o",
+                                                                 str(p / "out" / "o.png")),
+    "export to a folder": lambda f, p, i: ["export", "la_muse-mobile", "--format", "onnx", "-o", str(p / "out")],
+    "export to an unknown format": lambda f, p, i: ["export", "la_muse-mobile", "--format", "onnx", "-o",
+                                                           str(p / "out" / "m.xyz")],
+}
+
+RESUME = {
+    "resume without a checkpoint": lambda f, p, i: ["train", "adain", "--content-dir", str(_photos(f, p)),
+                                                    "--style-dir", str(_photos(f, p)), "--out",
+                                                    str(p / "out" / "run"), "--resume", *TRAIN],
+    "train out is a file": lambda f, p, i: ["train", "adain", "--content-dir", str(_photos(f, p)), "--style-dir",
+                                            str(_photos(f, p)), "--out", _write(p / "out" / "file", "x"), *TRAIN],
+    "train over an existing run": lambda f, p, i: ["train", "adain", "--content-dir", str(_photos(f, p)),
+                                                   "--style-dir", str(_photos(f, p)), "--out", _run_with(p, b"x"),
+                                                   *TRAIN],
+    "resume over a truncated checkpoint": lambda f, p, i: ["train", "adain", "--content-dir", str(_photos(f, p)),
+                                                           "--style-dir", str(_photos(f, p)), "--out",
+                                                           _run_with(p, b"\x40\0\0\0\0\0\0\0{\"a\""), "--resume",
+                                                           *TRAIN],
+    "train lr inf": lambda f, p, i: ["train", "adain", "--content-dir", str(_photos(f, p)), "--style-dir",
+                                     str(_photos(f, p)), "--out", str(p / "out" / "run"), *TRAIN, "--lr", "inf"],
+}
+
+
+def _photos(files, tmp_path) -> Path:
+    from brushwork.io import save_image
+
+    from .conftest import scene
+
+    folder = tmp_path / "photos"
+    if not folder.exists():
+        folder.mkdir()
+        for k in range(2):
+            save_image(scene(96, 128).roll(k * 20, -1), folder / f"photo{k}.png")
+    return folder
+
+
+def _run_with(tmp_path, model_bytes: bytes) -> str:
+    run = tmp_path / "out" / "run"
+    (run / "checkpoint").mkdir(parents=True, exist_ok=True)
+    (run / "checkpoint" / "state.json").write_text('{"step": 1, "task": "adain", "seconds": 1.0}')
+    (run / "checkpoint" / "model.safetensors").write_bytes(model_bytes)
+    return str(run)
+
+
+CLASSES = {"paths": PATHS, "images": IMAGES, "numbers": NUMBERS, "blends and masks": BLENDS_AND_MASKS,
+           "weights": WEIGHTS, "outputs": OUTPUTS, "resume": RESUME}
+CASES = [pytest.param(kind, name, id=f"{kind}: {name}") for kind, cases in CLASSES.items() for name in cases]
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("kind,name", CASES)
+def test_bad_input_one_line_exit_2_nothing_written(files, tmp_path, monkeypatch, capsys, kind, name):
+    monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path / "empty-cache"))
+    (tmp_path / "out").mkdir()
+    (Path(files["content"]).parent / "inputs").mkdir(exist_ok=True)
+    (Path(files["content"]).parent / "inputs" / "x.png").write_bytes(Path(files["content"]).read_bytes())
+    argv = CLASSES[kind][name](files, tmp_path, _inputs(files, tmp_path))
+    before = _snapshot(tmp_path)
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse's own checks exit through Parser.error
+        rc = e.code
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.startswith("brushwork: error:") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert _snapshot(tmp_path) == before  # nothing new, nothing changed, nothing half-written
+
+
+def test_a_loss_that_turns_non_finite_stops_the_run_and_writes_nothing(files, tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def tv_turning_nan(img):
+        calls.append(1)
+        return img.mean() * (float("nan") if len(calls) > 3 else 0.0)
+
+    monkeypatch.setattr(losses, "tv_loss", tv_turning_nan)
+    (tmp_path / "out").mkdir()
+    rc = main(["stylize", *TINY[:2], "--iterations", "8", "--scales", "1", "--quiet", str(files["content"]),
+               str(files["style_a"]), "-o", str(tmp_path / "out" / "o.png")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "non-finite at iteration" in err, err
+    assert not any((tmp_path / "out").iterdir())
+
+
+def _adain_run(files, tmp_path, out: Path, steps: int, **kw) -> TrainConfig:
+    cfg = TrainConfig(out=str(out), steps=steps, batch_size=1, size=32, short_side=48, workers=0, log_every=1,
+                      checkpoint_every=2, preview_every=100, lr=1e-3, quiet=True, **kw)
+    return cfg, adain_task(str(_photos(files, tmp_path)), str(_photos(files, tmp_path)), cfg)
+
+
+def _weights(run: Path) -> dict:
+    return load_file(str(run / "checkpoint" / "model.safetensors"))
+
+
+def test_sigterm_checkpoints_at_a_step_boundary_and_resume_continues_exactly(files, tmp_path):
+    cfg, task = _adain_run(files, tmp_path, tmp_path / "whole", 5)
+    train(task, cfg)
+    cfg, task = _adain_run(files, tmp_path, tmp_path / "split", 5)
+    forward, seen = task.module.forward, []
+
+    def forward_then_signal(**batch):
+        seen.append(1)
+        if len(seen) == 3:  # mid-step: the loop must finish this step, save it, and stop
+            os.kill(os.getpid(), signal.SIGTERM)
+        return forward(**batch)
+
+    task.module.forward = forward_then_signal
+    with pytest.raises(Interrupted) as stopped:
+        train(task, cfg)
+    assert stopped.value.signum == signal.SIGTERM and "step 3 of 5" in str(stopped.value)
+    assert json.loads((tmp_path / "split" / "checkpoint" / "state.json").read_text())["step"] == 3
+    cfg, task = _adain_run(files, tmp_path, tmp_path / "split", 5, resume=True)
+    assert train(task, cfg)["segment_steps"] == 2
+    whole, split = _weights(tmp_path / "whole"), _weights(tmp_path / "split")
+    assert all(torch.allclose(whole[k], split[k], rtol=1e-5, atol=1e-7) for k in whole)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the loop put the old handler back
+
+
+def test_sigterm_on_the_command_line_exits_143_with_one_line(files, tmp_path, monkeypatch, capsys):
+    real_train = cli.train
+
+    def train_with_sigterm(task, cfg):
+        forward = task.module.forward
+        task.module.forward = lambda **batch: (os.kill(os.getpid(), signal.SIGTERM), forward(**batch))[1]
+        return real_train(task, cfg)
+
+    monkeypatch.setattr(cli, "train", train_with_sigterm)
+    photos = str(_photos(files, tmp_path))
+    rc = main(["train", "adain", "--content-dir", photos, "--style-dir", photos, "--out", str(tmp_path / "run"),
+               *TRAIN])
+    err = capsys.readouterr().err
+    assert rc == 143 and err.count("\n") == 1 and "stopped by SIGTERM at step 1 of 2" in err, err
+    assert (tmp_path / "run" / "checkpoint" / "model.safetensors").is_file()
+
+
+def test_a_training_loss_that_turns_non_finite_keeps_the_last_good_checkpoint(files, tmp_path):
+    cfg, task = _adain_run(files, tmp_path, tmp_path / "run", 6)
+    forward, seen = task.module.forward, []
+
+    def forward_turning_nan(**batch):
+        seen.append(1)
+        out = forward(**batch)
+        return {**out, "total": out["total"] * float("nan")} if len(seen) == 3 else out
+
+    task.module.forward = forward_turning_nan
+    with pytest.raises(DivergenceError, match="non-finite by step 3; the checkpoint of step 2 is kept"):
+        train(task, cfg)
+    assert json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())["step"] == 2
+    assert all(torch.isfinite(t).all() for t in _weights(tmp_path / "run").values())
