@@ -105,7 +105,7 @@ def main() -> None:
         from brushwork.methods import optimize
 
         losses.gram = weighted_gram
-        optimize.CHANNELS_LAST = torch.contiguous_format
+        optimize.LAYOUT = "contiguous_format"
     peak = matmul_peak()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 matmul peak {peak:.0f} GFLOP/s\n")
     print("| loop | size | s / iteration | GFLOP / iteration | GFLOP/s | % of peak |")

@@ -1,24 +1,51 @@
-"""brushwork: neural style transfer with one API and CLI for every method."""
+"""brushwork: neural style transfer with one API and CLI for every method.
 
-from .api import run, stylize, stylize_file
-from .backbones import backbone_names, create_backbone, describe_backbones
-from .evaluation import EvalReport, evaluate
+The names below are imported on first use (PEP 562), so that `import brushwork.cli` does not import torch before
+the command line needs it."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from .errors import (BackboneError, BrushworkError, ConfigError, DivergenceError, ImageError, Interrupted, MaskError,
                      OutputError, SizeError, WeightsError)
-from .methods import Result, Step, method_names
 from .version import __version__
+
+_LAZY = {"run": "api", "stylize": "api", "stylize_file": "api", "create_backbone": "backbones",
+         "describe_backbones": "backbones", "EvalReport": "evaluation", "evaluate": "evaluation",
+         "Result": "methods", "Step": "methods"}
+
+if TYPE_CHECKING:
+    from .api import run, stylize, stylize_file
+    from .backbones import create_backbone, describe_backbones
+    from .evaluation import EvalReport, evaluate
+    from .methods import Result, Step
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'brushwork' has no attribute '{name}'")
 
 
 def list_backbones() -> list[str]:
     """Names of the registered backbones."""
+    from .backbones import backbone_names
+
     return backbone_names()
 
 
 def list_methods() -> list[str]:
     """Names of the registered methods."""
+    from .methods import method_names
+
     return method_names()
 
 
-__all__ = ["__version__", "BackboneError", "BrushworkError", "ConfigError", "DivergenceError", "EvalReport", "ImageError", "Interrupted", "MaskError",
-           "OutputError", "Result", "SizeError", "Step", "WeightsError", "create_backbone", "describe_backbones",
-           "evaluate", "list_backbones", "list_methods", "run", "stylize", "stylize_file"]
+__all__ = ["__version__", "BackboneError", "BrushworkError", "ConfigError", "DivergenceError", "EvalReport",
+           "ImageError", "Interrupted", "MaskError", "OutputError", "Result", "SizeError", "Step", "WeightsError",
+           "create_backbone", "describe_backbones", "evaluate", "list_backbones", "list_methods", "run", "stylize",
+           "stylize_file"]

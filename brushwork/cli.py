@@ -11,18 +11,22 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
-from . import api, evaluation, io, metrics
-from .backbones import describe_backbones
 from .errors import BrushworkError, ConfigError, ImageError, Interrupted, OutputError
-from .export import export_model
+from .lazy import lazy
 from .methods import Step, get_method, method_names, method_specs
 from .options import check_finite, help_text
 from .train import TrainConfig, train
 from .train.loop import check_run
 from .version import __version__
-from .weights import read_safetensors
+
+# What a run needs is imported when it starts: `--help`, `methods` and a bad argument answer without torch.
+api = lazy("brushwork.api")
+backbones = lazy("brushwork.backbones")
+evaluation = lazy("brushwork.evaluation")
+export = lazy("brushwork.export")
+io = lazy("brushwork.io")
+metrics = lazy("brushwork.metrics")
+weights = lazy("brushwork.weights")
 
 
 def _floats(text: str) -> list[float]:
@@ -185,6 +189,8 @@ def _stylize_folder(args: argparse.Namespace, options: dict) -> int:
         raise ConfigError(f"no images in {source}")
     out_dir.mkdir(exist_ok=True)
     failed = 0
+    from tqdm import tqdm
+
     for path in tqdm(files, disable=args.quiet, unit="image", dynamic_ncols=True):
         try:
             api.stylize_file(path, args.styles, out_dir / f"{path.stem}.png", method=args.method,
@@ -202,8 +208,12 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     if args.save_every < 0:
         raise ConfigError("--save-every must be >= 0")
     options = _stylize_options(args)
-    if Path(args.content).is_dir():
+    folder = Path(args.content).is_dir()
+    for path in [*([] if folder else [args.content]), *args.styles, *(args.masks or [])]:
+        io.check_input_file(path)
+    if folder:
         return _stylize_folder(args, options)
+    io.check_output_path(output, (args.content, *args.styles, *(args.masks or [])))
     callback = _intermediate_saver(output, args.save_every) if args.save_every else None
     result = api.stylize_file(args.content, args.styles, output, method=args.method, preset=args.preset,
                               masks=args.masks, callback=callback, **options)
@@ -272,7 +282,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_backbones(args: argparse.Namespace) -> int:
-    rows = describe_backbones()
+    rows = backbones.describe_backbones()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -293,7 +303,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    out = export_model(args.model, args.format, args.output)
+    out = export.export_model(args.model, args.format, args.output)
     print(f"wrote {out}")
     return 0
 
@@ -307,7 +317,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             if not path.is_file():
                 print(f"{spec.name}: {name}  [not shipped in this version: it needs GPU training]")
                 continue
-            meta = read_safetensors(path)[1]
+            meta = weights.read_safetensors(path)[1]
             recipe = ", ".join(f"{k} {v}" for k, v in meta.items() if k not in ("format", "method"))
             print(f"{spec.name}: {name}  [{path.name}] {recipe}")
         if not shipped:

@@ -10,26 +10,34 @@ from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, OutputError
+from .lazy import lazy
 
-ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor, np.ndarray]
+torch = lazy("torch")
+F = lazy("torch.nn.functional")
+ImageLike = Union[str, os.PathLike, Image.Image, "torch.Tensor", np.ndarray]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 MAX_PIXELS = 40_000 * 40_000  # refuse decompression bombs; far above anything we can stylize
 
 
-def _open(path: Path) -> Image.Image:
+def check_input_file(path: str | os.PathLike) -> Path:
+    """Fail early, before any work, on an input that is missing, a folder or empty."""
+    path = Path(path)
     if not path.exists():
         raise ImageError(f"image not found: {path}")
     if path.is_dir():
         raise ImageError(f"expected an image file, got a directory: {path}")
     if path.stat().st_size == 0:
         raise ImageError(f"image file is empty: {path}")
+    return path
+
+
+def _open(path: Path) -> Image.Image:
+    check_input_file(path)
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         img = Image.open(path)

@@ -7,6 +7,8 @@ statistics are averages over positions (optionally weighted by a soft mask), so 
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
@@ -99,9 +101,23 @@ def mean_std_loss(feat: torch.Tensor, target: tuple[torch.Tensor, torch.Tensor],
     return _relative(diff, t_mean.pow(2).sum(1) + t_std.pow(2).sum(1))
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """LAPACK's eigensolvers on torch's CPU thread pool slow down 20-40× when another process holds a core (0.5-1.3 s
+    instead of 0.02-0.05 s for a 512×512 matrix on this 2-core machine, bench/RESULTS.md); on one thread they take
+    the same 0.02-0.05 s whether or not the machine is busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def sqrtm_psd(mat: torch.Tensor) -> torch.Tensor:
     """Square root of symmetric positive semi-definite matrices (batched), through an eigendecomposition."""
-    vals, vecs = torch.linalg.eigh(mat.double())
+    with _one_thread():
+        vals, vecs = torch.linalg.eigh(mat.double())
     return (vecs * vals.clamp_min(0).sqrt()[..., None, :]) @ vecs.transpose(-1, -2)
 
 
@@ -113,7 +129,9 @@ def gaussian_w2(mean_a: torch.Tensor, cov_a: torch.Tensor, mean_b: torch.Tensor,
     root finite where an eigenvalue is zero."""
     root_b = sqrtm_psd(cov_b) if root_b is None else root_b.double()
     middle = root_b @ cov_a.double() @ root_b
-    cross = torch.linalg.eigvalsh((middle + middle.transpose(-1, -2)) / 2).clamp_min(eps).sqrt().sum(-1)
+    with _one_thread():
+        vals = torch.linalg.eigvalsh((middle + middle.transpose(-1, -2)) / 2)
+    cross = vals.clamp_min(eps).sqrt().sum(-1)
     trace = (torch.diagonal(cov_a.double(), dim1=-2, dim2=-1).sum(-1)
              + torch.diagonal(cov_b.double(), dim1=-2, dim2=-1).sum(-1))
     return (mean_a.double() - mean_b.double()).pow(2).sum(-1) + (trace - 2 * cross).clamp_min(0)

@@ -13,9 +13,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from .errors import WeightsError
+from .lazy import lazy
+
+torch = lazy("torch")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,11 @@
 """The package's import graph, read from the source: no cycles (imports inside functions count too), and the
 lower layers never reach up into methods, training, export, the API or the CLI."""
 
+from __future__ import annotations
+
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import brushwork
@@ -32,13 +36,24 @@ def _type_checking_only(node: ast.If) -> bool:
     return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
 
 
+def _lazy_target(node: ast.AST) -> str | None:
+    """The module of a `lazy("NAME")` call (brushwork/lazy.py): it is imported at first use, still an import."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "lazy"
+            and len(node.args) == 1 and isinstance(node.args[0], ast.Constant)):
+        return node.args[0].value
+    return None
+
+
 def _imports(tree: ast.AST):
-    """Every import statement, at any depth, except those under `if TYPE_CHECKING:` (they never run)."""
+    """Every import statement and lazy import, at any depth, except those under `if TYPE_CHECKING:` (they never
+    run)."""
     for node in ast.iter_child_nodes(tree):
         if isinstance(node, ast.If) and _type_checking_only(node):
             continue
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
+        elif _lazy_target(node):
+            yield ast.Import(names=[ast.alias(name=_lazy_target(node))])
         yield from _imports(node)
 
 
@@ -118,4 +133,20 @@ def test_lower_layers_never_import_upper_ones():
         if name.startswith(ENGINE):
             upward = sorted(t for t in targets if t.startswith(UPPER) and t not in ENGINE)
             assert not upward, f"{name} imports {upward}"
-    assert "brushwork.train.loop" in graph["brushwork.methods.fast"]  # the walk sees what a method imports
+    assert "brushwork.train.loop" in graph["brushwork.methods.fast"]  # the walk sees what a method imports lazily
+
+
+def test_help_methods_and_argument_errors_need_no_torch():
+    """`brushwork --help`, `brushwork methods` and a bad argument answer before torch (two seconds) is imported."""
+    script = ("import sys, contextlib, io\n"
+              "from brushwork.cli import main\n"
+              "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+              "    codes = [main(['methods'])]\n"
+              "    for argv in (['--help'], ['stylize', '--help'], ['stylize', 'a.png', '--size', 'big']):\n"
+              "        try:\n"
+              "            main(argv)\n"
+              "        except SystemExit as e:\n"
+              "            codes.append(e.code)\n"
+              "print(codes, sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'numpy', 'PIL'}))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[0, 0, 0, 2] []"

@@ -10,6 +10,8 @@ from brushwork.backbones import create_backbone
 from brushwork.methods.optimize import (OptimizeOptions, build_nets, estimate_bytes, from_pyramid, scale_schedule,
                                        to_pyramid)
 
+from .conftest import stripes
+
 FAST = dict(size=64, iterations=25, scales=1, quiet=True)
 PAIRS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pairs"
 
@@ -65,7 +67,7 @@ def test_two_backbones_at_once():
 def test_presets_resolve_and_explicit_options_win():
     assert resolve_options(preset="fast").backbone == "efficientnet-lite0"
     quality = resolve_options(preset="quality", iterations=7)
-    assert quality.scales == 4 and quality.iterations == 7 and quality.backbone == "vgg16-hed"
+    assert quality.scales == 3 and quality.iterations == 7 and quality.backbone == "vgg16-hed"
     with pytest.raises(ConfigError, match="unknown preset"):
         resolve_options(preset="turbo")
     with pytest.raises(ConfigError, match="unknown option"):
@@ -115,6 +117,21 @@ def test_recolored_init_starts_in_the_styles_palette(content, red_stripes):
         assert (out.mean((0, 2, 3)) - want).abs().max() < 0.1  # less what clipping to [0, 1] costs
     plain = run(content, red_stripes, **{**FAST, "iterations": 1}).image
     assert (plain.mean((0, 2, 3)) - red_stripes.mean((0, 2, 3))).abs().max() > 0.25
+
+
+def test_default_reaches_the_styles_palette_where_the_old_gram_default_did_not(content, blue_dots):
+    """The default's W2 loss matches the style's colour means (bench/TUNING.md, finding 14); the Gram loss with equal
+    layer weights and style weight 3, the default before it, stops far short of them in the same iterations."""
+    old = dict(style_loss="gram", style_weight=3.0,
+               style_weights=dict.fromkeys(create_backbone("vgg16-hed").style_layers, 1.0))
+    for style in (stripes(64, 64, (0.8, 0.2, 0.1)), blue_dots):
+        def gap(**options) -> float:
+            out = run(content, style, size=64, iterations=40, quiet=True, **options).image
+            return float((out.mean((0, 2, 3)) - style.mean((0, 2, 3))).abs().max())
+
+        start = float((content.mean((0, 2, 3)) - style.mean((0, 2, 3))).abs().max())
+        new = gap()
+        assert start > 0.4 and new < 0.15 and gap(**old) > 2 * new
 
 
 def test_luminance_preservation_keeps_content_chroma(content, red_stripes):

@@ -35,6 +35,9 @@ class VGG(Backbone):
     min_size = 32
     content_layers = ("relu4_2",)
     style_layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    # Our style losses are relative, so each layer would weigh the same; the classic loss lets the shallow layers
+    # dominate, and so do these (bench/TUNING.md, findings 12 and 14): strokes and palette over deep-layer warping.
+    style_weights = {"relu1_1": 1.0, "relu2_1": 0.6, "relu3_1": 0.3, "relu4_1": 0.15, "relu5_1": 0.05}
 
     def __init__(self, depth: int, preprocess: str = "caffe", pooling: str = "max", padding: str = "zeros"):
         pool = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}[pooling]

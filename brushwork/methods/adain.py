@@ -9,24 +9,29 @@ import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, WeightsError
-from ..io import pad_for_stride
+from ..lazy import lazy
 from ..options import option
-from ..resources import resolve_device
-from ..runtime import check_runtime, onnx_session, read_metadata
-from ..train.data import MIN_SIDE, RandomCrops, scan_images
-from ..train.loop import TrainConfig, TrainTask
-from ..weights import read_safetensors
-from .adain_model import AdaINNet, adain
 from .base import (IMAGE_AXES, Callback, CommonOptions, ExportSignature, MethodSpec, Models, Result, Training,
                    register_method)
-from .prepare import output_size, prepare
+
+if TYPE_CHECKING:
+    from ..train.loop import TrainConfig, TrainTask
+    from .adain_model import AdaINNet
+
+np = lazy("numpy")
+torch = lazy("torch")
+F = lazy("torch.nn.functional")
+data = lazy("brushwork.train.data")
+io = lazy("brushwork.io")
+loop = lazy("brushwork.train.loop")
+model_lib = lazy("brushwork.methods.adain_model")
+resources = lazy("brushwork.resources")
+runtime = lazy("brushwork.runtime")
+shared = lazy("brushwork.methods.prepare")
+weights_io = lazy("brushwork.weights")
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 PRETRAINED = {"adain-vgg16-hed": MODELS_DIR / "adain-vgg16-hed.safetensors"}
@@ -66,8 +71,8 @@ def resolve_model(model: str) -> Path:
 @functools.lru_cache(maxsize=2)
 def load_net(path: str, weights: str | None = None) -> AdaINNet:
     """The encoder named in the decoder file's metadata with the trained decoder loaded, frozen for inference."""
-    tensors, meta = read_safetensors(path)
-    net = AdaINNet(meta.get("backbone", "vgg16-hed"), weights)
+    tensors, meta = weights_io.read_safetensors(path)
+    net = model_lib.AdaINNet(meta.get("backbone", "vgg16-hed"), weights)
     try:
         net.decoder.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
@@ -79,40 +84,40 @@ class AdaINStylizer:
     """Reusable inference: encode a style once with `encode_style`, then stylize many contents with it."""
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", weights: str | None = None):
-        self.device = resolve_device(device)
+        self.device = resources.resolve_device(device)
         # channels-last convolutions measured 20% faster for this network on CPU (bench/RESULTS.md)
         self.net = load_net(str(resolve_model(model)), weights).to(self.device, memory_format=torch.channels_last)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         """Pad for the encoder's stride so the decoder returns at least the input's size."""
-        return pad_for_stride(x, self.net.stride)
+        return io.pad_for_stride(x, self.net.stride)
 
-    @torch.no_grad()
     def encode_style(self, style: torch.Tensor) -> torch.Tensor:
         """AdaIN-layer features of a style image (1×3×H×W in [0,1]); any size."""
-        return self.net.encode(style.to(self.device, memory_format=torch.channels_last))[self.net.layer]
+        with torch.no_grad():
+            return self.net.encode(style.to(self.device, memory_format=torch.channels_last))[self.net.layer]
 
-    @torch.no_grad()
     def stylize(self, content: torch.Tensor, styles: list[torch.Tensor], weights: list[float] | None = None,
                 masks: list[torch.Tensor] | None = None, alpha: float = 1.0) -> torch.Tensor:
         """Decode the AdaIN target of `content` for encoded `styles` (from encode_style): a weighted blend, or
         with masks (1×1×H×W, the content's size) each style on its own region."""
-        h, w = content.shape[-2:]
-        padded = self._pad(content.to(self.device)).contiguous(memory_format=torch.channels_last)
-        fc = self.net.encode(padded)[self.net.layer]
-        if masks:
-            small = [F.interpolate(self._pad(m.to(self.device)), size=fc.shape[-2:], mode="area") for m in masks]
-            total = sum(small).clamp_min(1e-6)
-            target = sum(m / total * adain(fc, fs, m) for m, fs in zip(small, styles))
-        else:
-            weights = weights or [1 / len(styles)] * len(styles)
-            target = sum(wt * adain(fc, fs) for wt, fs in zip(weights, styles))
-        out = self.net.decoder(alpha * target + (1 - alpha) * fc)
-        return out[..., :h, :w].clamp(0, 1).contiguous()
+        with torch.no_grad():
+            h, w = content.shape[-2:]
+            padded = self._pad(content.to(self.device)).contiguous(memory_format=torch.channels_last)
+            fc = self.net.encode(padded)[self.net.layer]
+            if masks:
+                small = [F.interpolate(self._pad(m.to(self.device)), size=fc.shape[-2:], mode="area") for m in masks]
+                total = sum(small).clamp_min(1e-6)
+                target = sum(m / total * model_lib.adain(fc, fs, m) for m, fs in zip(small, styles))
+            else:
+                weights = weights or [1 / len(styles)] * len(styles)
+                target = sum(wt * model_lib.adain(fc, fs) for wt, fs in zip(weights, styles))
+            out = self.net.decoder(alpha * target + (1 - alpha) * fc)
+            return out[..., :h, :w].clamp(0, 1).contiguous()
 
 
 def validate(opts: AdaINOptions) -> None:
-    check_runtime(opts.runtime)
+    runtime.check_runtime(opts.runtime)
     if not 0.0 <= opts.alpha <= 1.0:
         raise ConfigError("--alpha must be between 0 and 1")
 
@@ -122,19 +127,19 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
     """Stylize `content` (1×3×H×W in [0,1]) in one pass; see AdaINOptions."""
     validate(opts)
     started = time.perf_counter()
-    prep = prepare(SPEC, opts, content, styles, masks)
-    size = output_size(content, opts.size, MIN_SIZE, "encoder")
+    prep = shared.prepare(SPEC, opts, content, styles, masks)
+    size = shared.output_size(content, opts.size, MIN_SIZE, "encoder")
     work, styles, masks = prep.work_at(size), prep.styles_at(size), prep.masks_at(size)
     model = str(resolve_model(opts.model))
     setup = time.perf_counter()
     if opts.runtime == "onnx":
         if len(styles) > 1 or masks:
             raise ConfigError("an exported adain model takes one style image: blends and masks need --runtime torch")
-        session = onnx_session(model, opts.device)
+        session = runtime.onnx_session(model, opts.device)
         encoded = time.perf_counter()
         output = torch.from_numpy(session.run(None, {"content": work.numpy(), "style": styles[0].numpy(),
                                                      "alpha": np.array(opts.alpha, dtype=np.float32)})[0])
-        device, backbone = "onnxruntime", read_metadata(model).get("backbone")
+        device, backbone = "onnxruntime", runtime.read_metadata(model).get("backbone")
     else:
         stylizer = AdaINStylizer(model, opts.device, opts.weights)
         codes = [stylizer.encode_style(s) for s in styles]
@@ -148,26 +153,16 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
     return Result(output, opts, seconds, backbone=backbone, device=device, details={"model": model})
 
 
-class AdaINTraining(nn.Module):
-    """forward(content, style) → the paper's losses; a module so that Fabric's precision and DDP wrap it."""
-
-    def __init__(self, net: AdaINNet, style_weight: float):
-        super().__init__()
-        self.net, self.style_weight = net, style_weight
-
-    def forward(self, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.net.training_losses(content, style, self.style_weight)
-
-
 def adain_task(content_dir: str, style_dir: str, cfg: TrainConfig, backbone: str = "vgg16-hed",
                style_weight: float = 10.0, weights: str | None = None) -> TrainTask:
     """A TrainTask for the AdaIN decoder of `backbone`, with random crops of both image folders."""
-    net = AdaINNet(backbone, weights, seed=cfg.seed)
-    datasets = {"content": RandomCrops(scan_images(content_dir, MIN_SIDE), cfg.size, cfg.short_side, cfg.seed),
-                "style": RandomCrops(scan_images(style_dir, MIN_SIDE), cfg.size, cfg.short_side, cfg.seed + 1)}
+    net = model_lib.AdaINNet(backbone, weights, seed=cfg.seed)
+    crops = [data.RandomCrops(data.scan_images(folder, data.MIN_SIDE), cfg.size, cfg.short_side, cfg.seed + i)
+             for i, folder in enumerate((content_dir, style_dir))]
+    datasets = dict(zip(("content", "style"), crops))
     metadata = {"method": "adain", "backbone": backbone, "layer": net.layer, "style_weight": str(style_weight),
                 "format": "brushwork-adain-decoder/1"}
-    return TrainTask("adain", AdaINTraining(net, style_weight), net.decoder, datasets,
+    return loop.TrainTask("adain", model_lib.AdaINTraining(net, style_weight), net.decoder, datasets,
                      {"adain": (net.decoder, metadata)})
 
 

@@ -103,3 +103,14 @@ def save_decoder(decoder: nn.Module, path: str | Path, metadata: dict[str, str],
     """Decoder weights in safetensors (optionally fp16), with the encoder and recipe as string metadata."""
     tensors = {k: (v.half() if half else v).contiguous().cpu() for k, v in decoder.state_dict().items()}
     save_file(tensors, str(path), metadata=metadata)
+
+
+class AdaINTraining(nn.Module):
+    """forward(content, style) → the paper's losses; a module so that Fabric's precision and DDP wrap it."""
+
+    def __init__(self, net: AdaINNet, style_weight: float):
+        super().__init__()
+        self.net, self.style_weight = net, style_weight
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.net.training_losses(content, style, self.style_weight)

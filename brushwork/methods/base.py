@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-import torch
-from torch import nn
-
 from ..errors import ConfigError
 from ..options import option
 
 if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
     from ..train.loop import TrainConfig, TrainTask
 
 COLOR_MODES = ("luminance", "histogram")

@@ -13,23 +13,28 @@ import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
-
-from .. import io, losses
-from ..backbones import Backbone, LossLayers, create_backbone, get_spec
 from ..errors import ConfigError, WeightsError
+from ..lazy import lazy
 from ..options import option
-from ..resources import resolve_device
-from ..runtime import check_runtime, onnx_session, read_metadata
-from ..train.data import MIN_SIDE, RandomCrops, scan_images
-from ..train.loop import TrainConfig, TrainTask
-from ..weights import read_safetensors
 from .base import (IMAGE_AXES, Callback, Capabilities, CommonOptions, ExportSignature, MethodSpec, Models, Result,
                    Training, register_method)
-from .fast_model import ARCHS, build_net
-from .prepare import output_size, prepare
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..train.loop import TrainConfig, TrainTask
+
+torch = lazy("torch")
+data = lazy("brushwork.train.data")
+io = lazy("brushwork.io")
+loop = lazy("brushwork.train.loop")
+model_lib = lazy("brushwork.methods.fast_model")
+resources = lazy("brushwork.resources")
+runtime = lazy("brushwork.runtime")
+shared = lazy("brushwork.methods.prepare")
+weights_io = lazy("brushwork.weights")
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 PREFIX = "fast-"
@@ -67,11 +72,11 @@ def resolve_model(model: str | None) -> Path:
 @functools.lru_cache(maxsize=4)
 def load_net(path: str) -> tuple[torch.nn.Module, dict[str, str]]:
     """The network a model file describes (its `arch` and `width` metadata), with its weights, frozen."""
-    tensors, meta = read_safetensors(path)
+    tensors, meta = weights_io.read_safetensors(path)
     arch = meta.get("arch", "classic")
-    if arch not in ARCHS:
+    if arch not in model_lib.ARCHS:
         raise WeightsError(f"{path} is a '{arch}' fast network, which this version does not know")
-    net = build_net(arch, int(meta.get("width", 32)))
+    net = model_lib.build_net(arch, int(meta.get("width", 32)))
     try:
         net.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
@@ -82,15 +87,15 @@ def load_net(path: str) -> tuple[torch.nn.Module, dict[str, str]]:
 def run(content: torch.Tensor, styles: list[torch.Tensor], opts: FastOptions,
         masks: list[torch.Tensor] | None = None, callback: Callback | None = None) -> Result:
     """Stylize `content` (1×3×H×W in [0,1]) with a trained per-style network."""
-    check_runtime(opts.runtime)
+    runtime.check_runtime(opts.runtime)
     started = time.perf_counter()
-    prep = prepare(SPEC, opts, content, styles, masks)
-    device = resolve_device(opts.device)
+    prep = shared.prepare(SPEC, opts, content, styles, masks)
+    device = resources.resolve_device(opts.device)
     path = resolve_model(opts.model)
-    work = prep.work_at(output_size(content, opts.size))
+    work = prep.work_at(shared.output_size(content, opts.size))
     if opts.runtime == "onnx":
-        output = torch.from_numpy(onnx_session(str(path), opts.device).run(None, {"image": work.numpy()})[0])
-        meta = read_metadata(path)
+        output = torch.from_numpy(runtime.onnx_session(str(path), opts.device).run(None, {"image": work.numpy()})[0])
+        meta = runtime.read_metadata(path)
     else:
         net, meta = load_net(str(path))
         with torch.no_grad():
@@ -99,12 +104,6 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: FastOptions,
     seconds = {"total": round(time.perf_counter() - started, 3)}
     return Result(output, opts, seconds, backbone=meta.get("backbone"), device=str(device),
                   details={"model": str(path), "model_metadata": meta})
-
-
-def loss_layers(backbone: str, model: Backbone) -> LossLayers:
-    """The layers fast training reads on a backbone: Johnson et al.'s where the backbone names them, else its
-    default content layer and style layers."""
-    return get_spec(backbone).johnson_layers or LossLayers(model.content_layers[0], model.style_layers)
 
 
 @dataclass
@@ -117,48 +116,6 @@ class FastStyle:
     style_weight: float = 3.0
     tv_weight: float = 1.0
     style_size: int | None = None  # long side of the style image (default: the crop size)
-
-
-class FastTraining(nn.Module):
-    """forward(content) → losses: relative content and Gram losses (so the weights carry across sizes, as in the
-    optimize method) and total variation, for every style's network; the total is their sum."""
-
-    def __init__(self, nets: dict[str, nn.Module], styles: dict[str, torch.Tensor], weights: dict[str, tuple],
-                 backbone: str, backbone_weights: str | None = None):
-        super().__init__()
-        self.nets = nn.ModuleDict(nets)
-        self.loss_net = create_backbone(backbone, backbone_weights)
-        self.content_layer, self.style_layers = loss_layers(backbone, self.loss_net)
-        gain = self.loss_net.style_gain
-        self.weights = {name: (wc, ws * gain, wt) for name, (wc, ws, wt) in weights.items()}
-        for i, name in enumerate(nets):
-            with torch.no_grad():
-                feats = self.loss_net(styles[name], self.style_layers)
-            for j, layer in enumerate(self.style_layers):
-                self.register_buffer(f"gram_{i}_{j}", losses.gram(feats[layer]))
-
-    def forward(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
-        outs = [net(content) for net in self.nets.values()]
-        layers = list(dict.fromkeys([self.content_layer, *self.style_layers]))
-        with torch.no_grad():
-            target = self.loss_net(content, [self.content_layer])[self.content_layer]
-        feats = self.loss_net(torch.cat(outs), layers)
-        chunks = {layer: f.chunk(len(outs)) for layer, f in feats.items()}
-        result: dict[str, torch.Tensor] = {}
-        total, sums = 0.0, {"content": 0.0, "style": 0.0, "tv": 0.0}
-        for i, (name, out) in enumerate(zip(self.nets, outs)):
-            parts = {"content": losses.content_loss(chunks[self.content_layer][i], target),
-                     "style": sum(losses.gram_loss(chunks[layer][i], getattr(self, f"gram_{i}_{j}"))
-                                  for j, layer in enumerate(self.style_layers)) / len(self.style_layers),
-                     "tv": losses.tv_loss(out)}
-            wc, ws, wt = self.weights[name]
-            total = total + wc * parts["content"] + ws * parts["style"] + wt * parts["tv"]
-            for key, value in parts.items():
-                sums[key] = sums[key] + value.detach()
-                if len(outs) > 1:
-                    result[f"{name}.{key}"] = value.detach()
-        result.update({"total": total, **{k: v / len(outs) for k, v in sums.items()}, "output": torch.cat(outs)})
-        return result
 
 
 def fast_task(styles: list[FastStyle], content_dir: str, cfg: TrainConfig, backbone: str = "vgg16-hed",
@@ -174,10 +131,11 @@ def fast_task(styles: list[FastStyle], content_dir: str, cfg: TrainConfig, backb
         images[s.name] = io.resize(image, io.fit_long_side(*image.shape[-2:], s.style_size or cfg.size))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed + i)  # the initial weights are part of what a training seed reproduces
-            nets[s.name] = build_net(arch)
-    module = FastTraining(nets, images, {s.name: (s.content_weight, s.style_weight, s.tv_weight) for s in styles},
+            nets[s.name] = model_lib.build_net(arch)
+    module = model_lib.FastTraining(nets, images, {s.name: (s.content_weight, s.style_weight, s.tv_weight) for s in styles},
                           backbone, weights)
-    datasets = {"content": RandomCrops(scan_images(content_dir, MIN_SIDE), cfg.size, cfg.short_side, cfg.seed)}
+    datasets = {"content": data.RandomCrops(data.scan_images(content_dir, data.MIN_SIDE), cfg.size, cfg.short_side,
+                                            cfg.seed)}
     exports = {}
     for s in styles:
         exports[s.name] = (nets[s.name], {
@@ -186,7 +144,7 @@ def fast_task(styles: list[FastStyle], content_dir: str, cfg: TrainConfig, backb
             "tv_weight": str(s.tv_weight), "style_size": str(s.style_size or cfg.size), "format": "brushwork-fast/1"})
     if len(styles) == 1:  # a single run keeps the historical file name RUN/fast.safetensors
         exports = {"fast": exports[styles[0].name]}
-    return TrainTask("fast", module, module.nets, datasets, exports)
+    return loop.TrainTask("fast", module, module.nets, datasets, exports)
 
 
 @dataclass

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import losses
+from ..backbones import Backbone, LossLayers, create_backbone, get_spec
 from ..errors import ConfigError
 from ..io import pad_for_stride
 
@@ -96,3 +98,51 @@ def build_net(arch: str = "classic", width: int = 32) -> _StrideNet:
     if arch not in ARCHS:
         raise ConfigError(f"unknown fast architecture '{arch}'; choose from {', '.join(ARCHS)}")
     return ARCHS[arch](width=width)
+
+
+def loss_layers(backbone: str, model: Backbone) -> LossLayers:
+    """The layers fast training reads on a backbone: Johnson et al.'s where the backbone names them, else its
+    default content layer and style layers."""
+    return get_spec(backbone).johnson_layers or LossLayers(model.content_layers[0], model.style_layers)
+
+
+class FastTraining(nn.Module):
+    """forward(content) → losses: relative content and Gram losses (so the weights carry across sizes, as in the
+    optimize method) and total variation, for every style's network; the total is their sum."""
+
+    def __init__(self, nets: dict[str, nn.Module], styles: dict[str, torch.Tensor], weights: dict[str, tuple],
+                 backbone: str, backbone_weights: str | None = None):
+        super().__init__()
+        self.nets = nn.ModuleDict(nets)
+        self.loss_net = create_backbone(backbone, backbone_weights)
+        self.content_layer, self.style_layers = loss_layers(backbone, self.loss_net)
+        gain = self.loss_net.style_gain
+        self.weights = {name: (wc, ws * gain, wt) for name, (wc, ws, wt) in weights.items()}
+        for i, name in enumerate(nets):
+            with torch.no_grad():
+                feats = self.loss_net(styles[name], self.style_layers)
+            for j, layer in enumerate(self.style_layers):
+                self.register_buffer(f"gram_{i}_{j}", losses.gram(feats[layer]))
+
+    def forward(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        outs = [net(content) for net in self.nets.values()]
+        layers = list(dict.fromkeys([self.content_layer, *self.style_layers]))
+        with torch.no_grad():
+            target = self.loss_net(content, [self.content_layer])[self.content_layer]
+        feats = self.loss_net(torch.cat(outs), layers)
+        chunks = {layer: f.chunk(len(outs)) for layer, f in feats.items()}
+        result: dict[str, torch.Tensor] = {}
+        total, sums = 0.0, {"content": 0.0, "style": 0.0, "tv": 0.0}
+        for i, (name, out) in enumerate(zip(self.nets, outs)):
+            parts = {"content": losses.content_loss(chunks[self.content_layer][i], target),
+                     "style": sum(losses.gram_loss(chunks[layer][i], getattr(self, f"gram_{i}_{j}"))
+                                  for j, layer in enumerate(self.style_layers)) / len(self.style_layers),
+                     "tv": losses.tv_loss(out)}
+            wc, ws, wt = self.weights[name]
+            total = total + wc * parts["content"] + ws * parts["style"] + wt * parts["tv"]
+            for key, value in parts.items():
+                sums[key] = sums[key] + value.detach()
+                if len(outs) > 1:
+                    result[f"{name}.{key}"] = value.detach()
+        result.update({"total": total, **{k: v / len(outs) for k, v in sums.items()}, "output": torch.cat(outs)})
+        return result

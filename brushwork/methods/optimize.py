@@ -8,24 +8,35 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING
 
-from .. import color, losses
-from ..backbones import Backbone, create_backbone
 from ..errors import ConfigError, DivergenceError, SizeError
-from ..io import load_image, resize
+from ..lazy import lazy
 from ..options import option
-from ..resources import check_fits, resolve_device
 from .base import Callback, CommonOptions, MethodSpec, Result, Step, register_method
-from .prepare import output_size, prepare
+
+if TYPE_CHECKING:
+    from ..backbones import Backbone
+
+torch = lazy("torch")
+F = lazy("torch.nn.functional")
+backbones = lazy("brushwork.backbones")
+color = lazy("brushwork.color")
+io = lazy("brushwork.io")
+losses = lazy("brushwork.losses")
+resources = lazy("brushwork.resources")
+shared = lazy("brushwork.methods.prepare")
 
 INITS = ("content", "recolored", "noise", "style")
 LBFGS_HISTORY = 50
+LBFGS_RESTART = 1.25  # a loss this many times the best of the scale so far restarts L-BFGS from the best point
 # Convolutions run 10-20% faster on CPU with channels-last activations (oneDNN's native layout: no reorders around
-# each call; bench/RESULTS.md), and the Gram products read that layout without a copy.
-CHANNELS_LAST = torch.channels_last
+# each call; bench/RESULTS.md), and the Gram products read that layout without a copy. A torch memory format's name.
+LAYOUT = "channels_last"
+
+
+def _layout():
+    return getattr(torch, LAYOUT)
 
 
 @dataclass
@@ -35,13 +46,13 @@ class OptimizeOptions(CommonOptions):
     backbone: str = option("vgg16-hed", "feature network, e.g. vgg16-hed; join several with +")
     weights: str | None = option(None, "weights file for the backbone (vgg19, vgg19-normalised)")
     content_weight: float = option(1.0, "content loss weight")
-    style_weight: float = option(3.0, "style loss weight")
+    style_weight: float = option(10.0, "style loss weight")
     tv_weight: float = option(1.0, "total variation loss weight")
     content_layers: list[str] | None = option(None, "comma-separated layer names (default: the backbone's)")
     style_layers: list[str] | None = option(None, "comma-separated layer names (default: the backbone's)")
-    style_loss: str = option("gram", "gram | mean_std | wasserstein")
-    iterations: int = option(200, "iterations at the coarsest scale; each finer scale runs fewer")
-    scales: int = option(3, "number of coarse-to-fine scales (1 = single scale)")
+    style_loss: str = option("wasserstein", "wasserstein | gram | mean_std")
+    iterations: int = option(125, "iterations at the coarsest scale; each finer scale runs fewer")
+    scales: int = option(2, "number of coarse-to-fine scales (1 = single scale)")
     scale_factor: float = option(2.0, "size ratio between scales")
     iteration_decay: float = 0.4
     optimizer: str = option("lbfgs", "lbfgs | adam")
@@ -54,11 +65,13 @@ class OptimizeOptions(CommonOptions):
     style_weights: dict[str, float] = field(default_factory=dict)
 
 
-# Measured on 2 CPU cores (bench/RESULTS.md): most iterations run at the coarse scales, where they are cheap.
+# The defaults come from bench/TUNING.md (findings 14 and 16): a Gaussian (W2) style loss on two scales gives the
+# painting's palette and keeps straight lines straight; most iterations run at the coarse scale, where they are cheap.
 PRESETS: dict[str, dict] = {
     "default": {},
-    "fast": {"backbone": "efficientnet-lite0", "optimizer": "adam", "lr": 0.01, "iterations": 200},
-    "quality": {"iterations": 400, "scales": 4, "scale_factor": math.sqrt(2), "iteration_decay": 0.5},
+    "fast": {"backbone": "efficientnet-lite0", "optimizer": "adam", "lr": 0.01, "iterations": 200, "scales": 3,
+             "style_loss": "gram", "style_weight": 3.0},
+    "quality": {"iterations": 200, "scales": 3, "scale_factor": math.sqrt(2), "iteration_decay": 0.5},
 }
 
 
@@ -116,7 +129,7 @@ class Net:
 def build_nets(opts: OptimizeOptions, device: torch.device) -> list[Net]:
     nets = []
     for name in opts.backbone.split("+"):
-        model = create_backbone(name, opts.weights, opts.pooling).to(device, memory_format=CHANNELS_LAST)
+        model = backbones.create_backbone(name, opts.weights, opts.pooling).to(device, memory_format=_layout())
         content = list(opts.content_layers or model.content_layers)
         style = list(opts.style_layers or model.style_layers)
         model.check_layers(content + style)
@@ -157,14 +170,14 @@ def estimate_bytes(nets: list[Net], height: int, width: int, opts: OptimizeOptio
 def _init_image(opts: OptimizeOptions, content: torch.Tensor, styles: list[torch.Tensor], blend: list[float],
                 size: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
     if opts.init == "content":
-        return resize(content, size)
+        return io.resize(content, size)
     if opts.init == "recolored":
-        return resize(color.match_color(content, color.color_stats(styles, blend)), size)
+        return io.resize(color.match_color(content, color.color_stats(styles, blend)), size)
     if opts.init == "noise":
         return torch.rand(1, 3, *size, generator=generator).to(content.device)
     if opts.init == "style":
-        return resize(styles[0], size)
-    return resize(load_image(opts.init).to(content.device), size)
+        return io.resize(styles[0], size)
+    return io.resize(io.load_image(opts.init).to(content.device), size)
 
 
 class Objective:
@@ -175,8 +188,8 @@ class Objective:
         self.nets, self.opts, self.masks, self.blend = nets, opts, masks, blend
         self.content_targets, self.style_targets = [], []
         with torch.no_grad():  # not inference_mode: targets such as sqrtm(cov) are saved for backward
-            content = content.contiguous(memory_format=CHANNELS_LAST)
-            styles = [s.contiguous(memory_format=CHANNELS_LAST) for s in styles]
+            content = content.contiguous(memory_format=_layout())
+            styles = [s.contiguous(memory_format=_layout()) for s in styles]
             for net in nets:
                 feats = net.model(content, net.content_layers)
                 self.content_targets.append({n: feats[n].clone() for n in net.content_layers})
@@ -193,7 +206,7 @@ class Objective:
         opts = self.opts
         content_total = image.new_zeros(())
         style_total = image.new_zeros(())
-        image = image.contiguous(memory_format=CHANNELS_LAST)
+        image = image.contiguous(memory_format=_layout())
         for net, c_targets, s_targets in zip(self.nets, self.content_targets, self.style_targets):
             feats = net.model(image, net.layers)
             if net.content_layers:
@@ -267,9 +280,19 @@ def descend(objective: Objective, image: torch.Tensor, iterations: int, levels: 
             p.grad = p.grad.contiguous()  # L-BFGS flattens gradients with view()
         return loss
 
+    best, best_params = math.inf, [p.detach().clone() for p in params]
     for _ in range(iterations):
-        optimizer.step(closure)
+        before = [p.detach().clone() for p in params]
+        optimizer.step(closure)  # `last` is now the loss at `before`
         with torch.no_grad():
+            if last["total"] <= best:
+                best, best_params = last["total"], before
+            elif opts.optimizer == "lbfgs" and last["total"] > LBFGS_RESTART * best:
+                # The projection onto [0, 1] after each step is invisible to L-BFGS's curvature pairs; on images
+                # that pin many pixels at 0 or 1 they can turn a step uphill. Go back to the best point, forget them.
+                for p, q in zip(params, best_params):
+                    p.copy_(q)
+                optimizer = _optimizer(opts, params)
             image = from_pyramid(params).clamp(0, 1)
             for p, q in zip(params, to_pyramid(image, levels)):
                 p.copy_(q)
@@ -281,17 +304,19 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
     """Stylize `content` (1×3×H×W in [0,1]) with `styles`; see OptimizeOptions for every option."""
     validate(opts)
     started = time.perf_counter()
-    device = resolve_device(opts.device)
-    prep = prepare(SPEC, opts, content, styles, masks, device)
+    device = resources.resolve_device(opts.device)
+    prep = shared.prepare(SPEC, opts, content, styles, masks, device)
     nets = build_nets(opts, device)
     min_size = max(net.model.min_size for net in nets)
-    height, width = output_size(content, opts.size, min_size, "backbone")
+    height, width = shared.output_size(content, opts.size, min_size, "backbone")
     schedule = scale_schedule(height, width, opts, min_size)
     levels = opts.pyramid_levels or max(net.model.pyramid_levels for net in nets)
-    check_fits(estimate_bytes(nets, height, width, opts, levels), device, f"stylizing at {width}×{height}")
+    resources.check_fits(estimate_bytes(nets, height, width, opts, levels), device, f"stylizing at {width}×{height}")
     setup_seconds = time.perf_counter() - started
 
     total_steps = sum(n for _, _, n in schedule)
+    from tqdm.auto import tqdm
+
     bar = tqdm(total=total_steps, disable=opts.quiet, unit="it", dynamic_ncols=True)
     image = _init_image(opts, prep.work, prep.styles, prep.blend, schedule[0][:2], prep.generator)
     if opts.preserve_color == "luminance":
@@ -302,7 +327,7 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
         objective = Objective(nets, opts, prep.work_at((h, w)), prep.styles_at((h, w)), prep.blend,
                               prep.masks_at((h, w)))
         bar.set_description(f"scale {index + 1}/{len(schedule)} {w}×{h}")
-        for image, last in descend(objective, resize(image, (h, w)).clamp(0, 1), iterations, levels, opts):
+        for image, last in descend(objective, io.resize(image, (h, w)).clamp(0, 1), iterations, levels, opts):
             step += 1
             if not math.isfinite(last["total"]):
                 raise DivergenceError(f"the loss became non-finite at iteration {step} (scale {index + 1}, {w}×{h}); "

@@ -27,17 +27,22 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from safetensors.torch import load_file, save_file
-from torch import nn
-from tqdm import tqdm
-
-from .. import io
 from ..errors import ConfigError, DivergenceError, Interrupted, OutputError, WeightsError
+from ..lazy import lazy
 from ..options import check_finite, option
 from ..weights import check_safetensors
-from .data import RandomCrops, ResidentCrops
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .data import RandomCrops
+
+torch = lazy("torch")
+safetensors_torch = lazy("safetensors.torch")
+data = lazy("brushwork.train.data")
+io = lazy("brushwork.io")
 
 SHARD_BYTES = 16 * 2 ** 20
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
@@ -174,7 +179,7 @@ def save_checkpoint(run: Path, task: TrainTask, optimizer: torch.optim.Optimizer
     tmp, final, old = run / ".checkpoint.tmp", run / "checkpoint", run / ".checkpoint.old"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file({k: v.detach().float().contiguous().cpu() for k, v in task.trainable.state_dict().items()},
+    safetensors_torch.save_file({k: v.detach().float().contiguous().cpu() for k, v in task.trainable.state_dict().items()},
               str(tmp / "model.safetensors"), metadata={"task": task.name})
     state = optimizer.state_dict()
     tensors, plain = {}, {}
@@ -193,7 +198,7 @@ def save_checkpoint(run: Path, task: TrainTask, optimizer: torch.optim.Optimizer
         current[key], size = value, size + nbytes
     shards.append(current)
     for i, shard in enumerate(shards):
-        save_file(shard, str(tmp / f"optimizer-{i:03d}.safetensors"))
+        safetensors_torch.save_file(shard, str(tmp / f"optimizer-{i:03d}.safetensors"))
     (tmp / "optimizer.json").write_text(json.dumps({"param_groups": state["param_groups"], "plain": plain,
                                                     "shards": len(shards)}, indent=1))
     exports = {stem: meta for stem, (_, meta) in task.exports.items()}
@@ -211,11 +216,11 @@ def load_checkpoint(run: Path, task: TrainTask, optimizer: torch.optim.Optimizer
     ckpt = run / "checkpoint"
     try:
         state = json.loads((ckpt / "state.json").read_text())
-        task.trainable.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+        task.trainable.load_state_dict(safetensors_torch.load_file(str(ckpt / "model.safetensors")))
         meta = json.loads((ckpt / "optimizer.json").read_text())
         tensors = {}
         for i in range(meta["shards"]):
-            tensors.update(load_file(str(ckpt / f"optimizer-{i:03d}.safetensors")))
+            tensors.update(safetensors_torch.load_file(str(ckpt / f"optimizer-{i:03d}.safetensors")))
     except Exception as e:  # OSError, ValueError, RuntimeError, or safetensors' own error for a damaged file
         raise WeightsError(f"cannot resume from {ckpt}: {str(e).splitlines()[0]}") from None
     if state["task"] != task.name:
@@ -284,7 +289,7 @@ def export_weights(task: TrainTask, run: Path, cfg: TrainConfig, step: int, seco
     for stem, (net, meta) in task.exports.items():
         tensors = {k: v.detach().half().contiguous().cpu() for k, v in net.state_dict().items()}
         path, tmp = run / f"{stem}{suffix}.safetensors", run / f".{stem}{suffix}.safetensors.tmp"
-        save_file(tensors, str(tmp), metadata={**meta, **recipe})
+        safetensors_torch.save_file(tensors, str(tmp), metadata={**meta, **recipe})
         tmp.chmod(0o644)
         tmp.replace(path)
         written.append(path)
@@ -302,7 +307,7 @@ def _streams(task: TrainTask, cfg: TrainConfig, start: int, fabric) -> dict:
     on_device = cfg.data == "device" or (cfg.data == "auto" and fabric.device.type == "cuda")
     streams = {}
     for name, ds in task.datasets.items():
-        source = ResidentCrops(ds, fabric.device) if on_device else ds
+        source = data.ResidentCrops(ds, fabric.device) if on_device else ds
         streams[name] = source.stream(cfg.batch_size, start, cfg.workers, fabric.global_rank, fabric.world_size)
     return streams
 
@@ -327,6 +332,8 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
         (run / "previews").mkdir(parents=True, exist_ok=True)
     streams = _streams(task, cfg, start, fabric)
     log = None
+    from tqdm import tqdm
+
     bar = tqdm(total=cfg.steps, initial=start, disable=cfg.quiet or not fabric.is_global_zero, unit="step",
                dynamic_ncols=True)
     began, step, saved, losses, last = time.perf_counter(), start, start, {}, time.perf_counter()

@@ -23,7 +23,8 @@ from typing import Any
 from ..backbones import Backbone, get_spec
 from ..errors import ConfigError
 from ..methods.adain import adain_task
-from ..methods.fast import FastStyle, fast_task, loss_layers
+from ..methods.fast import FastStyle, fast_task
+from ..methods.fast_model import loss_layers
 from .loop import TrainConfig, TrainTask
 
 LOOP_KEYS = ("steps", "batch_size", "size", "short_side", "lr", "lr_decay", "clip", "precision", "seed")
