@@ -132,8 +132,8 @@ def fast_task(styles: list[FastStyle], content_dir: str, cfg: TrainConfig, backb
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed + i)  # the initial weights are part of what a training seed reproduces
             nets[s.name] = model_lib.build_net(arch)
-    module = model_lib.FastTraining(nets, images, {s.name: (s.content_weight, s.style_weight, s.tv_weight) for s in styles},
-                          backbone, weights)
+    weights_by_style = {s.name: (s.content_weight, s.style_weight, s.tv_weight) for s in styles}
+    module = model_lib.FastTraining(nets, images, weights_by_style, backbone, weights)
     datasets = {"content": data.RandomCrops(data.scan_images(content_dir, data.MIN_SIDE), cfg.size, cfg.short_side,
                                             cfg.seed)}
     exports = {}

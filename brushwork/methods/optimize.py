@@ -280,7 +280,7 @@ def descend(objective: Objective, image: torch.Tensor, iterations: int, levels: 
             p.grad = p.grad.contiguous()  # L-BFGS flattens gradients with view()
         return loss
 
-    best, best_params = math.inf, [p.detach().clone() for p in params]
+    best, best_params = math.inf, params
     for _ in range(iterations):
         before = [p.detach().clone() for p in params]
         optimizer.step(closure)  # `last` is now the loss at `before`

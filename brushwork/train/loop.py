@@ -179,8 +179,8 @@ def save_checkpoint(run: Path, task: TrainTask, optimizer: torch.optim.Optimizer
     tmp, final, old = run / ".checkpoint.tmp", run / "checkpoint", run / ".checkpoint.old"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    safetensors_torch.save_file({k: v.detach().float().contiguous().cpu() for k, v in task.trainable.state_dict().items()},
-              str(tmp / "model.safetensors"), metadata={"task": task.name})
+    weights = {k: v.detach().float().contiguous().cpu() for k, v in task.trainable.state_dict().items()}
+    safetensors_torch.save_file(weights, str(tmp / "model.safetensors"), metadata={"task": task.name})
     state = optimizer.state_dict()
     tensors, plain = {}, {}
     for index, entries in state["state"].items():
