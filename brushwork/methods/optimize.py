@@ -46,7 +46,7 @@ class OptimizeOptions(CommonOptions):
     backbone: str = option("vgg16-hed", "feature network, e.g. vgg16-hed; join several with +")
     weights: str | None = option(None, "weights file for the backbone (vgg19, vgg19-normalised)")
     content_weight: float = option(1.0, "content loss weight")
-    style_weight: float = option(10.0, "style loss weight")
+    style_weight: float = option(15.0, "style loss weight")
     tv_weight: float = option(1.0, "total variation loss weight")
     content_layers: list[str] | None = option(None, "comma-separated layer names (default: the backbone's)")
     style_layers: list[str] | None = option(None, "comma-separated layer names (default: the backbone's)")
@@ -65,7 +65,7 @@ class OptimizeOptions(CommonOptions):
     style_weights: dict[str, float] = field(default_factory=dict)
 
 
-# The defaults come from bench/TUNING.md (findings 14 and 16): a Gaussian (W2) style loss on two scales gives the
+# The defaults come from bench/TUNING.md (findings 14, 16 and 18): a Gaussian (W2) style loss on two scales gives the
 # painting's palette and keeps straight lines straight; most iterations run at the coarse scale, where they are cheap.
 PRESETS: dict[str, dict] = {
     "default": {},
