@@ -18,7 +18,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from brushwork.backbones import create_backbone
-from brushwork.methods.optimize import Objective, OptimizeOptions, build_nets, descend
+from brushwork.methods.optimize import Objective, OptimizeOptions, build_nets, descend, style_targets
 
 CONTENT_LAYER = "relu4_2"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -76,7 +76,8 @@ def ours(size: int):
     opts = OptimizeOptions()
     nets = build_nets(opts, torch.device("cpu"))
     content, style = torch.rand(1, 3, size, size), torch.rand(1, 3, size, size)
-    steps = descend(Objective(nets, opts, content, [style], [1.0], None), content, 10 ** 6, 1, opts)
+    objective = Objective(nets, opts, content, style_targets(nets, opts, [style], [1.0], False), [1.0], None)
+    steps = descend(objective, content, 10 ** 6, 1, opts)
     next(steps)
     with FlopCounterMode(display=False) as counter:
         next(steps)

@@ -39,12 +39,12 @@ def iteration(backbone: str, size: int) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from brushwork.methods.optimize import Objective, OptimizeOptions, build_nets, descend
+    from brushwork.methods.optimize import Objective, OptimizeOptions, build_nets, descend, style_targets
 
     opts = OptimizeOptions(backbone=backbone)
     nets = build_nets(opts, torch.device("cpu"))
     content, style = torch.rand(1, 3, size, size), torch.rand(1, 3, size, size)
-    objective = Objective(nets, opts, content, [style], [1.0], None)
+    objective = Objective(nets, opts, content, style_targets(nets, opts, [style], [1.0], False), [1.0], None)
     steps = descend(objective, content, 5, nets[0].model.pyramid_levels, opts)
     next(steps)
     with FlopCounterMode(display=False) as counter:

@@ -257,6 +257,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
         return 0
+    for row in report.rows:
+        if "seam" in row:
+            print(f"seam score {row['seam']:.4f} (tile borders against their surroundings; 1 = invisible): "
+                  f"{label_of[row['output']]}")
     made = ", ".join(report.made_with) or "unknown (no sidecars)"
     print(f"graded with {report.backbone}; outputs made with {made}")
     scores = report.set_scores

@@ -37,16 +37,34 @@ def _name(src: Source) -> str:
     return str(src) if isinstance(src, (str, os.PathLike)) else type(src).__name__
 
 
-def made_with(output: Source) -> str | None:
-    """The backbone named in an output's JSON sidecar (`OUTPUT.json`), or None when there is no readable one.
-    Every method records it at the top level; older optimize sidecars had it only in their config."""
+def _sidecar(output: Source) -> dict:
+    """An output's JSON sidecar (`OUTPUT.json`), or {} when there is no readable one."""
     if not isinstance(output, (str, os.PathLike)):
-        return None
+        return {}
     try:
         sidecar = json.loads(io.sidecar_path(output).read_text())
+    except (OSError, ValueError):
+        return {}
+    return sidecar if isinstance(sidecar, dict) else {}
+
+
+def made_with(output: Source) -> str | None:
+    """The backbone named in an output's sidecar, or None when there is none. Every method records it at the top
+    level; older optimize sidecars had it only in their config."""
+    sidecar = _sidecar(output)
+    try:
         return sidecar.get("backbone") or sidecar["config"]["backbone"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError):
         return None
+
+
+def seam(output_src: Source, output: torch.Tensor) -> float | None:
+    """The seam score (metrics.seam_score) of an output made in tiles, at the seam lines its sidecar records;
+    None for an output made whole, or whose size no longer matches its sidecar."""
+    tiling = _sidecar(output_src).get("tiling")
+    if not isinstance(tiling, dict) or tiling.get("size") != [output.shape[-1], output.shape[-2]]:
+        return None
+    return round(metrics.seam_score(output, tiling.get("rows", []), tiling.get("cols", [])), 6)
 
 
 def _match_sizes(output: torch.Tensor, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -99,6 +117,7 @@ def evaluate_triples(triples: list[tuple[Source, Source, Source]], backbone: str
     for output_src, content_src, style_src in triples:
         content = loader.get(content_src, size)
         output = io.load_image(output_src)
+        seam_value = seam(output_src, output)
         if output.shape[-2:] != content.shape[-2:]:
             output, content, note = _match_sizes(output, content)
             report.notes.append(f"{_name(output_src)}: {note}")
@@ -107,12 +126,16 @@ def evaluate_triples(triples: list[tuple[Source, Source, Source]], backbone: str
         values = metrics.pair_metrics(output, content, style, model)
         pooled_outputs.append(values.pop("pooled"))
         row = {"output": _name(output_src), "content_image": _name(content_src), "style_image": _name(style_src),
-               **{k: round(float(v[0]), 6) for k, v in values.items()}}
+               **{k: round(float(v[0]), 6) for k, v in values.items()},
+               **({"seam": seam_value} if seam_value is not None else {})}
         report.rows.append(row)
         if on_row:
             on_row(row)
     report.set_scores = {f"mean_{k}": round(sum(r[k] for r in report.rows) / len(report.rows), 6)
                          for k in metrics.PAIR_METRICS}
+    seams = [r["seam"] for r in report.rows if "seam" in r]
+    if seams:
+        report.set_scores["max_seam"] = max(seams)
     if len(triples) >= 2:
         style_feats = metrics.pooled_features(styles_seen.values(), model)
         frechet = metrics.frechet_distance(torch.cat(pooled_outputs), style_feats)

@@ -55,6 +55,14 @@ class Backbone(nn.Module):
             probe = self(torch.zeros(1, 3, 64, 64, device=param.device, dtype=param.dtype), [layer])[layer]
         return 64 // probe.shape[-1]
 
+    def receptive_field(self, layer: str) -> int:
+        """Input pixels that can affect one position of `layer`: how far apart tiles must overlap."""
+        from ..tiling import leaves, receptive_field
+
+        self.check_layers([layer])
+        names = self.layer_names
+        return receptive_field(m for n in names[:names.index(layer) + 1] for m in leaves(self.stages[n]))
+
     def truncate(self, layer: str) -> "Backbone":
         """Drop every stage after `layer`, in place: a smaller network for callers that never go deeper."""
         self.check_layers([layer])

@@ -3,8 +3,9 @@ returns the same Result, so the API, the CLI and shared features (colour, masks,
 Importing this package registers every method; the shared types live in base.py, the shared steps in prepare.py."""
 
 from . import adain, fast, optimize  # noqa: F401  (each registers itself)
-from .base import (COLOR_MODES, Callback, Capabilities, CommonOptions, ExportSignature, MethodSpec, Models, Result,
-                   Step, Training, get_method, method_names, method_specs, register_method)
+from .base import (COLOR_MODES, Callback, Capabilities, CommonOptions, ExportSignature, FeedForwardOptions, MethodSpec,
+                   Models, Result, Step, Training, get_method, method_names, method_specs, register_method)
 
-__all__ = ["COLOR_MODES", "Callback", "Capabilities", "CommonOptions", "ExportSignature", "MethodSpec", "Models",
-           "Result", "Step", "Training", "get_method", "method_names", "method_specs", "register_method"]
+__all__ = ["COLOR_MODES", "Callback", "Capabilities", "CommonOptions", "ExportSignature", "FeedForwardOptions",
+           "MethodSpec", "Models", "Result", "Step", "Training", "get_method", "method_names", "method_specs",
+           "register_method"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError, WeightsError
 from ..lazy import lazy
 from ..options import option
-from .base import (IMAGE_AXES, Callback, CommonOptions, ExportSignature, MethodSpec, Models, Result, Training,
+from .base import (IMAGE_AXES, Callback, ExportSignature, FeedForwardOptions, MethodSpec, Models, Result, Training,
                    register_method)
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ io = lazy("brushwork.io")
 loop = lazy("brushwork.train.loop")
 model_lib = lazy("brushwork.methods.adain_model")
 resources = lazy("brushwork.resources")
+tiling = lazy("brushwork.tiling")
 runtime = lazy("brushwork.runtime")
 shared = lazy("brushwork.methods.prepare")
 weights_io = lazy("brushwork.weights")
@@ -40,14 +41,12 @@ MIN_SIZE = 32  # the VGG encoder's smallest input
 
 
 @dataclass
-class AdaINOptions(CommonOptions):
+class AdaINOptions(FeedForwardOptions):
     """Every knob of the adain method."""
 
     model: str = option(DEFAULT_MODEL, "a decoder: a shipped name or a file from `brushwork train adain`")
     weights: str | None = option(None, "weights file for the encoder")
     alpha: float = option(1.0, "style strength from 0 (content) to 1 (full style)")
-    runtime: str = option("torch", "torch | onnx, to run a model exported with `brushwork export` through "
-                                   "onnxruntime")
 
 
 def shipped_models() -> dict[str, Path]:
@@ -97,60 +96,115 @@ class AdaINStylizer:
         with torch.no_grad():
             return self.net.encode(style.to(self.device, memory_format=torch.channels_last))[self.net.layer]
 
+    def _small_masks(self, masks: list[torch.Tensor], fc: torch.Tensor) -> list[torch.Tensor]:
+        return [F.interpolate(self._pad(m.to(self.device)), size=fc.shape[-2:], mode="area") for m in masks]
+
+    def _encode_content(self, content: torch.Tensor) -> torch.Tensor:
+        padded = self._pad(content.to(self.device)).contiguous(memory_format=torch.channels_last)
+        return self.net.encode(padded)[self.net.layer]
+
+    def content_stats(self, content: torch.Tensor, masks: list[torch.Tensor] | None = None) -> list[tuple]:
+        """The content's AdaIN statistics (mean, std): one pair per mask, or one for the whole image."""
+        with torch.no_grad():
+            fc = self._encode_content(content)
+            if masks:
+                return [model_lib.feature_stats(fc, m) for m in self._small_masks(masks, fc)]
+            return [model_lib.feature_stats(fc)]
+
     def stylize(self, content: torch.Tensor, styles: list[torch.Tensor], weights: list[float] | None = None,
-                masks: list[torch.Tensor] | None = None, alpha: float = 1.0) -> torch.Tensor:
+                masks: list[torch.Tensor] | None = None, alpha: float = 1.0, stats: list[tuple] | None = None
+                ) -> torch.Tensor:
         """Decode the AdaIN target of `content` for encoded `styles` (from encode_style): a weighted blend, or
-        with masks (1×1×H×W, the content's size) each style on its own region."""
+        with masks (1×1×H×W, the content's size) each style on its own region. `stats` (from content_stats)
+        replaces the content's own statistics: those of the whole image when `content` is one tile of it."""
         with torch.no_grad():
             h, w = content.shape[-2:]
-            padded = self._pad(content.to(self.device)).contiguous(memory_format=torch.channels_last)
-            fc = self.net.encode(padded)[self.net.layer]
+            fc = self._encode_content(content)
             if masks:
-                small = [F.interpolate(self._pad(m.to(self.device)), size=fc.shape[-2:], mode="area") for m in masks]
+                small = self._small_masks(masks, fc)
+                stats = stats or [model_lib.feature_stats(fc, m) for m in small]
                 total = sum(small).clamp_min(1e-6)
-                target = sum(m / total * model_lib.adain(fc, fs, m) for m, fs in zip(small, styles))
+                target = sum(m / total * model_lib.adain(fc, fs, content_stats=st)
+                             for m, fs, st in zip(small, styles, stats))
             else:
                 weights = weights or [1 / len(styles)] * len(styles)
-                target = sum(wt * model_lib.adain(fc, fs) for wt, fs in zip(weights, styles))
+                stats = stats or [model_lib.feature_stats(fc)]
+                target = sum(wt * model_lib.adain(fc, fs, content_stats=stats[0]) for wt, fs in zip(weights, styles))
             out = self.net.decoder(alpha * target + (1 - alpha) * fc)
             return out[..., :h, :w].clamp(0, 1).contiguous()
 
+    def footprint(self) -> tiling.Footprint:
+        """What tiling needs: the encoder–decoder's stride, receptive field and activation bytes per pixel."""
+        modules = tiling.leaves(self.net.encoder) + tiling.leaves(self.net.decoder)
+        per_pixel = resources.inference_bytes_per_pixel(
+            self.net, lambda x: self.net.decoder(self._encode_content(x)))
+        return tiling.Footprint(self.net.stride, tiling.receptive_field(modules), per_pixel)
+
 
 def validate(opts: AdaINOptions) -> None:
-    runtime.check_runtime(opts.runtime)
+    shared.check_feed_forward(opts, MIN_SIZE)
     if not 0.0 <= opts.alpha <= 1.0:
         raise ConfigError("--alpha must be between 0 and 1")
 
 
+def _run_onnx(model: str, work: torch.Tensor, styles: list[torch.Tensor], masks: list[torch.Tensor] | None,
+              opts: AdaINOptions) -> tuple[torch.Tensor, str, str | None]:
+    if len(styles) > 1 or masks:
+        raise ConfigError("an exported adain model takes one style image: blends and masks need --runtime torch")
+    session = runtime.onnx_session(model, opts.device)
+    output = session.run(None, {"content": work.numpy(), "style": styles[0].numpy(),
+                                "alpha": np.array(opts.alpha, dtype=np.float32)})[0]
+    return torch.from_numpy(output), "onnxruntime", runtime.read_metadata(model).get("backbone")
+
+
+def _stylize_whole_or_tiled(stylizer: AdaINStylizer, codes: list[torch.Tensor], prep: shared.Prepared,
+                            size: tuple[int, int], opts: AdaINOptions) -> tuple[torch.Tensor, dict]:
+    """The whole image in one pass, or tile by tile; either way the content statistics are the whole image's,
+    from a thumbnail when the image is larger than --thumbnail (URST's thumbnail normalization)."""
+    work, masks = prep.work_at(size), prep.masks_at(size)
+    thumb_size = shared.thumbnail_size(size, opts.thumbnail)
+    fp = stylizer.footprint()
+    largest_style = max(s.shape[-2] * s.shape[-1] for s in prep.styles_at(thumb_size))
+    tile = tiling.decide(opts.tile, *size, fp, stylizer.device, max(thumb_size[0] * thumb_size[1], largest_style))
+    if tile is None and thumb_size == size:  # the whole image is its own thumbnail
+        return stylizer.stylize(work, codes, prep.blend, masks, opts.alpha), {}
+    stats = stylizer.content_stats(prep.work_at(thumb_size), prep.masks_at(thumb_size))
+
+    def process(tile: tiling.Tile | None, crop: torch.Tensor) -> torch.Tensor:
+        crop_masks = [tile.crop(m) for m in masks] if tile is not None and masks is not None else masks
+        return stylizer.stylize(crop, codes, prep.blend, crop_masks, opts.alpha, stats)
+
+    output, grid = tiling.feed_forward(process, work, tile, fp)
+    return output, shared.large_image_details(size, thumb_size, grid)
+
+
 def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
         masks: list[torch.Tensor] | None = None, callback: Callback | None = None) -> Result:
-    """Stylize `content` (1×3×H×W in [0,1]) in one pass; see AdaINOptions."""
+    """Stylize `content` (1×3×H×W in [0,1]) in one pass, or tile by tile for large images; see AdaINOptions."""
     validate(opts)
     started = time.perf_counter()
     prep = shared.prepare(SPEC, opts, content, styles, masks)
     size = shared.output_size(content, opts.size, MIN_SIZE, "encoder")
-    work, styles, masks = prep.work_at(size), prep.styles_at(size), prep.masks_at(size)
     model = str(resolve_model(opts.model))
     setup = time.perf_counter()
+    details: dict = {"model": model}
     if opts.runtime == "onnx":
-        if len(styles) > 1 or masks:
-            raise ConfigError("an exported adain model takes one style image: blends and masks need --runtime torch")
-        session = runtime.onnx_session(model, opts.device)
         encoded = time.perf_counter()
-        output = torch.from_numpy(session.run(None, {"content": work.numpy(), "style": styles[0].numpy(),
-                                                     "alpha": np.array(opts.alpha, dtype=np.float32)})[0])
-        device, backbone = "onnxruntime", runtime.read_metadata(model).get("backbone")
+        output, device, backbone = _run_onnx(model, prep.work_at(size), prep.styles_at(size), prep.masks_at(size),
+                                             opts)
     else:
         stylizer = AdaINStylizer(model, opts.device, opts.weights)
-        codes = [stylizer.encode_style(s) for s in styles]
+        # the style's statistics at the thumbnail's scale, like the content's: a 4K style needs no 4K pass
+        codes = [stylizer.encode_style(s) for s in prep.styles_at(shared.thumbnail_size(size, opts.thumbnail))]
         encoded = time.perf_counter()
-        output = stylizer.stylize(work, codes, prep.blend, masks, opts.alpha)
+        output, large = _stylize_whole_or_tiled(stylizer, codes, prep, size, opts)
+        details.update(large)
         device, backbone = str(stylizer.device), stylizer.net.backbone_name
     output = prep.finish(output)
     done = time.perf_counter()
     seconds = {"setup": round(setup - started, 3), "encode_styles": round(encoded - setup, 3),
                "stylize": round(done - encoded, 3), "total": round(done - started, 3)}
-    return Result(output, opts, seconds, backbone=backbone, device=device, details={"model": model})
+    return Result(output, opts, seconds, backbone=backbone, device=device, details=details)
 
 
 def adain_task(content_dir: str, style_dir: str, cfg: TrainConfig, backbone: str = "vgg16-hed",

@@ -17,17 +17,20 @@ from ..errors import WeightsError
 from ..io import pad_for_stride
 
 
-def adain(content: torch.Tensor, style: torch.Tensor, content_mask: torch.Tensor | None = None) -> torch.Tensor:
+def adain(content: torch.Tensor, style: torch.Tensor, content_mask: torch.Tensor | None = None,
+          content_stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Give content features (N×C×H×W) the per-channel mean and std of the style features. The std carries a
     small epsilon, so flat regions (zero variance) stay finite. With a soft mask (N×1×h×w, any size), the content
-    statistics are taken over the masked region only: the paper's spatial control."""
-    c_mean, c_std = _stats(content, content_mask)
-    s_mean, s_std = _stats(style)
+    statistics are taken over the masked region only: the paper's spatial control. `content_stats` (mean, std)
+    replaces the content's own: a thumbnail's, when `content` is one tile of a larger image."""
+    c_mean, c_std = content_stats if content_stats is not None else feature_stats(content, content_mask)
+    s_mean, s_std = feature_stats(style)
     return (content - c_mean[..., None, None]) / c_std[..., None, None] * s_std[..., None, None] \
         + s_mean[..., None, None]
 
 
-def _stats(feat: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def feature_stats(feat: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of features (over a soft mask's region when given), as adain() takes them."""
     return losses.mean_std(feat, losses.position_weights(mask, feat))
 
 
@@ -94,7 +97,7 @@ class AdaINNet(nn.Module):
         fo = self.encode(out, self.style_layers)
         content_loss = F.mse_loss(fo[self.layer], target)
         style_loss = sum(F.mse_loss(a, b) for k in self.style_layers
-                         for a, b in zip(_stats(fo[k]), _stats(fs[k])))
+                         for a, b in zip(feature_stats(fo[k]), feature_stats(fs[k])))
         total = content_loss + style_weight * style_loss
         return {"total": total, "content": content_loss.detach(), "style": style_loss.detach(), "output": out}
 

@@ -32,6 +32,19 @@ class CommonOptions:
     seed: int = option(0, "random seed: the same inputs and seed give the same image")
     device: str = option("auto", "auto | cpu | cuda")
     quiet: bool = option(False, "no progress bar")
+    tile: int | None = option(None, "process in overlapping tiles of N px for very large images; 0 = never "
+                                    "(default: only when the whole image would not fit in memory)")
+
+
+@dataclass
+class FeedForwardOptions(CommonOptions):
+    """Options of the methods that run a trained network once: which runtime runs it, and the thumbnail whose
+    normalization statistics stand for the whole image, so that tiles of it are normalized alike."""
+
+    runtime: str = option("torch", "torch | onnx, to run a model exported with `brushwork export` through "
+                                   "onnxruntime")
+    thumbnail: int = option(1024, "long side of the thumbnail whose feature statistics stand for the whole image "
+                                  "(larger images and tiles use them)")
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError, WeightsError
 from ..lazy import lazy
 from ..options import option
-from .base import (IMAGE_AXES, Callback, Capabilities, CommonOptions, ExportSignature, MethodSpec, Models, Result,
+from .base import (IMAGE_AXES, Callback, Capabilities, ExportSignature, FeedForwardOptions, MethodSpec, Models, Result,
                    Training, register_method)
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ loop = lazy("brushwork.train.loop")
 model_lib = lazy("brushwork.methods.fast_model")
 resources = lazy("brushwork.resources")
 runtime = lazy("brushwork.runtime")
+tiling = lazy("brushwork.tiling")
 shared = lazy("brushwork.methods.prepare")
 weights_io = lazy("brushwork.weights")
 
@@ -46,12 +47,10 @@ def shipped_models() -> dict[str, Path]:
 
 
 @dataclass
-class FastOptions(CommonOptions):
+class FastOptions(FeedForwardOptions):
     """Every knob of the fast method; the style lives in the model."""
 
     model: str | None = option(None, "a style model: a shipped name or a file from `brushwork train fast`")
-    runtime: str = option("torch", "torch | onnx, to run a model exported with `brushwork export` through "
-                                   "onnxruntime")
 
 
 def resolve_model(model: str | None) -> Path:
@@ -84,26 +83,51 @@ def load_net(path: str) -> tuple[torch.nn.Module, dict[str, str]]:
     return net.eval().requires_grad_(False), meta
 
 
+def footprint(net: nn.Module) -> tiling.Footprint:
+    """What tiling needs: the network's stride, receptive field and activation bytes per pixel."""
+    per_pixel = resources.inference_bytes_per_pixel(net, net)
+    return tiling.Footprint(model_lib.STRIDE, tiling.receptive_field(tiling.leaves(net)), per_pixel)
+
+
+def _stylize_whole_or_tiled(net: nn.Module, prep: shared.Prepared, size: tuple[int, int], opts: FastOptions,
+                            device: torch.device) -> tuple[torch.Tensor, dict]:
+    """The whole image in one pass, or tile by tile; either way every instance norm uses the whole image's
+    statistics, from a thumbnail when it is larger than --thumbnail."""
+    net = net.to(device)
+    work = prep.work_at(size).to(device)
+    thumb_size = shared.thumbnail_size(size, opts.thumbnail)
+    fp = footprint(net)
+    tile = tiling.decide(opts.tile, *size, fp, device, thumb_size[0] * thumb_size[1])
+    with torch.no_grad():
+        if tile is None and thumb_size == size:  # the whole image is its own thumbnail
+            return net(work), {}
+        with model_lib.thumbnail_norm(net, prep.work_at(thumb_size).to(device)):
+            output, grid = tiling.feed_forward(lambda t, crop: net(crop), work, tile, fp)
+    return output, shared.large_image_details(size, thumb_size, grid)
+
+
 def run(content: torch.Tensor, styles: list[torch.Tensor], opts: FastOptions,
         masks: list[torch.Tensor] | None = None, callback: Callback | None = None) -> Result:
-    """Stylize `content` (1×3×H×W in [0,1]) with a trained per-style network."""
-    runtime.check_runtime(opts.runtime)
+    """Stylize `content` (1×3×H×W in [0,1]) with a trained per-style network, tile by tile for large images."""
+    shared.check_feed_forward(opts, model_lib.STRIDE)
     started = time.perf_counter()
     prep = shared.prepare(SPEC, opts, content, styles, masks)
     device = resources.resolve_device(opts.device)
     path = resolve_model(opts.model)
-    work = prep.work_at(shared.output_size(content, opts.size))
+    size = shared.output_size(content, opts.size)
+    details: dict = {"model": str(path)}
     if opts.runtime == "onnx":
-        output = torch.from_numpy(runtime.onnx_session(str(path), opts.device).run(None, {"image": work.numpy()})[0])
+        session = runtime.onnx_session(str(path), opts.device)
+        output = torch.from_numpy(session.run(None, {"image": prep.work_at(size).numpy()})[0])
         meta = runtime.read_metadata(path)
     else:
         net, meta = load_net(str(path))
-        with torch.no_grad():
-            output = net.to(device)(work.to(device))
+        output, large = _stylize_whole_or_tiled(net, prep, size, opts, device)
+        details.update(large)
     output = prep.finish(output)
     seconds = {"total": round(time.perf_counter() - started, 3)}
     return Result(output, opts, seconds, backbone=meta.get("backbone"), device=str(device),
-                  details={"model": str(path), "model_metadata": meta})
+                  details={**details, "model_metadata": meta})
 
 
 @dataclass

@@ -10,6 +10,9 @@ and resize-then-convolve upsampling (no transposed convolutions, hence no checke
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -21,11 +24,47 @@ from ..io import pad_for_stride
 STRIDE = 4  # two stride-2 convolutions
 
 
+class InstanceNorm(nn.InstanceNorm2d):
+    """Instance normalization that can hold its statistics fixed: those of a thumbnail of the whole image, so that
+    every tile of it is normalized alike (thumbnail instance normalization: URST, Chen et al. 2022). Same weights
+    as nn.InstanceNorm2d; with nothing fixed it is one."""
+
+    fixed: tuple[torch.Tensor, torch.Tensor] | None = None
+    recording: bool = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.recording:
+            var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+            self.fixed = (mean, var)
+        if self.fixed is None:
+            return super().forward(x)
+        mean, var = self.fixed
+        x = (x - mean) * torch.rsqrt(var + self.eps)
+        return x * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+@contextmanager
+def thumbnail_norm(net: nn.Module, thumbnail: torch.Tensor) -> Iterator[None]:
+    """Within the block, every InstanceNorm of `net` normalizes with the statistics it saw on `thumbnail`."""
+    norms = [m for m in net.modules() if isinstance(m, InstanceNorm)]
+    try:
+        for m in norms:
+            m.recording = True
+        with torch.no_grad():
+            net(thumbnail)
+        for m in norms:
+            m.recording = False
+        yield
+    finally:
+        for m in norms:
+            m.recording, m.fixed = False, None
+
+
 def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, norm: bool = True, relu: bool = True
           ) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(in_ch, out_ch, kernel, stride)]
     if norm:
-        layers.append(nn.InstanceNorm2d(out_ch, affine=True))
+        layers.append(InstanceNorm(out_ch, affine=True))
     if relu:
         layers.append(nn.ReLU())
     return layers
@@ -34,7 +73,7 @@ def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, norm: bool = Tr
 def _separable(in_ch: int, out_ch: int, relu: bool = True) -> list[nn.Module]:
     """A 3×3 depthwise convolution then a 1×1 pointwise one (MobileNet's factorization), normalized once."""
     layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(in_ch, in_ch, 3, groups=in_ch),
-                               nn.Conv2d(in_ch, out_ch, 1), nn.InstanceNorm2d(out_ch, affine=True)]
+                               nn.Conv2d(in_ch, out_ch, 1), InstanceNorm(out_ch, affine=True)]
     return layers + [nn.ReLU()] if relu else layers
 
 

@@ -26,6 +26,7 @@ io = lazy("brushwork.io")
 losses = lazy("brushwork.losses")
 resources = lazy("brushwork.resources")
 shared = lazy("brushwork.methods.prepare")
+tiling = lazy("brushwork.tiling")
 
 INITS = ("content", "recolored", "noise", "style")
 LBFGS_HISTORY = 50
@@ -33,6 +34,8 @@ LBFGS_RESTART = 1.25  # a loss this many times the best of the scale so far rest
 # Convolutions run 10-20% faster on CPU with channels-last activations (oneDNN's native layout: no reorders around
 # each call; bench/RESULTS.md), and the Gram products read that layout without a copy. A torch memory format's name.
 LAYOUT = "channels_last"
+TILE_PASSES = 2  # a tiled scale runs twice over the image, the second time with its cuts moved
+IMAGE_BYTES_PER_PIXEL = 48  # full-size buffers besides a tile's: the image, the content, the masks and a copy
 
 
 def _layout():
@@ -155,16 +158,79 @@ def _saved_bytes(nets: list[Net], size: int) -> int:
     return sum(storages.values())
 
 
-def estimate_bytes(nets: list[Net], height: int, width: int, opts: OptimizeOptions, levels: int) -> int:
-    """Peak memory of the finest scale: what autograd saves per pixel (the slope between two small probes, so
-    that weights saved alongside do not count), twice over for the backward pass's temporaries, plus the
-    optimizer's copies of the image (L-BFGS keeps 2 × history of them). Within 10% of the measured 11.25 GiB
-    at 2048×1536 (bench/RESULTS.md)."""
-    per_pixel = (_saved_bytes(nets, 128) - _saved_bytes(nets, 64)) / (128**2 - 64**2)
+def saved_bytes_per_pixel(nets: list[Net]) -> float:
+    """What autograd saves per pixel: the slope between two small probes, so that weights saved alongside do
+    not count."""
+    return (_saved_bytes(nets, 128) - _saved_bytes(nets, 64)) / (128**2 - 64**2)
+
+
+def estimate_bytes(nets: list[Net], height: int, width: int, opts: OptimizeOptions, levels: int,
+                   per_pixel: float | None = None) -> int:
+    """Peak memory of optimizing a height × width image (a scale, or a tile of it): what autograd saves per
+    pixel, twice over for the backward pass's temporaries, plus the optimizer's copies of the image (L-BFGS keeps
+    2 × history of them). Within 10% of the measured 11.25 GiB at 2048×1536 (bench/RESULTS.md)."""
+    per_pixel = saved_bytes_per_pixel(nets) if per_pixel is None else per_pixel
     pixels = height * width
     image_bytes = 3 * 4 * pixels * (4 / 3 if levels > 1 else 1)
     copies = 2 * LBFGS_HISTORY if opts.optimizer == "lbfgs" else 2
     return int(2 * per_pixel * pixels + copies * image_bytes)
+
+
+@dataclass
+class ScalePlan:
+    """One scale of the coarse-to-fine schedule: its size, its iterations, and the tile grids of its passes
+    (none: the whole image at once)."""
+
+    height: int
+    width: int
+    iterations: int
+    grids: list[tiling.Grid] = field(default_factory=list)
+
+    @property
+    def per_pass(self) -> int:
+        """Iterations for each tile in each pass."""
+        return max(1, round(self.iterations / len(self.grids))) if self.grids else self.iterations
+
+    @property
+    def steps(self) -> int:
+        return sum(len(g.tiles) for g in self.grids) * self.per_pass if self.grids else self.iterations
+
+    def describe(self) -> dict:
+        """What the sidecar records of a tiled scale: every pass's seams, for `brushwork eval`."""
+        first = self.grids[0].describe()
+        rows = sorted({r for g in self.grids for r in g.seams()["rows"]})
+        cols = sorted({c for g in self.grids for c in g.seams()["cols"]})
+        return {**first, "passes": len(self.grids), "tiles": [len(g.tiles) for g in self.grids],
+                "iterations_per_tile": self.per_pass, "rows": rows, "cols": cols}
+
+
+def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int, int, int]], levels: int,
+                device: torch.device) -> list[ScalePlan]:
+    """Decide for each scale whether it runs whole or in tiles (tiling.choose), and refuse what fits neither way.
+    Tiles overlap by the receptive field of the deepest layer used: a quarter of it as margin on each side, where a
+    tile's pixels, seeing zero padding beyond the cut, are not written back, and half of it as the blend band. A
+    tiled scale runs in TILE_PASSES passes, each later pass with its cuts moved along by a share of the tile step."""
+    field_px = max(net.model.receptive_field(n) for net in nets for n in net.layers)
+    margin = field_px // 4
+    band = field_px - 2 * margin
+    smallest = tiling.min_tile(margin, band, 1)
+    free = resources.available_memory(device)
+    per_pixel = saved_bytes_per_pixel(nets)
+    plans = []
+    for h, w, iterations in schedule:
+        def need(th: int, tw: int) -> int:
+            return estimate_bytes(nets, th, tw, opts, levels, per_pixel) + IMAGE_BYTES_PER_PIXEL * h * w
+
+        tile = tiling.choose(opts.tile, h, w, lambda th, tw: need(th, tw) <= free, smallest)
+        resources.check_fits(need(min(h, tile or h), min(w, tile or w)), device,
+                             f"stylizing at {w}×{h}" + (f" in {tile} px tiles" if tile else ""))
+        plan = ScalePlan(h, w, iterations)
+        if tile is not None:
+            passes = min(TILE_PASSES, iterations)
+            step = tile - (2 * margin + band)
+            plan.grids = [tiling.plan(h, w, tile, margin, band, 1, (p * step // passes,) * 2) for p in range(passes)]
+        plans.append(plan)
+    return plans
 
 
 def _init_image(opts: OptimizeOptions, content: torch.Tensor, styles: list[torch.Tensor], blend: list[float],
@@ -180,27 +246,39 @@ def _init_image(opts: OptimizeOptions, content: torch.Tensor, styles: list[torch
     return io.resize(io.load_image(opts.init).to(content.device), size)
 
 
-class Objective:
-    """The weighted sum of content, style and TV losses at one scale, with every target computed once."""
+def style_targets(nets: list[Net], opts: OptimizeOptions, styles: list[torch.Tensor], blend: list[float],
+                  masked: bool) -> list[list[dict]]:
+    """Per backbone, the style targets of each layer: one dict per style with masks, else one blended dict.
+    Computed once per scale from the whole style images, whatever part of the picture is being optimized."""
+    targets = []
+    with torch.no_grad():  # not inference_mode: targets such as sqrtm(cov) are saved for backward
+        styles = [s.contiguous(memory_format=_layout()) for s in styles]
+        for net in nets:
+            per_style = []
+            for style in styles:
+                sf = net.model(style, net.style_layers)
+                per_style.append({n: losses.style_target(sf[n], opts.style_loss) for n in net.style_layers})
+            if not masked:
+                per_style = [{n: losses.blend_targets([t[n] for t in per_style], blend, opts.style_loss)
+                              for n in net.style_layers}]
+            targets.append(per_style)
+    return targets
 
-    def __init__(self, nets: list[Net], opts: OptimizeOptions, content: torch.Tensor, styles: list[torch.Tensor],
+
+class Objective:
+    """The weighted sum of content, style and TV losses at one scale (or one tile of it), every target computed
+    once."""
+
+    def __init__(self, nets: list[Net], opts: OptimizeOptions, content: torch.Tensor, targets: list[list[dict]],
                  blend: list[float], masks: list[torch.Tensor] | None):
         self.nets, self.opts, self.masks, self.blend = nets, opts, masks, blend
-        self.content_targets, self.style_targets = [], []
-        with torch.no_grad():  # not inference_mode: targets such as sqrtm(cov) are saved for backward
+        self.style_targets = targets
+        self.content_targets = []
+        with torch.no_grad():
             content = content.contiguous(memory_format=_layout())
-            styles = [s.contiguous(memory_format=_layout()) for s in styles]
             for net in nets:
                 feats = net.model(content, net.content_layers)
                 self.content_targets.append({n: feats[n].clone() for n in net.content_layers})
-                per_style = []
-                for style in styles:
-                    sf = net.model(style, net.style_layers)
-                    per_style.append({n: losses.style_target(sf[n], opts.style_loss) for n in net.style_layers})
-                if masks is None:
-                    per_style = [{n: losses.blend_targets([t[n] for t in per_style], blend, opts.style_loss)
-                                  for n in net.style_layers}]
-                self.style_targets.append(per_style)
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         opts = self.opts
@@ -299,9 +377,43 @@ def descend(objective: Objective, image: torch.Tensor, iterations: int, levels: 
         yield image, last
 
 
+def _descend_tiled(plan: ScalePlan, nets: list[Net], opts: OptimizeOptions, prep: shared.Prepared,
+                   image: torch.Tensor, levels: int):
+    """Optimize one scale tile by tile, pass by pass; yields (whole image, losses) after every tile iteration.
+    Each tile's result is blended into the image with its window, so the next tile starts from its neighbours'
+    results; the style targets are the whole picture's, computed once."""
+    size = (plan.height, plan.width)
+    content, masks = prep.work_at(size), prep.masks_at(size)
+    targets = style_targets(nets, opts, prep.styles_at(size), prep.blend, masks is not None)
+    for grid in plan.grids:
+        for t in grid.tiles:
+            crop_masks = [t.crop(m) for m in masks] if masks is not None else None
+            objective = Objective(nets, opts, t.crop(content), targets, prep.blend, crop_masks)
+            window = grid.window(t, image.device)
+            for result, last in descend(objective, t.crop(image).clone(), plan.per_pass, levels, opts):
+                yield image, last
+            region = t.crop(image)
+            region.mul_(1 - window).add_(result * window)
+
+
+def _descend_scale(plan: ScalePlan, nets: list[Net], opts: OptimizeOptions, prep: shared.Prepared,
+                   image: torch.Tensor, levels: int):
+    """Optimize one scale, whole or in tiles; yields (image, losses) after every iteration."""
+    image = io.resize(image, (plan.height, plan.width)).clamp(0, 1)
+    if plan.grids:
+        yield from _descend_tiled(plan, nets, opts, prep, image, levels)
+        return
+    size = (plan.height, plan.width)
+    masks = prep.masks_at(size)
+    targets = style_targets(nets, opts, prep.styles_at(size), prep.blend, masks is not None)
+    yield from descend(Objective(nets, opts, prep.work_at(size), targets, prep.blend, masks), image,
+                       plan.iterations, levels, opts)
+
+
 def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions,
         masks: list[torch.Tensor] | None = None, callback: Callback | None = None) -> Result:
-    """Stylize `content` (1×3×H×W in [0,1]) with `styles`; see OptimizeOptions for every option."""
+    """Stylize `content` (1×3×H×W in [0,1]) with `styles`; see OptimizeOptions for every option. Scales too large
+    for memory (or larger than --tile) are optimized in tiles."""
     validate(opts)
     started = time.perf_counter()
     device = resources.resolve_device(opts.device)
@@ -309,25 +421,24 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
     nets = build_nets(opts, device)
     min_size = max(net.model.min_size for net in nets)
     height, width = shared.output_size(content, opts.size, min_size, "backbone")
-    schedule = scale_schedule(height, width, opts, min_size)
     levels = opts.pyramid_levels or max(net.model.pyramid_levels for net in nets)
-    resources.check_fits(estimate_bytes(nets, height, width, opts, levels), device, f"stylizing at {width}×{height}")
+    plans = plan_scales(nets, opts, scale_schedule(height, width, opts, min_size), levels, device)
     setup_seconds = time.perf_counter() - started
 
-    total_steps = sum(n for _, _, n in schedule)
+    total_steps = sum(p.steps for p in plans)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total_steps, disable=opts.quiet, unit="it", dynamic_ncols=True)
-    image = _init_image(opts, prep.work, prep.styles, prep.blend, schedule[0][:2], prep.generator)
+    image = _init_image(opts, prep.work, prep.styles, prep.blend, (plans[0].height, plans[0].width), prep.generator)
     if opts.preserve_color == "luminance":
         image = color.gray(image)
     step, scale_stats, last = 0, [], {}
-    for index, (h, w, iterations) in enumerate(schedule):
+    for index, plan in enumerate(plans):
         scale_start = time.perf_counter()
-        objective = Objective(nets, opts, prep.work_at((h, w)), prep.styles_at((h, w)), prep.blend,
-                              prep.masks_at((h, w)))
-        bar.set_description(f"scale {index + 1}/{len(schedule)} {w}×{h}")
-        for image, last in descend(objective, io.resize(image, (h, w)).clamp(0, 1), iterations, levels, opts):
+        h, w = plan.height, plan.width
+        tiles = f" in {plan.grids[0].tile} px tiles" if plan.grids else ""
+        bar.set_description(f"scale {index + 1}/{len(plans)} {w}×{h}{tiles}")
+        for image, last in _descend_scale(plan, nets, opts, prep, image, levels):
             step += 1
             if not math.isfinite(last["total"]):
                 raise DivergenceError(f"the loss became non-finite at iteration {step} (scale {index + 1}, {w}×{h}); "
@@ -335,14 +446,17 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
             bar.update(1)
             bar.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
             if callback is not None:
-                callback(Step(step, total_steps, index + 1, len(schedule), (h, w), dict(last), image))
-        scale_stats.append({"size": [w, h], "iterations": iterations, "losses": dict(last),
-                            "seconds": round(time.perf_counter() - scale_start, 3)})
+                callback(Step(step, total_steps, index + 1, len(plans), (h, w), dict(last), image))
+        scale_stats.append({"size": [w, h], "iterations": plan.iterations, "losses": dict(last),
+                            "seconds": round(time.perf_counter() - scale_start, 3),
+                            **({"tiling": plan.describe()} if plan.grids else {})})
     bar.close()
     output = prep.finish(image)
     seconds = {"setup": round(setup_seconds, 3), "total": round(time.perf_counter() - started, 3)}
-    return Result(output, opts, seconds, last, opts.backbone, str(device),
-                  {"scales": scale_stats, "iterations": step, "pyramid_levels": levels})
+    details = {"scales": scale_stats, "iterations": step, "pyramid_levels": levels}
+    if plans[-1].grids:
+        details["tiling"] = plans[-1].describe()
+    return Result(output, opts, seconds, last, opts.backbone, str(device), details)
 
 
 SPEC = register_method(MethodSpec("optimize", "Gatys et al. 2016: optimize the pixels, coarse to fine",

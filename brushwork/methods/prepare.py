@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import color
+from .. import color, runtime
 from ..errors import ConfigError, MaskError, SizeError
 from ..io import fit_long_side, resize
-from .base import COLOR_MODES, REGISTRY, CommonOptions, MethodSpec
+from ..tiling import Grid
+from .base import COLOR_MODES, REGISTRY, CommonOptions, FeedForwardOptions, MethodSpec
 
 ASPECT_TOLERANCE = 0.02  # a mask may differ this much (relative) from the content's aspect ratio: rounding
 
@@ -26,6 +27,7 @@ def check(spec: MethodSpec, opts: CommonOptions, content: torch.Tensor, styles: 
         raise ConfigError(f"--method {spec.name} takes no style images: its model carries its own style")
     checks = [(opts.size >= 1, "--size must be a positive number of pixels"),
               (opts.style_scale > 0, "--style-scale must be positive"),
+              (opts.tile is None or opts.tile >= 0, "--tile must be 0 (never tile) or a tile side in pixels"),
               (opts.preserve_color in (None, *COLOR_MODES), "--preserve-color must be luminance or histogram"),
               (opts.preserve_color in (None, *caps.color_modes),
                f"--method {spec.name} does not support --preserve-color {opts.preserve_color}; use "
@@ -66,6 +68,28 @@ def output_size(content: torch.Tensor, long_side: int, min_size: int = 1, what: 
         raise SizeError(f"the output would be {width}×{height} px, below the {what}'s minimum of {min_size} px on "
                         f"the short side; use a larger --size")
     return height, width
+
+
+def check_feed_forward(opts: FeedForwardOptions, min_size: int) -> None:
+    """The options of methods that run a trained network once: a known runtime, a usable thumbnail, and tiling
+    only where brushwork runs the network itself (an exported graph normalizes with its own statistics)."""
+    runtime.check_runtime(opts.runtime)
+    if opts.thumbnail < min_size:
+        raise ConfigError(f"--thumbnail must be at least {min_size} px")
+    if opts.runtime != "torch" and opts.tile:
+        raise ConfigError("--tile needs --runtime torch: an exported graph takes the whole image")
+
+
+def thumbnail_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """(height, width) of the thumbnail whose statistics stand for an image of `size`: the image itself when its
+    long side is within `long_side`."""
+    return size if max(size) <= long_side else fit_long_side(*size, long_side)
+
+
+def large_image_details(size: tuple[int, int], thumb_size: tuple[int, int], grid: Grid | None) -> dict:
+    """What a feed-forward result records about how a large image was processed."""
+    details: dict = {"thumbnail": [thumb_size[1], thumb_size[0]]} if thumb_size != size else {}
+    return {**details, "tiling": grid.describe()} if grid is not None else details
 
 
 def style_side(size: tuple[int, int], style_scale: float) -> int:

@@ -1,0 +1,239 @@
+"""Tiling for images too large to process whole: cut the image into overlapping tiles, process each, and blend them
+with smooth windows so no seam shows. Written once for every method (DESIGN.md: "one seam for every method").
+
+How much overlap: a tile's output is only trusted where the network saw all the context it would have seen in the
+whole image, that is at least half the receptive field (`receptive_field`) from a cut edge. So each cut edge gets a
+`margin` of that width where the tile's weight is zero, then a `band` over which the weight rises smoothly from 0
+to 1. Neighbouring tiles overlap by at least 2 · margin + band, and tiles start on multiples of the network's
+stride so that pooling and upsampling grids line up with the whole image's: where a method's statistics are global
+(the thumbnail's), a tiled result then equals the untiled one."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+from . import resources
+
+TILE_CHOICES = (2048, 1536, 1024, 768, 512, 384, 256)  # what the automatic choice tries, largest first
+
+
+def receptive_field(modules: Iterable[nn.Module]) -> int:
+    """The receptive field in input pixels of leaf modules applied in order (convolutions, pools, upsamplings; a
+    residual block's branch counts, its skip adds nothing). Computed from kernel sizes and strides, so it is the
+    theoretical field, the safe bound for where a tile edge can be felt."""
+    field_px, jump = 1.0, 1.0
+    for m in modules:
+        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            k, s, d = _pair(m.kernel_size), _pair(m.stride), _pair(getattr(m, "dilation", 1))
+            field_px += (d * (k - 1)) * jump
+            jump *= s
+        elif isinstance(m, nn.Upsample):
+            jump /= float(m.scale_factor) if m.scale_factor is not None else 1.0
+    return math.ceil(field_px)
+
+
+def _pair(v: int | tuple[int, ...]) -> int:
+    return v[0] if isinstance(v, tuple) else v
+
+
+def leaves(module: nn.Module) -> list[nn.Module]:
+    """A module's leaf modules in registration order, which is execution order for the sequential networks here."""
+    return [m for m in module.modules() if not list(m.children())]
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: rows y0:y1 and columns x0:x1 of the image."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+    def crop(self, image: torch.Tensor) -> torch.Tensor:
+        return image[..., self.y0:self.y1, self.x0:self.x1]
+
+
+def _starts(length: int, tile: int, overlap: int, stride: int, shift: int = 0) -> list[tuple[int, int]]:
+    """(start, end) spans covering 0:length, each at most `tile` long (the last may be stride − 1 longer),
+    starting on multiples of `stride`, neighbours overlapping by at least `overlap`. A `shift` moves the interior
+    cuts (the first span gets shorter), so that passes over the same image cut it in different places."""
+    if length + shift <= tile:
+        return [(0, length)]
+    span = length + shift
+    step = tile - overlap - stride  # the largest spacing that keeps the overlap after rounding starts down
+    n = math.ceil((span - tile) / step) + 1
+    starts = [(k * (span - tile) // (n - 1)) // stride * stride for k in range(n)]
+    spans = [(max(0, s - shift), min(s - shift + tile, length)) for s in starts]
+    spans[-1] = (spans[-1][0], length)
+    return [(a, b) for a, b in spans if b > a]
+
+
+@dataclass
+class Grid:
+    """The tiles of one image and the blending windows' geometry."""
+
+    height: int
+    width: int
+    tile: int
+    margin: int
+    band: int
+    stride: int
+    tiles: list[Tile] = field(default_factory=list)
+
+    @property
+    def overlap(self) -> int:
+        return 2 * self.margin + self.band
+
+    def window(self, tile: Tile, device: torch.device | None = None) -> torch.Tensor:
+        """The tile's blending weight (1×1×h×w): zero within `margin` of a cut edge, a raised-cosine rise over
+        `band`, one inside; image edges are not cut, so they get no ramp."""
+        wy = self._ramp(tile.y0, tile.y1, self.height, device)
+        wx = self._ramp(tile.x0, tile.x1, self.width, device)
+        return (wy[:, None] * wx[None, :])[None, None]
+
+    def _ramp(self, a: int, b: int, length: int, device: torch.device | None) -> torch.Tensor:
+        x = torch.arange(b - a, dtype=torch.float32, device=device) + 0.5
+        w = torch.ones_like(x)
+        if a > 0:
+            w = w * _rise((x - self.margin) / self.band)
+        if b < length:
+            w = w * _rise((b - a - x - self.margin) / self.band)
+        return w
+
+    def seams(self) -> dict[str, list[int]]:
+        """Rows and columns where a blending window starts or ends rising: where a seam would show if any did."""
+        def lines(spans: set[tuple[int, int]], length: int) -> list[int]:
+            out = set()
+            for a, b in spans:
+                if a > 0:
+                    out |= {a + self.margin, a + self.margin + self.band}
+                if b < length:
+                    out |= {b - self.margin - self.band, b - self.margin}
+            return sorted(v for v in out if 0 < v < length)
+        return {"rows": lines({(t.y0, t.y1) for t in self.tiles}, self.height),
+                "cols": lines({(t.x0, t.x1) for t in self.tiles}, self.width)}
+
+    def describe(self) -> dict:
+        """What the sidecar records: enough for `brushwork eval` to find the seams."""
+        return {"size": [self.width, self.height], "tile": self.tile, "margin": self.margin, "band": self.band, "overlap": self.overlap,
+                "stride": self.stride, "tiles": len(self.tiles), **self.seams()}
+
+
+def _rise(t: torch.Tensor) -> torch.Tensor:
+    """0 below t = 0, 1 above t = 1, a raised cosine between: smooth, and rise(t) + rise(1 − t) = 1."""
+    return 0.5 - 0.5 * torch.cos(math.pi * t.clamp(0, 1))
+
+
+def plan(height: int, width: int, tile: int, margin: int, band: int, stride: int = 1,
+         shift: tuple[int, int] = (0, 0)) -> Grid:
+    """Tiles of at most tile × tile covering height × width, overlapping by 2 · margin + band (see module doc)."""
+    overlap = 2 * margin + band
+    smallest = min_tile(margin, band, stride)
+    if tile < smallest:
+        raise ConfigError(f"--tile {tile} is too small: tiles overlap by {overlap} px here, so a tile needs at least "
+                          f"{smallest} px")
+    rows = _starts(height, tile, overlap, stride, shift[0])
+    cols = _starts(width, tile, overlap, stride, shift[1])
+    return Grid(height, width, tile, margin, band, stride, [Tile(y0, y1, x0, x1) for y0, y1 in rows for x0, x1 in cols])
+
+
+def min_tile(margin: int, band: int, stride: int) -> int:
+    """The smallest tile that leaves each tile a trusted interior as wide as its overlap."""
+    return math.ceil((2 * (2 * margin + band) + stride) / stride) * stride
+
+
+def blend(process: Callable[[Tile, torch.Tensor], torch.Tensor], image: torch.Tensor, grid: Grid,
+          channels: int = 3) -> torch.Tensor:
+    """Run `process(tile, crop)` on every tile of `image` and blend the outputs (same size as each crop) with the
+    grid's windows into one image. Only one tile's activations exist at a time; the canvas is the image's size."""
+    resources.release_freed_memory()  # what a thumbnail pass before this freed
+    n = image.shape[0]
+    canvas = image.new_zeros(n, channels, grid.height, grid.width)
+    weight = image.new_zeros(1, 1, grid.height, grid.width)
+    for t in grid.tiles:
+        w = grid.window(t, image.device)
+        out = process(t, t.crop(image))
+        t.crop(canvas).add_(out * w)
+        t.crop(weight).add_(w)
+        del out
+        resources.release_freed_memory()
+    return canvas.div_(weight.clamp_min(1e-12))
+
+
+def choose(requested: int | None, height: int, width: int, fits: Callable[[int, int], bool], smallest: int
+           ) -> int | None:
+    """The tile side to use: None for the whole image. `requested` 0 never tiles, N tiles at N (whole image when
+    it is no larger), None tiles only when the whole image does not fit, then at the largest side that does."""
+    if requested == 0:
+        return None
+    if requested is not None:
+        return requested if max(height, width) > requested else None
+    if fits(height, width):
+        return None
+    for side in TILE_CHOICES:
+        if smallest <= side < max(height, width) and fits(min(height, side), min(width, side)):
+            return side
+    return None
+
+
+# Full-size buffers a feed-forward run holds besides one tile's activations: the resized input, the canvas and its
+# weights, the output and the colour post-pass's copy (float32 RGB each); measured in tests/test_tiling.py.
+IMAGE_BYTES_PER_PIXEL = 64
+FEED_FORWARD_BAND = 32  # exact methods blend identical values, so a short rise suffices
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What tiling needs to know about a feed-forward network: its total stride, its receptive field, and the
+    activation bytes per pixel of one pass (resources.inference_bytes_per_pixel)."""
+
+    stride: int
+    receptive_field: int
+    bytes_per_pixel: float
+
+    @property
+    def margin(self) -> int:
+        """Half the receptive field, plus half the stride (strided layers centre a field up to that far off the
+        pixel), rounded up to the stride: beyond it a tile's output equals the whole image's."""
+        return math.ceil((self.receptive_field + self.stride) / 2 / self.stride) * self.stride
+
+    def bytes(self, height: int, width: int, tile: int | None = None, other_pass: int = 0) -> int:
+        """Peak bytes for a height × width image processed whole (tile None) or in tiles of `tile`, after another
+        pass of the network over `other_pass` pixels (a thumbnail, a style image): counted in full, since glibc
+        often keeps what that pass freed instead of reusing it for the tiles (measured in tests/test_tiling.py)."""
+        h, w = (height, width) if tile is None else (min(height, tile + self.stride), min(width, tile + self.stride))
+        passes = (h + self.stride) * (w + self.stride) + other_pass
+        return int(self.bytes_per_pixel * passes + IMAGE_BYTES_PER_PIXEL * height * width)
+
+
+def decide(requested: int | None, height: int, width: int, footprint: Footprint, device: torch.device,
+           other_pass: int = 0) -> int | None:
+    """The tile side for a feed-forward run (None: the whole image at once), as `choose` picks it; the memory
+    guard refuses what fits neither way. `other_pass`: pixels of the largest other pass (Footprint.bytes)."""
+    def need(tile: int | None) -> int:
+        return footprint.bytes(height, width, tile, other_pass)
+
+    smallest = min_tile(footprint.margin, FEED_FORWARD_BAND, footprint.stride)
+    free = resources.available_memory(device)
+    tile = choose(requested, height, width, lambda h, w: need(max(h, w)) <= free, smallest)
+    resources.check_fits(need(tile), device,
+               f"stylizing at {width}×{height}" + (f" in {tile} px tiles" if tile else ""))
+    return tile
+
+
+def feed_forward(process: Callable[[Tile | None, torch.Tensor], torch.Tensor], image: torch.Tensor,
+                 tile: int | None, footprint: Footprint) -> tuple[torch.Tensor, Grid | None]:
+    """`process(None, image)` on the whole image when tile is None, else `process(tile, crop)` on each tile of
+    that side, blended. Returns the output and the grid (None: whole)."""
+    if tile is None:
+        return process(None, image), None
+    grid = plan(*image.shape[-2:], tile, footprint.margin, FEED_FORWARD_BAND, footprint.stride)
+    return blend(process, image, grid), grid
