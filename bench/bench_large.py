@@ -45,13 +45,14 @@ def child(job: dict) -> dict:
            "size": f"{image.shape[-1]}×{image.shape[-2]}", "tile": tiling["tile"] if tiling else None,
            "tiles": tiling["tiles"] if tiling else 0, "seam": None, "seam_whole": None}
     if tiling:
-        row["seam"] = round(metrics.seam_score(image, tiling["rows"], tiling["cols"]), 4)
+        lines = (tiling["rows"], tiling["cols"])
+        row["seam"] = round(metrics.seam_score(image, *lines, period=tiling["stride"]), 4)
         if job.get("control"):
             del result
             whole = api.run(job["content"], job["style"], method=job["method"], size=job["size"], quiet=True,
                             **{**job["options"], "tile": 0}).image
             whole = whole.mul(255).round().div(255)  # as the tiled one was saved
-            row["seam_whole"] = round(metrics.seam_score(whole, tiling["rows"], tiling["cols"]), 4)
+            row["seam_whole"] = round(metrics.seam_score(whole, *lines, period=tiling["stride"]), 4)
     return row
 
 

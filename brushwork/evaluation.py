@@ -64,7 +64,8 @@ def seam(output_src: Source, output: torch.Tensor) -> float | None:
     tiling = _sidecar(output_src).get("tiling")
     if not isinstance(tiling, dict) or tiling.get("size") != [output.shape[-1], output.shape[-2]]:
         return None
-    return round(metrics.seam_score(output, tiling.get("rows", []), tiling.get("cols", [])), 6)
+    return round(metrics.seam_score(output, tiling.get("rows", []), tiling.get("cols", []),
+                                    period=tiling.get("stride", 1)), 6)
 
 
 def _match_sizes(output: torch.Tensor, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, str]:

@@ -218,24 +218,28 @@ def _projected_quantiles(pixels: torch.Tensor, directions: torch.Tensor, quantil
     return projected[..., low] * (1 - frac) + projected[..., high] * frac
 
 
-def _step_energy(image: torch.Tensor, cols: Sequence[int], reach: int) -> tuple[float, int, float, int]:
+def _step_energy(image: torch.Tensor, cols: Sequence[int], reach: int, period: int
+                 ) -> tuple[float, int, float, int]:
     """Squared RGB steps between horizontal neighbours: (sum, count) over the pairs that straddle the columns
-    `cols` (column c: between c − 1 and c), then over the other pairs within `reach` px of them."""
+    `cols` (column c: between c − 1 and c), then over the pairs whole multiples of `period` away from them, up to
+    `reach` px, that straddle no column."""
     steps = (image[..., 1:] - image[..., :-1]).pow(2).sum(1)
     width = image.shape[-1]
     on = sorted({c - 1 for c in cols if 0 < c < width})
-    beside = {c + d for c in on for d in (-1, 0, 1)}
-    near = sorted({j for c in on for j in range(c - reach, c + reach + 1) if 0 <= j < width - 1} - beside)
+    offsets = [k * period for k in range(-max(1, reach // period), max(1, reach // period) + 1) if k != 0]
+    near = sorted({c + d for c in on for d in offsets if 0 <= c + d < width - 1} - set(on))
     a, b = steps[..., on], steps[..., near]
     return float(a.sum()), a.numel(), float(b.sum()), b.numel()
 
 
-def seam_score(image: torch.Tensor, rows: Sequence[int], cols: Sequence[int], reach: int = 16) -> float:
+def seam_score(image: torch.Tensor, rows: Sequence[int], cols: Sequence[int], reach: int = 32, period: int = 1
+               ) -> float:
     """How visible tile borders are: the mean squared step between the pixel pairs that straddle the seam lines,
-    over the same for the other neighbouring pairs within `reach` px of a line. About 1 where no seam shows, well
-    above where one does; NaN without lines."""
-    x = _step_energy(image, cols, reach)
-    y = _step_energy(image.transpose(-1, -2), rows, reach)
+    over the same for pairs near them. About 1 where no seam shows, well above where one does; NaN without lines.
+    `period`: compare only with pairs a multiple of it away, for networks whose stride leaves a pattern of that
+    period (an 8-px decoder grid would otherwise read as seams on tiles that start on it)."""
+    x = _step_energy(image, cols, reach, period)
+    y = _step_energy(image.transpose(-1, -2), rows, reach, period)
     border_sum, border_n, near_sum, near_n = (x[i] + y[i] for i in range(4))
     if border_n == 0 or near_sum == 0:
         return float("nan")
