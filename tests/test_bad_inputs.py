@@ -90,7 +90,7 @@ NUMBERS = {
     "unknown backbone": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--backbone", "resnet9000"),
     "unknown layer": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--style-layers", "relu9_9"),
     "tile negative": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--tile", "-1"),
-    "tile below the overlap": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--tile", "100"),
+    "tile below the overlap": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--tile", "40"),
     "thumbnail too small": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--method", "adain",
                                                    "--thumbnail", "4"),
     "tiles through onnx": lambda f, p, i: stylize(i["c"], "-o", i["out"], "--method", "fast", "--runtime", "onnx",
