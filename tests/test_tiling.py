@@ -184,8 +184,9 @@ def test_memory_estimate_matches_the_measured_peak(models):
 
 
 def test_seam_score_finds_a_hard_border_and_not_a_blended_one(models, tmp_path):
+    torch.manual_seed(0)
+    assert 0.9 < metrics.seam_score(torch.rand(1, 3, 256, 256), [132], [100]) < 1.1  # every line alike
     image = _photo(256, 256)
-    assert 0.8 < metrics.seam_score(image, [132], [100]) < 1.2  # off the noise's 8 px blocks
     cut = image.clone()
     cut[..., 132:, :] = (cut[..., 132:, :] * 0.8).clamp(0, 1)
     assert metrics.seam_score(cut, [132], []) > 3
