@@ -5,10 +5,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-from typing import Any, Callable
+from typing import Any
 
 import torch
-from torch import nn
 
 from .errors import ConfigError, SizeError
 
@@ -43,28 +42,6 @@ def check_fits(needed: int, device: torch.device, what: str) -> None:
     if needed > free:
         raise SizeError(f"{what} needs about {needed / 2**30:.1f} GiB but only {free / 2**30:.1f} GiB is free on "
                         f"{device.type}; use a smaller --size")
-
-
-def inference_bytes_per_pixel(module: nn.Module, run: Callable[[torch.Tensor], Any], size: int = 128) -> float:
-    """Peak activation bytes per input pixel of a pass without gradients: the largest input plus output of any
-    leaf module of `module` while `run` processes a size×size probe. A sequential network holds little else at
-    that moment; its weights are already resident, so they do not count."""
-    peak = 0
-
-    def hook(m: nn.Module, inputs: tuple, output: Any) -> None:
-        nonlocal peak
-        tensors = [t for t in (*inputs, output) if isinstance(t, torch.Tensor)]
-        peak = max(peak, sum(t.untyped_storage().nbytes() for t in tensors))
-
-    handles = [m.register_forward_hook(hook) for m in module.modules() if not list(m.children())]
-    param = next(module.parameters())
-    try:
-        with torch.no_grad():
-            run(torch.rand(1, 3, size, size, device=param.device, dtype=param.dtype))
-    finally:
-        for h in handles:
-            h.remove()
-    return peak / size**2
 
 
 @functools.cache

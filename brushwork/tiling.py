@@ -13,13 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from .errors import ConfigError
 from . import resources
+from .errors import ConfigError
 
 TILE_CHOICES = (2048, 1536, 1024, 768, 512, 384, 256)  # what the automatic choice tries, largest first
 
@@ -46,6 +46,28 @@ def _pair(v: int | tuple[int, ...]) -> int:
 def leaves(module: nn.Module) -> list[nn.Module]:
     """A module's leaf modules in registration order, which is execution order for the sequential networks here."""
     return [m for m in module.modules() if not list(m.children())]
+
+
+def inference_bytes_per_pixel(module: nn.Module, run: Callable[[torch.Tensor], Any], size: int = 128) -> float:
+    """Peak activation bytes per input pixel of a pass without gradients: the largest input plus output of any
+    leaf module of `module` while `run` processes a size×size probe. A sequential network holds little else at
+    that moment; its weights are already resident, so they do not count."""
+    peak = 0
+
+    def hook(m: nn.Module, inputs: tuple, output: Any) -> None:
+        nonlocal peak
+        tensors = [t for t in (*inputs, output) if isinstance(t, torch.Tensor)]
+        peak = max(peak, sum(t.untyped_storage().nbytes() for t in tensors))
+
+    handles = [m.register_forward_hook(hook) for m in leaves(module)]
+    param = next(module.parameters())
+    try:
+        with torch.no_grad():
+            run(torch.rand(1, 3, size, size, device=param.device, dtype=param.dtype))
+    finally:
+        for h in handles:
+            h.remove()
+    return peak / size**2
 
 
 @dataclass(frozen=True)
@@ -123,8 +145,8 @@ class Grid:
 
     def describe(self) -> dict:
         """What the sidecar records: enough for `brushwork eval` to find the seams."""
-        return {"size": [self.width, self.height], "tile": self.tile, "margin": self.margin, "band": self.band, "overlap": self.overlap,
-                "stride": self.stride, "tiles": len(self.tiles), **self.seams()}
+        return {"size": [self.width, self.height], "tile": self.tile, "margin": self.margin, "band": self.band,
+                "overlap": self.overlap, "stride": self.stride, "tiles": len(self.tiles), **self.seams()}
 
 
 def _rise(t: torch.Tensor) -> torch.Tensor:
@@ -142,7 +164,8 @@ def plan(height: int, width: int, tile: int, margin: int, band: int, stride: int
                           f"{smallest} px")
     rows = _starts(height, tile, overlap, stride, shift[0])
     cols = _starts(width, tile, overlap, stride, shift[1])
-    return Grid(height, width, tile, margin, band, stride, [Tile(y0, y1, x0, x1) for y0, y1 in rows for x0, x1 in cols])
+    tiles = [Tile(y0, y1, x0, x1) for y0, y1 in rows for x0, x1 in cols]
+    return Grid(height, width, tile, margin, band, stride, tiles)
 
 
 def min_tile(margin: int, band: int, stride: int) -> int:
@@ -193,7 +216,7 @@ FEED_FORWARD_BAND = 32  # exact methods blend identical values, so a short rise 
 @dataclass(frozen=True)
 class Footprint:
     """What tiling needs to know about a feed-forward network: its total stride, its receptive field, and the
-    activation bytes per pixel of one pass (resources.inference_bytes_per_pixel)."""
+    activation bytes per pixel of one pass (inference_bytes_per_pixel)."""
 
     stride: int
     receptive_field: int
@@ -225,7 +248,7 @@ def decide(requested: int | None, height: int, width: int, footprint: Footprint,
     free = resources.available_memory(device)
     tile = choose(requested, height, width, lambda h, w: need(max(h, w)) <= free, smallest)
     resources.check_fits(need(tile), device,
-               f"stylizing at {width}×{height}" + (f" in {tile} px tiles" if tile else ""))
+                         f"stylizing at {width}×{height}" + (f" in {tile} px tiles" if tile else ""))
     return tile
 
 

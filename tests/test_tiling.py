@@ -171,8 +171,8 @@ MEASURE = textwrap.dedent("""
 def test_memory_estimate_matches_the_measured_peak(models):
     """The guard's estimate against the peak resident memory of a fresh process, whole and in tiles, and the tiled
     peak bounded by the tile, not the image. The estimate counts live tensors and what an earlier pass freed; the
-    allocator keeps some of that or not from run to run (0.24 to 0.40 GB at 1536×1152 in 512 px tiles, against an estimate of 0.37), so the
-    estimate may exceed the peak, never fall far below it."""
+    allocator keeps some of that or not from run to run (0.24 to 0.40 GB at 1536×1152 in 512 px tiles, against
+    an estimate of 0.37), so the estimate may exceed the peak, never fall far below it."""
     peaks = {}
     for tile in (0, 384):
         out = subprocess.run([sys.executable, "-c", MEASURE, str(models["fast"]), str(tile)], capture_output=True,

@@ -136,7 +136,7 @@ class AdaINStylizer:
     def footprint(self) -> tiling.Footprint:
         """What tiling needs: the encoder–decoder's stride, receptive field and activation bytes per pixel."""
         modules = tiling.leaves(self.net.encoder) + tiling.leaves(self.net.decoder)
-        per_pixel = resources.inference_bytes_per_pixel(
+        per_pixel = tiling.inference_bytes_per_pixel(
             self.net, lambda x: self.net.decoder(self._encode_content(x)))
         return tiling.Footprint(self.net.stride, tiling.receptive_field(modules), per_pixel)
 
@@ -157,15 +157,16 @@ def _run_onnx(model: str, work: torch.Tensor, styles: list[torch.Tensor], masks:
     return torch.from_numpy(output), "onnxruntime", runtime.read_metadata(model).get("backbone")
 
 
-def _stylize_whole_or_tiled(stylizer: AdaINStylizer, codes: list[torch.Tensor], prep: shared.Prepared,
-                            size: tuple[int, int], opts: AdaINOptions) -> tuple[torch.Tensor, dict]:
+def _stylize_whole_or_tiled(stylizer: AdaINStylizer, codes: list[torch.Tensor], style_pixels: int,
+                            prep: shared.Prepared, size: tuple[int, int], opts: AdaINOptions
+                            ) -> tuple[torch.Tensor, dict]:
     """The whole image in one pass, or tile by tile; either way the content statistics are the whole image's,
-    from a thumbnail when the image is larger than --thumbnail (URST's thumbnail normalization)."""
+    from a thumbnail when the image is larger than --thumbnail (URST's thumbnail normalization). `style_pixels`:
+    the largest style image encoded, a pass the memory estimate counts."""
     work, masks = prep.work_at(size), prep.masks_at(size)
     thumb_size = shared.thumbnail_size(size, opts.thumbnail)
     fp = stylizer.footprint()
-    largest_style = max(s.shape[-2] * s.shape[-1] for s in prep.styles_at(thumb_size))
-    tile = tiling.decide(opts.tile, *size, fp, stylizer.device, max(thumb_size[0] * thumb_size[1], largest_style))
+    tile = tiling.decide(opts.tile, *size, fp, stylizer.device, max(thumb_size[0] * thumb_size[1], style_pixels))
     if tile is None and thumb_size == size:  # the whole image is its own thumbnail
         return stylizer.stylize(work, codes, prep.blend, masks, opts.alpha), {}
     stats = stylizer.content_stats(prep.work_at(thumb_size), prep.masks_at(thumb_size))
@@ -195,9 +196,11 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
     else:
         stylizer = AdaINStylizer(model, opts.device, opts.weights)
         # the style's statistics at the thumbnail's scale, like the content's: a 4K style needs no 4K pass
-        codes = [stylizer.encode_style(s) for s in prep.styles_at(shared.thumbnail_size(size, opts.thumbnail))]
+        styles = prep.styles_at(shared.thumbnail_size(size, opts.thumbnail))
+        codes = [stylizer.encode_style(s) for s in styles]
         encoded = time.perf_counter()
-        output, large = _stylize_whole_or_tiled(stylizer, codes, prep, size, opts)
+        style_pixels = max(s.shape[-2] * s.shape[-1] for s in styles)
+        output, large = _stylize_whole_or_tiled(stylizer, codes, style_pixels, prep, size, opts)
         details.update(large)
         device, backbone = str(stylizer.device), stylizer.net.backbone_name
     output = prep.finish(output)

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError, WeightsError
 from ..lazy import lazy
 from ..options import option
-from .base import (IMAGE_AXES, Callback, Capabilities, ExportSignature, FeedForwardOptions, MethodSpec, Models, Result,
-                   Training, register_method)
+from .base import (IMAGE_AXES, Callback, Capabilities, ExportSignature, FeedForwardOptions, MethodSpec, Models,
+                   Result, Training, register_method)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -85,7 +85,7 @@ def load_net(path: str) -> tuple[torch.nn.Module, dict[str, str]]:
 
 def footprint(net: nn.Module) -> tiling.Footprint:
     """What tiling needs: the network's stride, receptive field and activation bytes per pixel."""
-    per_pixel = resources.inference_bytes_per_pixel(net, net)
+    per_pixel = tiling.inference_bytes_per_pixel(net, net)
     return tiling.Footprint(model_lib.STRIDE, tiling.receptive_field(tiling.leaves(net)), per_pixel)
 
 

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import ConfigError, DivergenceError, SizeError
 from ..lazy import lazy
@@ -377,20 +377,15 @@ def descend(objective: Objective, image: torch.Tensor, iterations: int, levels: 
         yield image, last
 
 
-def _descend_tiled(plan: ScalePlan, nets: list[Net], opts: OptimizeOptions, prep: shared.Prepared,
-                   image: torch.Tensor, levels: int):
+def _descend_tiled(plan: ScalePlan, objective_for: Callable[[tiling.Tile], Objective], image: torch.Tensor,
+                   levels: int, opts: OptimizeOptions):
     """Optimize one scale tile by tile, pass by pass; yields (whole image, losses) after every tile iteration.
     Each tile's result is blended into the image with its window, so the next tile starts from its neighbours'
-    results; the style targets are the whole picture's, computed once."""
-    size = (plan.height, plan.width)
-    content, masks = prep.work_at(size), prep.masks_at(size)
-    targets = style_targets(nets, opts, prep.styles_at(size), prep.blend, masks is not None)
+    results. `objective_for(tile)` builds a tile's objective."""
     for grid in plan.grids:
         for t in grid.tiles:
-            crop_masks = [t.crop(m) for m in masks] if masks is not None else None
-            objective = Objective(nets, opts, t.crop(content), targets, prep.blend, crop_masks)
             window = grid.window(t, image.device)
-            for result, last in descend(objective, t.crop(image).clone(), plan.per_pass, levels, opts):
+            for result, last in descend(objective_for(t), t.crop(image).clone(), plan.per_pass, levels, opts):
                 yield image, last
             region = t.crop(image)
             region.mul_(1 - window).add_(result * window)
@@ -398,16 +393,22 @@ def _descend_tiled(plan: ScalePlan, nets: list[Net], opts: OptimizeOptions, prep
 
 def _descend_scale(plan: ScalePlan, nets: list[Net], opts: OptimizeOptions, prep: shared.Prepared,
                    image: torch.Tensor, levels: int):
-    """Optimize one scale, whole or in tiles; yields (image, losses) after every iteration."""
-    image = io.resize(image, (plan.height, plan.width)).clamp(0, 1)
-    if plan.grids:
-        yield from _descend_tiled(plan, nets, opts, prep, image, levels)
-        return
+    """Optimize one scale, whole or in tiles, with the style targets of the whole picture computed once; yields
+    (image, losses) after every iteration."""
     size = (plan.height, plan.width)
-    masks = prep.masks_at(size)
+    image = io.resize(image, size).clamp(0, 1)
+    content, masks = prep.work_at(size), prep.masks_at(size)
     targets = style_targets(nets, opts, prep.styles_at(size), prep.blend, masks is not None)
-    yield from descend(Objective(nets, opts, prep.work_at(size), targets, prep.blend, masks), image,
-                       plan.iterations, levels, opts)
+    if not plan.grids:
+        yield from descend(Objective(nets, opts, content, targets, prep.blend, masks), image, plan.iterations,
+                           levels, opts)
+        return
+
+    def objective_for(t: tiling.Tile) -> Objective:
+        crop_masks = [t.crop(m) for m in masks] if masks is not None else None
+        return Objective(nets, opts, t.crop(content), targets, prep.blend, crop_masks)
+
+    yield from _descend_tiled(plan, objective_for, image, levels, opts)
 
 
 def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions,
