@@ -17,7 +17,7 @@ from PIL import Image
 
 from . import io
 from .errors import ConfigError, DivergenceError
-from .methods import Callback, Result, get_method
+from .methods import Callback, Result, Temporal, get_method
 from .options import check_finite
 
 StyleInput = io.ImageLike | Sequence[io.ImageLike]
@@ -43,15 +43,17 @@ def resolve_options(method: str = "optimize", preset: str = "default", **options
 
 
 def run(content: io.ImageLike, style: StyleInput | None = None, method: str = "optimize", preset: str = "default",
-        masks: Sequence[io.ImageLike] | None = None, callback: Callback | None = None, **options: Any) -> Result:
-    """Stylize and return the full Result (image tensor and stats, including the resolved options)."""
+        masks: Sequence[io.ImageLike] | None = None, callback: Callback | None = None,
+        temporal: Temporal | None = None, **options: Any) -> Result:
+    """Stylize and return the full Result (image tensor and stats, including the resolved options). `temporal`
+    links a video's consecutive frames (brushwork.video sets it)."""
     opts = resolve_options(method, preset, **options)
     started = time.perf_counter()
     content_t = io.load_image(content)
     styles = [io.load_image(s) for s in _as_list(style)] if style is not None else []
     mask_t = [io.load_mask(m) for m in masks] if masks else None
     load_seconds = time.perf_counter() - started
-    result = get_method(method).run(content_t, styles, opts, masks=mask_t, callback=callback)
+    result = get_method(method).run(content_t, styles, opts, masks=mask_t, callback=callback, temporal=temporal)
     if not torch.isfinite(result.image).all():
         raise DivergenceError(f"{method} produced non-finite pixels (inf or NaN); nothing was written")
     result.seconds["load"] = round(load_seconds, 3)

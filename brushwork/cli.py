@@ -18,6 +18,7 @@ from .options import check_finite, help_text
 from .train import TrainConfig, train
 from .train.loop import check_run
 from .version import __version__
+from .video.options import VideoOptions
 
 # What a run needs is imported when it starts: `--help`, `methods` and a bad argument answer without torch.
 api = lazy("brushwork.api")
@@ -26,6 +27,7 @@ evaluation = lazy("brushwork.evaluation")
 export = lazy("brushwork.export")
 io = lazy("brushwork.io")
 metrics = lazy("brushwork.metrics")
+video = lazy("brushwork.video")
 weights = lazy("brushwork.weights")
 
 
@@ -126,6 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--save-every", type=int, default=0, metavar="N", help="also save the image every N iterations")
     add_stylize_flags(s)
 
+    v = sub.add_parser("video", help="stylize a video, consistently from frame to frame (frame rate, aspect ratio "
+                                     "and audio kept)")
+    v.add_argument("input", help="the source video (.mp4, .mov, .mkv, ...)")
+    v.add_argument("styles", nargs="*", metavar="style", help="style image(s), as for stylize")
+    v.add_argument("-o", "--output", required=True, help="the output video (.mp4, .mov, .mkv, .m4v); a .json "
+                                                         "sidecar is written beside it")
+    v.add_argument("--method", default="optimize", choices=method_names())
+    v.add_argument("--preset", default="default", help="a bundle of options that explicit ones override")
+    v.add_argument("--mask", nargs="+", dest="masks", help="one mask image per style, for every frame")
+    add_stylize_flags(v)
+    add_option_flags(v, VideoOptions)
+
     e = sub.add_parser("eval", help="grade stylized images: content and style fidelity, set-level scores")
     e.add_argument("outputs", nargs="*", metavar="output", help="stylized image(s); with --pairs, also folders "
                                                                "of images named CONTENT__STYLE.png")
@@ -138,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--weights", help="weights file for the grading backbone")
     e.add_argument("--size", type=int, help="grade at this long side (default: the content's size)")
     e.add_argument("--json", action="store_true", help="print the report as JSON")
+    e.add_argument("--video", action="store_true", help="the outputs are videos made from the video --content: "
+                                                       "report their flicker (warping error) against the source's")
 
     t = sub.add_parser("train", help="train a feed-forward model")
     methods = t.add_subparsers(dest="train_method", required=True, parser_class=Parser)
@@ -228,7 +244,43 @@ METRIC_HEADERS = {"ssim": "ssim", "ms_ssim": "ms_ssim", "content": "content", "l
                   "gram": "gram", "mean_std": "mean_std", "wasserstein": "w2", "color": "color_lab"}
 
 
+def cmd_video(args: argparse.Namespace) -> int:
+    options = _stylize_options(args)
+    opts = VideoOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(VideoOptions)})
+    for path in [*args.styles, *(args.masks or [])]:
+        io.check_input_file(path)
+    result = video.stylize_video(args.input, args.styles or None, args.output, method=args.method,
+                                 preset=args.preset, masks=args.masks, video=opts, **options)
+    if not args.quiet:
+        seconds = result.stats["seconds"]
+        rate = result.frames / seconds["frames"] if seconds["frames"] else float("nan")
+        cuts = f", scene cuts at frames {', '.join(map(str, result.stats['cuts']))}" if result.stats["cuts"] else ""
+        print(f"wrote {result.output} ({result.frames} frames, {result.size[1]}×{result.size[0]}, "
+              f"{rate:.2f} frames/s{cuts}) and {io.sidecar_path(result.output)}")
+    return 0
+
+
+def _eval_videos(args: argparse.Namespace) -> int:
+    if not (args.content and args.outputs) or args.style or args.pairs:
+        raise ConfigError("eval --video needs --content SOURCE_VIDEO OUTPUT_VIDEO [...] (no --style, no --pairs)")
+    reports = [video.evaluate_video(out, args.content) for out in args.outputs]
+    if args.json:
+        print(json.dumps([r.as_dict() for r in reports], indent=2))
+        return 0
+    for report in reports:
+        d = report.as_dict()
+        print(f"{report.output}: warping error per frame pair (lower is steadier), output and source")
+        for t, (o, src) in enumerate(zip(report.output_errors, report.source_errors)):
+            print(f"  {t + 1:>5} {o:>11.6f} {src:>11.6f}")
+        cuts = f"; scene cuts at frames {', '.join(map(str, report.cuts))} left out" if report.cuts else ""
+        print(f"warping error {d['warping_error']:.6f} (source {d['source_warping_error']:.6f}: "
+              f"{d['relative_to_source']:.2f}× the source's) over {report.frames} frames{cuts}: {report.output}")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.video:
+        return _eval_videos(args)
     if args.pairs:
         if args.content or args.style:
             raise ConfigError("--pairs takes contents and styles from DIR; leave out --content and --style")
@@ -332,8 +384,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"stylize": cmd_stylize, "eval": cmd_eval, "train": cmd_train, "backbones": cmd_backbones,
-               "methods": cmd_methods, "models": cmd_models, "export": cmd_export}[args.command]
+    handler = {"stylize": cmd_stylize, "video": cmd_video, "eval": cmd_eval, "train": cmd_train,
+               "backbones": cmd_backbones, "methods": cmd_methods, "models": cmd_models,
+               "export": cmd_export}[args.command]
     try:
         return handler(args)
     except BrushworkError as e:

@@ -43,3 +43,7 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int, message: str):
         super().__init__(message)
         self.signum = signum
+
+
+class VideoError(BrushworkError):
+    """An input video is missing, not a video, has no video stream, or cannot be decoded."""

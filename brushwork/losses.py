@@ -155,6 +155,13 @@ def tv_loss(img: torch.Tensor) -> torch.Tensor:
     return dx + dy
 
 
+def temporal_loss(img: torch.Tensor, warped: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Ruder et al. 2016's short-term temporal loss: the mean squared difference from the previous output warped
+    onto this frame, counted only where `weight` (1×1×H×W, 1 where the flow is trusted) says; a mean over all
+    pixels, so it does not grow with image size."""
+    return (weight * (img - warped).pow(2)).mean()
+
+
 STYLE_LOSSES = ("gram", "mean_std", "wasserstein")
 
 

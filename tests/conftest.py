@@ -6,8 +6,11 @@ import math
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from brushwork.io import save_image
+from brushwork.methods import fast_model
+from brushwork.methods.adain_model import AdaINNet, save_decoder
 
 
 def stripes(h: int, w: int, rgb: tuple[float, float, float], period: int = 6) -> torch.Tensor:
@@ -69,3 +72,36 @@ def files(tmp_path, content, red_stripes, blue_dots):
 
 def rel_close(a: float, b: float, tol: float) -> bool:
     return math.isclose(a, b, rel_tol=tol)
+
+
+def random_fast_net(seed: int = 0) -> torch.nn.Module:
+    """A fast network with random affine instance-norm parameters too, so that the statistics matter."""
+    torch.manual_seed(seed)
+    net = fast_model.build_net("classic")
+    for m in net.modules():
+        if isinstance(m, fast_model.InstanceNorm):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.3, 0.3)
+    return net.eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """Untrained adain decoder and fast network files: what tiling and video must get right whatever the
+    weights."""
+    root = tmp_path_factory.mktemp("models")
+    decoder = root / "decoder.safetensors"
+    save_decoder(AdaINNet(seed=1).decoder, decoder, {"backbone": "vgg16-hed", "method": "adain"})
+    fast = root / "fast.safetensors"
+    save_file({k: v.contiguous() for k, v in random_fast_net().state_dict().items()}, str(fast),
+              metadata={"arch": "classic", "width": "32", "method": "fast"})
+    return {"adain": decoder, "fast": fast}
+
+
+def textured(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """The scene with blotchy texture at several scales, so optical flow has something to hold on to."""
+    g = torch.Generator().manual_seed(seed)
+    noise = sum(torch.nn.functional.interpolate(torch.rand(1, 3, h // k, w // k, generator=g), size=(h, w),
+                                                mode="bilinear", align_corners=False) / k for k in (2, 4, 8))
+    return (0.6 * torch.nn.functional.interpolate(scene(48, 64), size=(h, w), mode="bilinear",
+                                                  align_corners=False) + 0.4 * noise / 0.875).clamp(0, 1)

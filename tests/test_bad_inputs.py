@@ -164,6 +164,67 @@ RESUME = {
 }
 
 
+def _clip(tmp_path, damage: bool = False) -> str:
+    """A 4-frame video; `damage`: every byte of its frames overwritten, its header intact."""
+    from brushwork.video import sample
+
+    from .conftest import scene
+
+    path = tmp_path / "bad" / ("damaged.mp4" if damage else "clip.mp4")
+    sample.write_clip(path, sample.pan_frames(scene(48, 96), 4, (48, 64)))
+    if damage:
+        data = bytearray(path.read_bytes())
+        start, end = data.find(b"mdat") + 4, data.find(b"moov")
+        data[start:end] = bytes([0x17]) * (end - start)
+        path.write_bytes(bytes(data))
+    return str(path)
+
+
+def _audio_only(tmp_path) -> str:
+    import av
+    import numpy as np
+
+    path = tmp_path / "bad" / "tone.m4a"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 16000, 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return str(path)
+
+
+def _fast_model(tmp_path) -> str:
+    """A real (untrained) fast model, so that only the video input can be what fails."""
+    from safetensors.torch import save_file
+
+    from .conftest import random_fast_net
+
+    path = tmp_path / "bad" / "fast.safetensors"
+    save_file({k: v.contiguous() for k, v in random_fast_net().state_dict().items()}, str(path),
+              metadata={"arch": "classic", "width": "32", "method": "fast"})
+    return str(path)
+
+
+def video(tmp_path, *args: str) -> list[str]:
+    return ["video", "--method", "fast", "--model", _fast_model(tmp_path), "--quiet", *args]
+
+
+VIDEOS = {
+    "video missing": lambda f, p, i: video(p, str(p / "none.mp4"), "-o", str(p / "out" / "o.mp4")),
+    "not a video": lambda f, p, i: video(p, _write(p / "bad" / "notes.mp4", "not a video"), "-o",
+                                         str(p / "out" / "o.mp4")),
+    "an image as a video": lambda f, p, i: video(p, i["c"], "-o", str(p / "out" / "o.mp4")),
+    "no video stream": lambda f, p, i: video(p, _audio_only(p), "-o", str(p / "out" / "o.mp4")),
+    "undecodable video stream": lambda f, p, i: video(p, _clip(p, damage=True), "-o", str(p / "out" / "o.mp4")),
+    "video output folder missing": lambda f, p, i: video(p, _clip(p), "-o", str(p / "out" / "no" / "o.mp4")),
+    "video output format unknown": lambda f, p, i: video(p, _clip(p), "-o", str(p / "out" / "o.gif")),
+    "video codec unknown": lambda f, p, i: video(p, _clip(p), "-o", str(p / "out" / "o.mp4"), "--codec", "xyz"),
+    "video blend out of range": lambda f, p, i: video(p, _clip(p), "-o", str(p / "out" / "o.mp4"), "--blend", "1.5"),
+    "eval video without a source": lambda f, p, i: ["eval", "--video", _clip(p)],
+}
+
+
 def _photos(files, tmp_path) -> Path:
     from brushwork.io import save_image
 
@@ -186,7 +247,7 @@ def _run_with(tmp_path, model_bytes: bytes) -> str:
 
 
 CLASSES = {"paths": PATHS, "images": IMAGES, "numbers": NUMBERS, "blends and masks": BLENDS_AND_MASKS,
-           "weights": WEIGHTS, "outputs": OUTPUTS, "resume": RESUME}
+           "weights": WEIGHTS, "outputs": OUTPUTS, "resume": RESUME, "videos": VIDEOS}
 CASES = [pytest.param(kind, name, id=f"{kind}: {name}") for kind, cases in CLASSES.items() for name in cases]
 
 

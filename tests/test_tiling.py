@@ -12,15 +12,13 @@ import textwrap
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 
 from brushwork import api, evaluation, metrics, resources, tiling
 from brushwork.errors import ConfigError, SizeError
 from brushwork.methods import fast_model
 from brushwork.methods.adain import AdaINStylizer
-from brushwork.methods.adain_model import AdaINNet, save_decoder
 
-from .conftest import scene, stripes
+from .conftest import random_fast_net, scene, stripes
 
 
 def _spans(grid: tiling.Grid, axis: int) -> list[tuple[int, int]]:
@@ -63,22 +61,11 @@ def _support_radius(grad: torch.Tensor, centre: int) -> int:
     return int(max(centre - rows.min(), rows.max() - centre))
 
 
-def _random_fast_net(seed: int = 0) -> torch.nn.Module:
-    """A fast network with random affine instance-norm parameters too, so that the statistics matter."""
-    torch.manual_seed(seed)
-    net = fast_model.build_net("classic")
-    for m in net.modules():
-        if isinstance(m, fast_model.InstanceNorm):
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.3, 0.3)
-    return net.eval().requires_grad_(False)
-
-
 def test_receptive_field_is_what_a_gradient_can_reach():
     """With its statistics held fixed (thumbnail normalization), the fast network is local: an output pixel's
     gradient reaches about half its computed receptive field, and never past the tiles' margin; with per-image
     instance norm it reaches everywhere."""
-    net = _random_fast_net()
+    net = random_fast_net()
     field = tiling.receptive_field(tiling.leaves(net))
     margin = tiling.Footprint(fast_model.STRIDE, field, 0.0).margin
     x = torch.rand(1, 3, 256, 256, requires_grad=True)
@@ -88,18 +75,6 @@ def test_receptive_field_is_what_a_gradient_can_reach():
     with fast_model.thumbnail_norm(net, torch.rand(1, 3, 64, 64)):
         net(x)[..., 128, 128].sum().backward()
     assert field // 2 - 4 <= _support_radius(x.grad, 128) <= margin
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """Untrained adain decoder and fast network files: tiling must be exact whatever the weights."""
-    root = tmp_path_factory.mktemp("models")
-    decoder = root / "decoder.safetensors"
-    save_decoder(AdaINNet(seed=1).decoder, decoder, {"backbone": "vgg16-hed", "method": "adain"})
-    fast = root / "fast.safetensors"
-    save_file({k: v.contiguous() for k, v in _random_fast_net().state_dict().items()}, str(fast),
-              metadata={"arch": "classic", "width": "32", "method": "fast"})
-    return {"adain": decoder, "fast": fast}
 
 
 def _photo(height: int, width: int) -> torch.Tensor:
@@ -125,7 +100,7 @@ def test_tiled_and_untiled_agree_at_1024_px(method, models):
     assert float((tiled.image - whole.image)[inner].abs().mean()) < 1 / 255
     if method == "fast":
         net = fast_model.build_net("classic")
-        net.load_state_dict(_random_fast_net().state_dict())
+        net.load_state_dict(random_fast_net().state_dict())
         grid = tiling.plan(576, 1024, 384, 60, 32, 4)
         with torch.no_grad():
             own_stats = tiling.blend(lambda t, crop: net(crop), content, grid).clamp(0, 1)

@@ -4,8 +4,8 @@ Importing this package registers every method; the shared types live in base.py,
 
 from . import adain, fast, optimize  # noqa: F401  (each registers itself)
 from .base import (COLOR_MODES, Callback, Capabilities, CommonOptions, ExportSignature, FeedForwardOptions, MethodSpec,
-                   Models, Result, Step, Training, get_method, method_names, method_specs, register_method)
+                   Models, Result, Step, Temporal, Training, get_method, method_names, method_specs, register_method)
 
 __all__ = ["COLOR_MODES", "Callback", "Capabilities", "CommonOptions", "ExportSignature", "FeedForwardOptions",
-           "MethodSpec", "Models", "Result", "Step", "Training", "get_method", "method_names", "method_specs",
-           "register_method"]
+           "MethodSpec", "Models", "Result", "Step", "Temporal", "Training", "get_method", "method_names",
+           "method_specs", "register_method"]

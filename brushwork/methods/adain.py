@@ -9,13 +9,13 @@ import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import ConfigError, WeightsError
 from ..lazy import lazy
 from ..options import option
-from .base import (IMAGE_AXES, Callback, ExportSignature, FeedForwardOptions, MethodSpec, Models, Result, Training,
-                   register_method)
+from .base import (IMAGE_AXES, Callback, ExportSignature, FeedForwardOptions, MethodSpec, Models, Result, Temporal,
+                   Training, register_method)
 
 if TYPE_CHECKING:
     from ..train.loop import TrainConfig, TrainTask
@@ -112,14 +112,18 @@ class AdaINStylizer:
             return [model_lib.feature_stats(fc)]
 
     def stylize(self, content: torch.Tensor, styles: list[torch.Tensor], weights: list[float] | None = None,
-                masks: list[torch.Tensor] | None = None, alpha: float = 1.0, stats: list[tuple] | None = None
-                ) -> torch.Tensor:
+                masks: list[torch.Tensor] | None = None, alpha: float = 1.0, stats: list[tuple] | None = None,
+                smooth: Callable[[list[tuple]], list[tuple]] | None = None) -> torch.Tensor:
         """Decode the AdaIN target of `content` for encoded `styles` (from encode_style): a weighted blend, or
         with masks (1×1×H×W, the content's size) each style on its own region. `stats` (from content_stats)
-        replaces the content's own statistics: those of the whole image when `content` is one tile of it."""
+        replaces the content's own statistics: those of the whole image when `content` is one tile of it;
+        `smooth` transforms the content's own (a video smooths them over a shot)."""
         with torch.no_grad():
             h, w = content.shape[-2:]
             fc = self._encode_content(content)
+            if stats is None and smooth is not None:
+                small = self._small_masks(masks, fc) if masks else [None]
+                stats = smooth([model_lib.feature_stats(fc, m) for m in small])
             if masks:
                 small = self._small_masks(masks, fc)
                 stats = stats or [model_lib.feature_stats(fc, m) for m in small]
@@ -135,10 +139,16 @@ class AdaINStylizer:
 
     def footprint(self) -> tiling.Footprint:
         """What tiling needs: the encoder–decoder's stride, receptive field and activation bytes per pixel."""
-        modules = tiling.leaves(self.net.encoder) + tiling.leaves(self.net.decoder)
-        per_pixel = tiling.inference_bytes_per_pixel(
-            self.net, lambda x: self.net.decoder(self._encode_content(x)))
-        return tiling.Footprint(self.net.stride, tiling.receptive_field(modules), per_pixel)
+        return _footprint(self.net)
+
+
+@functools.lru_cache(maxsize=2)
+def _footprint(net: AdaINNet) -> tiling.Footprint:
+    """Measured once per network (by probe passes): a video asks for it with every frame."""
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return net.decoder(net.encode(io.pad_for_stride(x, net.stride))[net.layer])
+    modules = tiling.leaves(net.encoder) + tiling.leaves(net.decoder)
+    return tiling.Footprint(net.stride, tiling.receptive_field(modules), tiling.inference_bytes_per_pixel(net, forward))
 
 
 def validate(opts: AdaINOptions) -> None:
@@ -157,19 +167,30 @@ def _run_onnx(model: str, work: torch.Tensor, styles: list[torch.Tensor], masks:
     return torch.from_numpy(output), "onnxruntime", runtime.read_metadata(model).get("backbone")
 
 
+def _smoother(temporal: Temporal | None) -> Callable[[list[tuple]], list[tuple]] | None:
+    """A video's smoothing of the content statistics over a shot, one moving average per statistic."""
+    if temporal is None:
+        return None
+    return lambda stats: [(temporal.smooth(f"adain.mean{i}", mean), temporal.smooth(f"adain.std{i}", std))
+                          for i, (mean, std) in enumerate(stats)]
+
+
 def _stylize_whole_or_tiled(stylizer: AdaINStylizer, codes: list[torch.Tensor], style_pixels: int,
-                            prep: shared.Prepared, size: tuple[int, int], opts: AdaINOptions
-                            ) -> tuple[torch.Tensor, dict]:
+                            prep: shared.Prepared, size: tuple[int, int], opts: AdaINOptions,
+                            temporal: Temporal | None = None) -> tuple[torch.Tensor, dict]:
     """The whole image in one pass, or tile by tile; either way the content statistics are the whole image's,
-    from a thumbnail when the image is larger than --thumbnail (URST's thumbnail normalization). `style_pixels`:
-    the largest style image encoded, a pass the memory estimate counts."""
+    from a thumbnail when the image is larger than --thumbnail (URST's thumbnail normalization), and in a video
+    smoothed over the frames of a shot. `style_pixels`: the largest style image encoded, a pass the memory
+    estimate counts."""
     work, masks = prep.work_at(size), prep.masks_at(size)
     thumb_size = shared.thumbnail_size(size, opts.thumbnail)
     fp = stylizer.footprint()
     tile = tiling.decide(opts.tile, *size, fp, stylizer.device, max(thumb_size[0] * thumb_size[1], style_pixels))
+    smooth = _smoother(temporal)
     if tile is None and thumb_size == size:  # the whole image is its own thumbnail
-        return stylizer.stylize(work, codes, prep.blend, masks, opts.alpha), {}
+        return stylizer.stylize(work, codes, prep.blend, masks, opts.alpha, smooth=smooth), {}
     stats = stylizer.content_stats(prep.work_at(thumb_size), prep.masks_at(thumb_size))
+    stats = smooth(stats) if smooth is not None else stats
 
     def process(tile: tiling.Tile | None, crop: torch.Tensor) -> torch.Tensor:
         crop_masks = [tile.crop(m) for m in masks] if tile is not None and masks is not None else masks
@@ -179,9 +200,25 @@ def _stylize_whole_or_tiled(stylizer: AdaINStylizer, codes: list[torch.Tensor], 
     return output, shared.large_image_details(size, thumb_size, grid)
 
 
+def _encoded_styles(stylizer: AdaINStylizer, prep: shared.Prepared, size: tuple[int, int], opts: AdaINOptions,
+                    temporal: Temporal | None) -> tuple[list[torch.Tensor], int]:
+    """The styles' AdaIN-layer features at the thumbnail's scale, like the content's (a 4K style needs no 4K
+    pass), and the largest style's pixel count; once per clip in a video."""
+    if temporal is not None and "adain.codes" in temporal.memo:
+        return temporal.memo["adain.codes"]
+    styles = prep.styles_at(shared.thumbnail_size(size, opts.thumbnail))
+    encoded = [stylizer.encode_style(s) for s in styles], max(s.shape[-2] * s.shape[-1] for s in styles)
+    if temporal is not None:
+        temporal.memo["adain.codes"] = encoded
+    return encoded
+
+
 def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
-        masks: list[torch.Tensor] | None = None, callback: Callback | None = None) -> Result:
-    """Stylize `content` (1×3×H×W in [0,1]) in one pass, or tile by tile for large images; see AdaINOptions."""
+        masks: list[torch.Tensor] | None = None, callback: Callback | None = None,
+        temporal: Temporal | None = None) -> Result:
+    """Stylize `content` (1×3×H×W in [0,1]) in one pass, or tile by tile for large images; see AdaINOptions. In a
+    video (`temporal`), the styles are encoded once per clip, the content statistics are smoothed over the shot,
+    and the output leans on the warped previous one where the flow holds."""
     validate(opts)
     started = time.perf_counter()
     prep = shared.prepare(SPEC, opts, content, styles, masks)
@@ -195,15 +232,14 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
                                              opts)
     else:
         stylizer = AdaINStylizer(model, opts.device, opts.weights)
-        # the style's statistics at the thumbnail's scale, like the content's: a 4K style needs no 4K pass
-        styles = prep.styles_at(shared.thumbnail_size(size, opts.thumbnail))
-        codes = [stylizer.encode_style(s) for s in styles]
+        codes, style_pixels = _encoded_styles(stylizer, prep, size, opts, temporal)
         encoded = time.perf_counter()
-        style_pixels = max(s.shape[-2] * s.shape[-1] for s in styles)
-        output, large = _stylize_whole_or_tiled(stylizer, codes, style_pixels, prep, size, opts)
+        output, large = _stylize_whole_or_tiled(stylizer, codes, style_pixels, prep, size, opts, temporal)
         details.update(large)
         device, backbone = str(stylizer.device), stylizer.net.backbone_name
     output = prep.finish(output)
+    if temporal is not None:
+        output = temporal.blend_previous(output)
     done = time.perf_counter()
     seconds = {"setup": round(setup - started, 3), "encode_styles": round(encoded - setup, 3),
                "stylize": round(done - encoded, 3), "total": round(done - started, 3)}

@@ -85,6 +85,43 @@ class Step:
 Callback = Callable[[Step], None]
 
 
+@dataclass
+class Temporal:
+    """What a video job hands a method with each frame so that consecutive outputs agree (brushwork.video), with
+    the settings of VideoOptions. The job fills in `previous` and `reliable`; a method keeps per-clip work in
+    `memo` (networks, style encodings: computed once per clip) and what carries from frame to frame in `state`
+    (tensors only: the job saves it with each frame, so a resumed job continues exactly, and clears it at a
+    scene cut)."""
+
+    blend: float  # feed-forward methods: weight of `previous` where reliable
+    smoothing: float  # feed-forward methods: share of the content statistics carried to the next frame
+    temporal_weight: float  # optimize: weight of the temporal loss (Ruder et al. 2016)
+    frame_iterations: int  # optimize: iterations for each frame after a shot's first
+    previous: torch.Tensor | None = None  # the previous output warped onto this frame; None: a shot's first frame
+    reliable: torch.Tensor | None = None  # 1×1×H×W: 1 where `previous` can be trusted, 0 occluded or at an edge
+    memo: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def smooth(self, key: str, value: torch.Tensor) -> torch.Tensor:
+        """An exponential moving average over the frames of a shot, kept under `key`."""
+        if key in self.state:
+            value = self.smoothing * self.state[key].to(value.device) + (1 - self.smoothing) * value
+        self.state[key] = value.detach().cpu()
+        return value
+
+    def blend_previous(self, output: torch.Tensor) -> torch.Tensor:
+        """The output mixed with the warped previous output where the flow is trusted."""
+        if self.previous is None:
+            return output
+        weight = self.blend * self.reliable.to(output.device)
+        return weight * self.previous.to(output.device) + (1 - weight) * output
+
+    def new_shot(self) -> None:
+        """A scene cut: nothing carries over but the per-clip work."""
+        self.previous, self.reliable = None, None
+        self.state.clear()
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a method accepts; the shared checks (prepare.py) refuse the rest with one clear message."""

@@ -19,7 +19,7 @@ from ..errors import ConfigError, WeightsError
 from ..lazy import lazy
 from ..options import option
 from .base import (IMAGE_AXES, Callback, Capabilities, ExportSignature, FeedForwardOptions, MethodSpec, Models,
-                   Result, Training, register_method)
+                   Result, Temporal, Training, register_method)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -83,6 +83,7 @@ def load_net(path: str) -> tuple[torch.nn.Module, dict[str, str]]:
     return net.eval().requires_grad_(False), meta
 
 
+@functools.lru_cache(maxsize=4)
 def footprint(net: nn.Module) -> tiling.Footprint:
     """What tiling needs: the network's stride, receptive field and activation bytes per pixel."""
     per_pixel = tiling.inference_bytes_per_pixel(net, net)
@@ -90,25 +91,31 @@ def footprint(net: nn.Module) -> tiling.Footprint:
 
 
 def _stylize_whole_or_tiled(net: nn.Module, prep: shared.Prepared, size: tuple[int, int], opts: FastOptions,
-                            device: torch.device) -> tuple[torch.Tensor, dict]:
+                            device: torch.device, temporal: Temporal | None = None) -> tuple[torch.Tensor, dict]:
     """The whole image in one pass, or tile by tile; either way every instance norm uses the whole image's
-    statistics, from a thumbnail when it is larger than --thumbnail."""
+    statistics, from a thumbnail when it is larger than --thumbnail, and in a video smoothed over the shot."""
     net = net.to(device)
     work = prep.work_at(size).to(device)
     thumb_size = shared.thumbnail_size(size, opts.thumbnail)
     fp = footprint(net)
     tile = tiling.decide(opts.tile, *size, fp, device, thumb_size[0] * thumb_size[1])
     with torch.no_grad():
-        if tile is None and thumb_size == size:  # the whole image is its own thumbnail
+        if tile is None and thumb_size == size and temporal is None:  # the whole image is its own thumbnail
             return net(work), {}
-        with model_lib.thumbnail_norm(net, prep.work_at(thumb_size).to(device)):
+        smooth = temporal.smooth if temporal is not None else None
+        with model_lib.thumbnail_norm(net, prep.work_at(thumb_size).to(device), smooth) as thumb_output:
+            if tile is None and thumb_size == size:
+                return thumb_output, {}
             output, grid = tiling.feed_forward(lambda t, crop: net(crop), work, tile, fp)
     return output, shared.large_image_details(size, thumb_size, grid)
 
 
 def run(content: torch.Tensor, styles: list[torch.Tensor], opts: FastOptions,
-        masks: list[torch.Tensor] | None = None, callback: Callback | None = None) -> Result:
-    """Stylize `content` (1×3×H×W in [0,1]) with a trained per-style network, tile by tile for large images."""
+        masks: list[torch.Tensor] | None = None, callback: Callback | None = None,
+        temporal: Temporal | None = None) -> Result:
+    """Stylize `content` (1×3×H×W in [0,1]) with a trained per-style network, tile by tile for large images. In a
+    video (`temporal`) the instance-norm statistics are smoothed over the shot and the output leans on the warped
+    previous one where the flow holds."""
     shared.check_feed_forward(opts, model_lib.STRIDE)
     started = time.perf_counter()
     prep = shared.prepare(SPEC, opts, content, styles, masks)
@@ -122,9 +129,11 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: FastOptions,
         meta = runtime.read_metadata(path)
     else:
         net, meta = load_net(str(path))
-        output, large = _stylize_whole_or_tiled(net, prep, size, opts, device)
+        output, large = _stylize_whole_or_tiled(net, prep, size, opts, device, temporal)
         details.update(large)
     output = prep.finish(output)
+    if temporal is not None:
+        output = temporal.blend_previous(output)
     seconds = {"total": round(time.perf_counter() - started, 3)}
     return Result(output, opts, seconds, backbone=meta.get("backbone"), device=str(device),
                   details={**details, "model_metadata": meta})

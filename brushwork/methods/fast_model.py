@@ -10,7 +10,7 @@ and resize-then-convolve upsampling (no transposed convolutions, hence no checke
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -31,11 +31,12 @@ class InstanceNorm(nn.InstanceNorm2d):
 
     fixed: tuple[torch.Tensor, torch.Tensor] | None = None
     recording: bool = False
+    smooth: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.recording:
             var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
-            self.fixed = (mean, var)
+            self.fixed = self.smooth(mean, var) if self.smooth is not None else (mean, var)
         if self.fixed is None:
             return super().forward(x)
         mean, var = self.fixed
@@ -44,20 +45,28 @@ class InstanceNorm(nn.InstanceNorm2d):
 
 
 @contextmanager
-def thumbnail_norm(net: nn.Module, thumbnail: torch.Tensor) -> Iterator[None]:
-    """Within the block, every InstanceNorm of `net` normalizes with the statistics it saw on `thumbnail`."""
+def thumbnail_norm(net: nn.Module, thumbnail: torch.Tensor,
+                   smooth: Callable[[str, torch.Tensor], torch.Tensor] | None = None) -> Iterator[torch.Tensor]:
+    """Within the block, every InstanceNorm of `net` normalizes with the statistics it saw on `thumbnail`, each
+    passed through `smooth(key, stats)` as it is taken when given (a video smooths them over the frames of a
+    shot, and deeper layers then see the smoothed shallower ones). Yields the network's output for the thumbnail
+    itself, which is the whole result when the thumbnail is the whole image."""
     norms = [m for m in net.modules() if isinstance(m, InstanceNorm)]
+
+    def smoother(i: int) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        return lambda mean, var: (smooth(f"fast.mean{i}", mean), smooth(f"fast.var{i}", var))
+
     try:
-        for m in norms:
-            m.recording = True
+        for i, m in enumerate(norms):
+            m.recording, m.smooth = True, smoother(i) if smooth is not None else None
         with torch.no_grad():
-            net(thumbnail)
+            output = net(thumbnail)
         for m in norms:
             m.recording = False
-        yield
+        yield output
     finally:
         for m in norms:
-            m.recording, m.fixed = False, None
+            m.recording, m.fixed, m.smooth = False, None, None
 
 
 def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, norm: bool = True, relu: bool = True

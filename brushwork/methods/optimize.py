@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 from ..errors import ConfigError, DivergenceError, SizeError
 from ..lazy import lazy
 from ..options import option
-from .base import Callback, CommonOptions, MethodSpec, Result, Step, register_method
+from .base import Callback, CommonOptions, MethodSpec, Result, Step, Temporal, register_method
 
 if TYPE_CHECKING:
     from ..backbones import Backbone
@@ -265,14 +265,27 @@ def style_targets(nets: list[Net], opts: OptimizeOptions, styles: list[torch.Ten
     return targets
 
 
+@dataclass
+class TemporalTarget:
+    """A video frame's temporal term: the previous output warped onto this frame, where to trust it, its weight."""
+
+    warped: torch.Tensor
+    reliable: torch.Tensor
+    weight: float
+
+    def crop(self, tile: tiling.Tile) -> TemporalTarget:
+        return TemporalTarget(tile.crop(self.warped), tile.crop(self.reliable), self.weight)
+
+
 class Objective:
     """The weighted sum of content, style and TV losses at one scale (or one tile of it), every target computed
     once."""
 
     def __init__(self, nets: list[Net], opts: OptimizeOptions, content: torch.Tensor, targets: list[list[dict]],
-                 blend: list[float], masks: list[torch.Tensor] | None):
+                 blend: list[float], masks: list[torch.Tensor] | None, temporal: TemporalTarget | None = None):
         self.nets, self.opts, self.masks, self.blend = nets, opts, masks, blend
         self.style_targets = targets
+        self.temporal = temporal
         self.content_targets = []
         with torch.no_grad():
             content = content.contiguous(memory_format=_layout())
@@ -298,8 +311,12 @@ class Objective:
         style_total = style_total / len(self.nets)
         tv = losses.tv_loss(image)
         total = opts.content_weight * content_total + opts.style_weight * style_total + opts.tv_weight * tv
-        return total, {"total": total.item(), "content": content_total.item(), "style": style_total.item(),
-                       "tv": tv.item()}
+        parts = {"content": content_total.item(), "style": style_total.item(), "tv": tv.item()}
+        if self.temporal is not None:
+            temporal = losses.temporal_loss(image, self.temporal.warped, self.temporal.reliable)
+            total = total + self.temporal.weight * temporal
+            parts["temporal"] = temporal.item()
+        return total, {"total": total.item(), **parts}
 
     def _style_layer(self, feat: torch.Tensor, targets: list) -> torch.Tensor:
         if self.masks is None:
@@ -392,54 +409,90 @@ def _descend_tiled(plan: ScalePlan, objective_for: Callable[[tiling.Tile], Objec
 
 
 def _descend_scale(plan: ScalePlan, nets: list[Net], opts: OptimizeOptions, prep: shared.Prepared,
-                   image: torch.Tensor, levels: int):
-    """Optimize one scale, whole or in tiles, with the style targets of the whole picture computed once; yields
-    (image, losses) after every iteration."""
+                   image: torch.Tensor, levels: int, temporal: Temporal | None = None):
+    """Optimize one scale, whole or in tiles, with the style targets of the whole picture computed once (once per
+    clip in a video); yields (image, losses) after every iteration. A video frame that continues a shot adds the
+    temporal term."""
     size = (plan.height, plan.width)
     image = io.resize(image, size).clamp(0, 1)
     content, masks = prep.work_at(size), prep.masks_at(size)
-    targets = style_targets(nets, opts, prep.styles_at(size), prep.blend, masks is not None)
+    key = f"optimize.targets.{size[0]}x{size[1]}"
+    targets = temporal.memo.get(key) if temporal is not None else None
+    if targets is None:
+        targets = style_targets(nets, opts, prep.styles_at(size), prep.blend, masks is not None)
+        if temporal is not None:
+            temporal.memo[key] = targets
+    follow = None
+    if temporal is not None and temporal.previous is not None:
+        follow = TemporalTarget(temporal.previous.to(image.device), temporal.reliable.to(image.device),
+                                temporal.temporal_weight)
     if not plan.grids:
-        yield from descend(Objective(nets, opts, content, targets, prep.blend, masks), image, plan.iterations,
-                           levels, opts)
+        yield from descend(Objective(nets, opts, content, targets, prep.blend, masks, follow), image,
+                           plan.iterations, levels, opts)
         return
 
     def objective_for(t: tiling.Tile) -> Objective:
         crop_masks = [t.crop(m) for m in masks] if masks is not None else None
-        return Objective(nets, opts, t.crop(content), targets, prep.blend, crop_masks)
+        return Objective(nets, opts, t.crop(content), targets, prep.blend, crop_masks,
+                         follow.crop(t) if follow is not None else None)
 
     yield from _descend_tiled(plan, objective_for, image, levels, opts)
 
 
+def _video_frame_start(opts: OptimizeOptions, prep: shared.Prepared, temporal: Temporal, size: tuple[int, int]
+                       ) -> torch.Tensor:
+    """A frame that continues a shot starts from the previous output warped onto it, and from the usual
+    initialisation where the flow is not trusted (newly visible content)."""
+    fresh = _init_image(opts, prep.work, prep.styles, prep.blend, size, prep.generator)
+    if opts.preserve_color == "luminance":
+        fresh = color.gray(fresh)
+    reliable = temporal.reliable.to(fresh.device)
+    return reliable * temporal.previous.to(fresh.device) + (1 - reliable) * fresh
+
+
 def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions,
-        masks: list[torch.Tensor] | None = None, callback: Callback | None = None) -> Result:
+        masks: list[torch.Tensor] | None = None, callback: Callback | None = None,
+        temporal: Temporal | None = None) -> Result:
     """Stylize `content` (1×3×H×W in [0,1]) with `styles`; see OptimizeOptions for every option. Scales too large
-    for memory (or larger than --tile) are optimized in tiles."""
+    for memory (or larger than --tile) are optimized in tiles. In a video (`temporal`), a frame that continues a
+    shot is optimized at the output size only, for the frame's iterations, from the warped previous output and with
+    the temporal loss (Ruder et al. 2016); networks and style targets are built once per clip."""
     validate(opts)
     started = time.perf_counter()
     device = resources.resolve_device(opts.device)
     prep = shared.prepare(SPEC, opts, content, styles, masks, device)
-    nets = build_nets(opts, device)
+    nets = temporal.memo.get("optimize.nets") if temporal is not None else None
+    if nets is None:
+        nets = build_nets(opts, device)
+        if temporal is not None:
+            temporal.memo["optimize.nets"] = nets
     min_size = max(net.model.min_size for net in nets)
     height, width = shared.output_size(content, opts.size, min_size, "backbone")
     levels = opts.pyramid_levels or max(net.model.pyramid_levels for net in nets)
-    plans = plan_scales(nets, opts, scale_schedule(height, width, opts, min_size), levels, device)
+    follows = temporal is not None and temporal.previous is not None
+    schedule = [(height, width, temporal.frame_iterations)] if follows else scale_schedule(height, width, opts,
+                                                                                           min_size)
+    plans = plan_scales(nets, opts, schedule, levels, device)
     setup_seconds = time.perf_counter() - started
 
     total_steps = sum(p.steps for p in plans)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total_steps, disable=opts.quiet, unit="it", dynamic_ncols=True)
-    image = _init_image(opts, prep.work, prep.styles, prep.blend, (plans[0].height, plans[0].width), prep.generator)
-    if opts.preserve_color == "luminance":
-        image = color.gray(image)
+    if follows:
+        image = _video_frame_start(opts, prep, temporal, (height, width))
+    else:
+        image = _init_image(opts, prep.work, prep.styles, prep.blend, (plans[0].height, plans[0].width),
+                            prep.generator)
+        if opts.preserve_color == "luminance":
+            image = color.gray(image)
     step, scale_stats, last = 0, [], {}
     for index, plan in enumerate(plans):
         scale_start = time.perf_counter()
         h, w = plan.height, plan.width
         tiles = f" in {plan.grids[0].tile} px tiles" if plan.grids else ""
         bar.set_description(f"scale {index + 1}/{len(plans)} {w}×{h}{tiles}")
-        for image, last in _descend_scale(plan, nets, opts, prep, image, levels):
+        for image, last in _descend_scale(plan, nets, opts, prep, image, levels, temporal):
             step += 1
             if not math.isfinite(last["total"]):
                 raise DivergenceError(f"the loss became non-finite at iteration {step} (scale {index + 1}, {w}×{h}); "

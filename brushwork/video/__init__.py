@@ -1,0 +1,28 @@
+"""Video: `stylize_video` runs any method over every frame of a clip with temporal consistency (job.py), on flow
+from OpenCV's DIS (flow.py) and frames from PyAV (media.py); `evaluate_video` grades flicker (consistency.py).
+Names are imported on first use, so that the command line can read VideoOptions without torch."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from .options import VideoOptions
+
+_LAZY = {"VideoResult": "job", "cache_dir": "job", "stylize_video": "job", "VideoReport": "consistency",
+         "evaluate_video": "consistency"}
+
+if TYPE_CHECKING:
+    from .consistency import VideoReport, evaluate_video
+    from .job import VideoResult, cache_dir, stylize_video
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'brushwork.video' has no attribute '{name}'")
+
+
+__all__ = ["VideoOptions", "VideoReport", "VideoResult", "cache_dir", "evaluate_video", "stylize_video"]

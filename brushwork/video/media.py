@@ -1,0 +1,199 @@
+"""Reading and writing video files with PyAV (FFmpeg): frames as 1×3×H×W tensors in [0, 1], the source's frame
+rate and pixel aspect kept, its audio stream copied into the output untouched, H.264 by default, and the output
+written to a temporary file and renamed, so a crash never leaves half a video."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from .. import io
+from ..errors import ConfigError, OutputError, VideoError
+from ..lazy import lazy
+
+av = lazy("av")
+
+VIDEO_SUFFIXES = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".m4v": "mp4"}
+CODECS = {"h264": "libx264", "h265": "libx265", "vp9": "libvpx-vp9"}
+
+
+@dataclass
+class VideoInfo:
+    """What a job needs to know about a source video before decoding it."""
+
+    path: Path
+    width: int
+    height: int
+    rate: Fraction  # frames per second
+    frames: int  # from the container; an estimate from the duration where it does not say
+    pixel_aspect: Fraction  # 1 for square pixels
+    rotation: int  # degrees clockwise that a player turns the picture (phone videos)
+    audio: bool
+    codec: str
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(height, width) as shown: pixels made square, and turned as a player turns them."""
+        width = round(self.width * self.pixel_aspect)
+        return (width, self.height) if self.rotation % 180 else (self.height, width)
+
+
+def require() -> None:
+    """Video needs PyAV and OpenCV, the `video` extra; say how to get them rather than fail on an import."""
+    import importlib.util
+
+    missing = [name for module, name in (("av", "av"), ("cv2", "opencv-python-headless"))
+               if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ConfigError(f"video needs {' and '.join(missing)}: pip install 'brushwork[video]'")
+
+
+def _open(path: Path):
+    try:
+        return av.open(str(path))
+    except (av.error.InvalidDataError, UnicodeDecodeError):
+        raise VideoError(f"not a video (or a damaged one): {path}") from None
+    except av.error.FFmpegError as e:
+        raise VideoError(f"cannot open video {path}: {e.strerror or e}") from None
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Open a video and describe its first video stream; VideoError if there is none or it cannot be decoded."""
+    require()
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(f"video not found: {path}")
+    with _open(path) as container:
+        if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+            raise VideoError(f"{path} is an image, not a video: stylize it with `brushwork stylize`")
+        if not container.streams.video:
+            raise VideoError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        if stream.codec_context is None or not stream.width:
+            raise VideoError(f"{path}: the video stream's codec cannot be decoded here")
+        rate = Fraction(stream.average_rate or stream.guessed_rate or 25)
+        frames = stream.frames
+        if not frames and stream.duration and stream.time_base:
+            frames = round(float(stream.duration * stream.time_base * rate))
+        elif not frames and container.duration:
+            frames = round(container.duration / 1_000_000 * float(rate))
+        aspect = stream.sample_aspect_ratio or Fraction(1)
+        try:
+            first = next(container.decode(stream))
+        except (StopIteration, av.error.FFmpegError):
+            raise VideoError(f"{path}: no frame of its video stream can be decoded") from None
+        return VideoInfo(path, stream.width, stream.height, rate, int(frames or 0), Fraction(aspect) or Fraction(1),
+                         int(getattr(first, "rotation", 0) or 0) % 360, bool(container.streams.audio),
+                         stream.codec_context.name)
+
+
+def _turn(frame: torch.Tensor, rotation: int) -> torch.Tensor:
+    """Turn a frame the way a player would (`rotation` degrees clockwise)."""
+    return torch.rot90(frame, k=-(rotation // 90), dims=(-2, -1)) if rotation % 360 else frame
+
+
+def read_frames(info: VideoInfo, size: tuple[int, int]) -> Iterator[torch.Tensor]:
+    """Every frame of the first video stream, turned as displayed and resized to `size` (height, width)."""
+    with _open(info.path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for frame in container.decode(stream):
+                array = frame.to_ndarray(format="rgb24")
+                tensor = torch.from_numpy(array).permute(2, 0, 1)[None].float().div(255)
+                tensor = _turn(tensor, info.rotation)
+                yield io.resize(tensor, size) if tuple(tensor.shape[-2:]) != size else tensor
+        except av.error.FFmpegError as e:
+            raise VideoError(f"{info.path}: decoding failed: {e}") from None
+
+
+def check_output(path: str | os.PathLike, source: str | os.PathLike) -> Path:
+    """Fail before any work if the output cannot be written: a known container, an existing writable folder, and
+    not the source itself."""
+    out = Path(path)
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise OutputError(f"unsupported video format '{out.suffix or out.name}': use one of "
+                          f"{', '.join(VIDEO_SUFFIXES)}")
+    if out.is_dir():
+        raise OutputError(f"{out} is a folder: give a file name")
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        raise OutputError(f"output directory does not exist: {parent}")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output directory is not writable: {parent}")
+    if out.exists() and Path(source).exists() and out.resolve() == Path(source).resolve():
+        raise OutputError(f"refusing to overwrite the input video: {out}")
+    return out
+
+
+def check_codec(codec: str) -> str:
+    """The FFmpeg encoder for a codec name (h264, h265, vp9, or an encoder's own name) that this build has."""
+    require()
+    encoder = CODECS.get(codec, codec)
+    if encoder not in av.codecs_available:
+        raise ConfigError(f"unknown or unavailable video codec '{codec}': use one of {', '.join(CODECS)}")
+    return encoder
+
+
+def even_size(height: int, width: int) -> tuple[int, int]:
+    """H.264 in 4:2:0 needs even sides: round each down to even, the aspect ratio changing by under a pixel."""
+    return max(2, height - height % 2), max(2, width - width % 2)
+
+
+def write_video(frames: Iterable[torch.Tensor], path: str | os.PathLike, rate: Fraction, source: VideoInfo | None,
+                codec: str = "h264", crf: int = 18) -> Path:
+    """Encode frames (1×3×H×W in [0, 1], all one even size) at `rate` frames per second, then copy the source's
+    audio stream packet by packet, into a temporary file that replaces `path` only when complete."""
+    out = Path(path)
+    encoder = check_codec(codec)
+    fmt = VIDEO_SUFFIXES.get(out.suffix.lower(), "mp4")
+
+    def write(tmp: str) -> None:
+        with av.open(tmp, "w", format=fmt) as container:
+            stream = None
+            for frame in frames:
+                array = frame[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+                if stream is None:
+                    stream = container.add_stream(encoder, rate=rate)
+                    stream.height, stream.width = array.shape[:2]
+                    stream.pix_fmt = "yuv420p"
+                    stream.options = {"crf": str(crf)} if encoder in ("libx264", "libx265") else {}
+                    audio = _add_audio(container, source)
+                video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+                container.mux(stream.encode(video_frame))
+            if stream is None:
+                raise VideoError("no frames to write")
+            container.mux(stream.encode(None))
+            if audio is not None:
+                _copy_audio(container, source, audio)
+
+    try:
+        io._atomic_write(out, write)
+    except av.error.FFmpegError as e:
+        raise OutputError(f"cannot write {out}: {e}") from None
+    except OSError as e:
+        raise OutputError(f"cannot write {out}: {e}") from None
+    return out
+
+
+def _add_audio(container, source: VideoInfo | None):
+    if source is None or not source.audio:
+        return None
+    with _open(source.path) as src:
+        return container.add_stream_from_template(src.streams.audio[0])
+
+
+def _copy_audio(container, source: VideoInfo, stream) -> None:
+    """Copy the source's first audio stream without re-encoding it."""
+    with _open(source.path) as src:
+        for packet in src.demux(src.streams.audio[0]):
+            if packet.dts is None:
+                continue
+            packet.stream = stream
+            container.mux(packet)
