@@ -5,11 +5,11 @@ the command line needs it."""
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from .errors import (BackboneError, BrushworkError, ConfigError, DivergenceError, ImageError, Interrupted, MaskError,
-                     OutputError, SizeError, WeightsError)
+                     OutputError, SizeError, VideoError, WeightsError)
+from .lazy import attribute_loader
 from .version import __version__
 
 _LAZY = {"run": "api", "stylize": "api", "stylize_file": "api", "create_backbone": "backbones",
@@ -23,12 +23,7 @@ if TYPE_CHECKING:
     from .methods import Result, Step
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'brushwork' has no attribute '{name}'")
+__getattr__ = attribute_loader(__name__, _LAZY, globals())
 
 
 def list_backbones() -> list[str]:
@@ -46,6 +41,6 @@ def list_methods() -> list[str]:
 
 
 __all__ = ["__version__", "BackboneError", "BrushworkError", "ConfigError", "DivergenceError", "EvalReport",
-           "ImageError", "Interrupted", "MaskError", "OutputError", "Result", "SizeError", "Step", "WeightsError",
-           "create_backbone", "describe_backbones", "evaluate", "list_backbones", "list_methods", "run", "stylize",
-           "stylize_file"]
+           "ImageError", "Interrupted", "MaskError", "OutputError", "Result", "SizeError", "Step", "VideoError",
+           "WeightsError", "create_backbone", "describe_backbones", "evaluate", "list_backbones", "list_methods", "run",
+           "stylize", "stylize_file"]

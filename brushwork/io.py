@@ -161,7 +161,7 @@ def _umask() -> int:
     return mask
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Write to a temporary file beside `path`, then rename, so a crash never leaves half a file. mkstemp makes
     the file private (0600); give it the permissions a plain open() would have."""
     fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -182,7 +182,7 @@ def save_image(img: torch.Tensor, path: str | os.PathLike, quality: int = 95) ->
     pil = to_pil(img)
     options = {"quality": quality, "subsampling": 0} if fmt == "JPEG" else {}
     try:
-        _atomic_write(out, lambda tmp: pil.save(tmp, format=fmt, **options))
+        atomic_write(out, lambda tmp: pil.save(tmp, format=fmt, **options))
     except OSError as e:
         raise OutputError(f"cannot write {out}: {e}") from None
     return out
@@ -198,7 +198,7 @@ def save_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
     out = Path(path)
     text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
     try:
-        _atomic_write(out, lambda tmp: Path(tmp).write_text(text))
+        atomic_write(out, lambda tmp: Path(tmp).write_text(text))
     except OSError as e:
         raise OutputError(f"cannot write {out}: {e}") from None
     return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import sys
 import types
+from typing import Any, Callable
 
 
 class LazyModule(types.ModuleType):
@@ -25,3 +26,15 @@ class LazyModule(types.ModuleType):
 def lazy(name: str) -> types.ModuleType:
     """The module `name` if it is already imported, else a stand-in that imports it on first attribute access."""
     return sys.modules.get(name) or LazyModule(name)
+
+
+def attribute_loader(package: str, names: dict[str, str], namespace: dict[str, Any]) -> Callable[[str], Any]:
+    """A package's `__getattr__` (PEP 562): the attribute `name` comes from its submodule `names[name]`, imported
+    on first use and then kept in the package's `namespace`, so a package can name its API without importing it."""
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            value = getattr(importlib.import_module(f".{names[name]}", package), name)
+            namespace[name] = value
+            return value
+        raise AttributeError(f"module '{package}' has no attribute '{name}'")
+    return __getattr__

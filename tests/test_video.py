@@ -5,6 +5,7 @@ region's colour over 300 frames, exact resumption, and `brushwork eval --video`.
 from __future__ import annotations
 
 import json
+import struct
 from fractions import Fraction
 
 import av
@@ -101,6 +102,23 @@ def test_consistent_mode_flickers_at_least_30_percent_less_and_keeps_the_format(
     assert errors[False] <= 0.7 * errors[True], errors
 
 
+def test_a_phone_video_is_read_upright(tmp_path):
+    """A display matrix that turns the picture a quarter clockwise (what phones write, and FFmpeg for rotate=90):
+    frames come out turned, 48 wide and 64 tall, the top-left block at the top right."""
+    frame = torch.zeros(1, 3, 48, 64)
+    frame[..., :10, :20] = 1.0
+    path = sample.write_clip(tmp_path / "phone.mp4", iter([frame] * 3), tone=None)
+    data = bytearray(path.read_bytes())
+    identity = struct.pack(">9i", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    at = data.rfind(identity)  # the video track's header (the movie header's matrix comes first)
+    data[at:at + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    path.write_bytes(bytes(data))
+    info = media.probe(path)
+    assert info.rotation == 270 and info.display_size == (64, 48)
+    upright = next(media.read_frames(info, info.display_size))
+    assert upright[0, :, :20, -10:].mean() > 0.9 and upright[0, :, :20, :10].mean() < 0.1
+
+
 def test_a_static_region_keeps_its_colour_over_300_frames(models, tmp_path):
     """A still camera with sensor noise and a disc crossing the lower half again and again: the top-left corner's
     mean colour drifts less than ΔE 2 (CIELAB) over 300 frames, where blending with the warped previous output
@@ -138,6 +156,22 @@ def test_a_killed_job_resumes_exactly_and_never_leaves_half_a_video(clip, models
         assert (cache_dir(out) / name).read_bytes() == (cache_dir(whole) / name).read_bytes(), name
     other = stylize_video(clip, None, out, video=VideoOptions(blend=0.3), **options)
     assert other.stats["resumed_at"] is None  # other settings: the old frames are not reused
+
+
+def test_a_scene_cut_starts_a_new_shot(models, tmp_path):
+    """Five frames of one pan, then five of another scene: the job notes the cut at frame 5 and carries nothing
+    over it, so the first frame after the cut is what per-frame stylization makes of it (up to the rounding of the
+statistics' two paths)."""
+    first = list(sample.pan_frames(textured(48, 80), 5, (48, 64), 2, disc=False))
+    second = list(sample.pan_frames(1 - textured(48, 80, seed=5), 5, (48, 64), 2, disc=False))  # a negative
+    clip = sample.write_clip(tmp_path / "cut.mp4", iter(first + second), tone=None)
+    options = dict(method="fast", model=str(models["fast"]), quiet=True)
+    consistent = stylize_video(clip, None, tmp_path / "c.mp4", video=VideoOptions(keep_frames=True), **options)
+    per_frame = stylize_video(clip, None, tmp_path / "p.mp4", video=VideoOptions(per_frame=True, keep_frames=True),
+                              **options)
+    assert consistent.stats["cuts"] == [5] and per_frame.stats["cuts"] == []
+    after = [io.load_image(cache_dir(r.output) / "000005.png") for r in (consistent, per_frame)]
+    assert float((after[0] - after[1]).abs().max()) <= 1 / 255 + 1e-6  # the same up to rounding
 
 
 def test_eval_video_reports_per_frame_and_mean_against_the_source(clip, models, tmp_path, capsys):

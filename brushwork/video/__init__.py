@@ -4,9 +4,9 @@ Names are imported on first use, so that the command line can read VideoOptions 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from ..lazy import attribute_loader
 from .options import VideoOptions
 
 _LAZY = {"VideoResult": "job", "cache_dir": "job", "stylize_video": "job", "VideoReport": "consistency",
@@ -16,13 +16,6 @@ if TYPE_CHECKING:
     from .consistency import VideoReport, evaluate_video
     from .job import VideoResult, cache_dir, stylize_video
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'brushwork.video' has no attribute '{name}'")
-
+__getattr__ = attribute_loader(__name__, _LAZY, globals())
 
 __all__ = ["VideoOptions", "VideoReport", "VideoResult", "cache_dir", "evaluate_video", "stylize_video"]

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from .. import io
+from ..errors import VideoError
 from ..methods import Temporal, get_method
 from ..version import __version__
 from . import flow, media
@@ -53,15 +54,19 @@ def _fingerprint(parts: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _file_id(path: Any) -> Any:
-    """A file by path, size and modification time, so an edited input starts a new job; tensors by content."""
-    if isinstance(path, torch.Tensor):
-        return hashlib.sha256(path.contiguous().numpy().tobytes()).hexdigest()[:16]
-    p = Path(path)
-    if p.is_file():
-        st = p.stat()
-        return [str(p.resolve()), st.st_size, st.st_mtime_ns]
-    return str(path)
+def _input_id(src: Any) -> Any:
+    """A file by path, size and modification time, so that an edited input starts a new job; an image given as
+    an object (a tensor, PIL image or array) by its pixels."""
+    if isinstance(src, (str, os.PathLike)):
+        p = Path(src)
+        st = p.stat() if p.is_file() else None
+        return [str(p.resolve()), st.st_size, st.st_mtime_ns] if st else str(src)
+    pixels = io.load_image(src).contiguous().numpy().tobytes()
+    return hashlib.sha256(pixels).hexdigest()[:16]
+
+
+def _as_list(x: Any) -> list:
+    return [] if x is None else list(x) if isinstance(x, (list, tuple)) else [x]
 
 
 class FrameCache:
@@ -98,7 +103,7 @@ class FrameCache:
         io.save_image(image, self.frame_path(index))
         tensors = {k: v.contiguous() for k, v in state.items()}
         meta = {"done": str(index + 1), "log": json.dumps(log)}
-        io._atomic_write(self.folder / STATE_FILE, lambda tmp: save_file(tensors, tmp, metadata=meta))
+        io.atomic_write(self.folder / STATE_FILE, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
     def frames(self, count: int) -> Iterator[torch.Tensor]:
         for index in range(count):
@@ -113,56 +118,47 @@ def _as_8bit(image: torch.Tensor) -> torch.Tensor:
     return image.clamp(0, 1).mul(255).round().div(255)
 
 
-def stylize_video(source: str | os.PathLike, style: Any = None, output: str | os.PathLike = "out.mp4",
-                  method: str = "optimize", preset: str = "default", masks: Sequence[Any] | None = None,
-                  video: VideoOptions | None = None, progress: Progress | None = None, **options: Any
-                  ) -> VideoResult:
-    """Stylize every frame of `source` into `output` (same frame rate, aspect ratio and audio), consistently from
-    frame to frame unless `video.per_frame`; options are the method's, as for `stylize` (`size`: the output's
-    long side, by default the source's). Resumes a job killed with the same arguments."""
+@dataclass
+class _Job:
+    """One clip's settings after every check, what the loop over its frames needs."""
+
+    info: media.VideoInfo
+    size: tuple[int, int]  # (height, width)
+    method: str
+    preset: str
+    styles: list[torch.Tensor]
+    masks: list[torch.Tensor] | None
+    video: VideoOptions
+    options: dict[str, Any]
+
+
+def _run_frames(job: _Job, cache: FrameCache, progress: Progress | None) -> tuple[int, int, dict[str, Any]]:
+    """Stylize the frames the cache does not hold yet, each saved as it is done; (frames, frames resumed, log)."""
     from tqdm.auto import tqdm
 
     from .. import api
 
-    video = video or VideoOptions()
-    video.validate()
-    out = media.check_output(output, source)
-    info = media.probe(source)
-    long_side = options.pop("size", None) or max(info.display_size)
-    height, width = media.even_size(*io.fit_long_side(*info.display_size, long_side))
-    opts = api.resolve_options(method, preset, **options)  # refuse bad options and models before the first frame
-    models = get_method(method).models
-    if models is not None and getattr(opts, "model", None):
-        models.resolve(opts.model)
-    styles = [io.load_image(s) for s in api._as_list(style)] if style is not None else []
-    mask_t = [io.load_mask(m) for m in masks] if masks else None
-    settings = {k: v for k, v in dataclasses.asdict(video).items() if k not in ("frames", "keep_frames")}
-    fingerprint = _fingerprint({"source": _file_id(source), "styles": [_file_id(s) for s in api._as_list(style)]
-                                if style is not None else [], "masks": [_file_id(m) for m in masks or []],
-                                "method": method, "preset": preset, "video": settings,
-                                "options": {k: v for k, v in options.items() if k != "quiet"},
-                                "size": [height, width], "brushwork": __version__})
-    cache = FrameCache(cache_dir(out), fingerprint)
+    video, (height, width) = job.video, job.size
     done, state, log = cache.load()
     temporal = None if video.per_frame else Temporal(
         blend=video.blend, smoothing=video.smoothing, temporal_weight=video.temporal_weight,
         frame_iterations=video.frame_iterations, state=state)
-    total = min(info.frames, video.frames) if info.frames and video.frames else (video.frames or info.frames)
-    bar = tqdm(total=total or None, initial=done, disable=options.get("quiet", False), unit="frame",
-               dynamic_ncols=True, desc=f"{method} {width}×{height}")
+    limit = video.frames or job.info.frames
+    bar = tqdm(total=min(limit, job.info.frames or limit) or None, initial=done, unit="frame", dynamic_ncols=True,
+               disable=job.options.get("quiet", False), desc=f"{job.method} {width}×{height}")
     previous_frame = previous_output = None
-    index = -1
-    started = time.perf_counter()
-    for index, frame in enumerate(media.read_frames(info, (height, width))):
+    count = 0
+    for index, frame in enumerate(media.read_frames(job.info, job.size)):
         if video.frames is not None and index >= video.frames:
-            index -= 1
             break
-        if index < done:
+        count = index + 1
+        if index < done:  # finished in an earlier run: only the last one's output is needed
             previous_frame = frame
             if index == done - 1:
                 previous_output = io.load_image(cache.frame_path(index))
             continue
-        frame_started = time.perf_counter()
+        started = time.perf_counter()
+        still = reference = None
         if temporal is not None and previous_frame is not None:
             pair = flow.relate(previous_frame, frame)
             log["reliable"].append(round(pair.reliable_share, 4))
@@ -172,42 +168,74 @@ def stylize_video(source: str | os.PathLike, style: Any = None, output: str | os
             else:
                 temporal.previous = flow.warp(previous_output, pair.back)
                 temporal.reliable = pair.reliable
-                held = flow.warp(previous_output, pair.back, "nearest")
                 reference = flow.warp(temporal.state.get(REFERENCE, previous_frame), pair.back, "nearest")
                 still = flow.still(reference, frame, pair.reliable, video.still_threshold)
-        result = api.run(frame, styles, method, preset, mask_t, temporal=temporal,
-                         **{**options, "size": max(height, width), "quiet": True})
-        output = result.image
+        output = api.run(frame, job.styles, job.method, job.preset, job.masks, temporal=temporal,
+                         **{**job.options, "size": max(height, width), "quiet": True}).image
         if temporal is not None:  # a pixel changes only where its source does; remember what it was made from
-            if temporal.previous is None:
+            if still is None:
                 temporal.state[REFERENCE] = frame
             else:
-                output = still * held + (1 - still) * output
+                output = still * flow.warp(previous_output, pair.back, "nearest") + (1 - still) * output
                 temporal.state[REFERENCE] = still * reference + (1 - still) * frame
         previous_frame, previous_output = frame, _as_8bit(output)
-        log["seconds"].append(round(time.perf_counter() - frame_started, 3))
+        log["seconds"].append(round(time.perf_counter() - started, 3))
         cache.save(index, previous_output, temporal.state if temporal is not None else {}, log)
         bar.update(1)
         if progress is not None:
-            progress(index + 1, info.frames)
+            progress(index + 1, job.info.frames)
     bar.close()
-    count = index + 1
     if count == 0:
-        raise media.VideoError(f"{source}: no frames could be decoded")
+        raise VideoError(f"{job.info.path}: no frames could be decoded")
+    return count, done, log
+
+
+def _seconds(log: dict[str, Any]) -> dict[str, float | None]:
+    """The sidecar's timings: all frames, the first (optimize: the full schedule), and the rate after it."""
+    seconds = log["seconds"]
+    return {"frames": round(sum(seconds), 3), "first_frame": seconds[0] if seconds else None,
+            "next_frames_per_s": round((len(seconds) - 1) / sum(seconds[1:]), 4) if len(seconds) > 1 else None}
+
+
+def stylize_video(source: str | os.PathLike, style: Any = None, output: str | os.PathLike = "out.mp4",
+                  method: str = "optimize", preset: str = "default", masks: Sequence[Any] | None = None,
+                  video: VideoOptions | None = None, progress: Progress | None = None, **options: Any
+                  ) -> VideoResult:
+    """Stylize every frame of `source` into `output` (same frame rate, aspect ratio and audio), consistently from
+    frame to frame unless `video.per_frame`; options are the method's, as for `stylize` (`size`: the output's
+    long side, by default the source's). Resumes a job killed with the same arguments."""
+    from .. import api
+
+    started = time.perf_counter()
+    video = video or VideoOptions()
+    video.validate()
+    out = media.check_output(output, source)
+    info = media.probe(source)
+    long_side = options.pop("size", None) or max(info.display_size)
+    size = media.even_size(*io.fit_long_side(*info.display_size, long_side))
+    opts = api.resolve_options(method, preset, **options)  # refuse bad options and models before the first frame
+    models = get_method(method).models
+    if models is not None and getattr(opts, "model", None):
+        models.resolve(opts.model)
+    job = _Job(info, size, method, preset, [io.load_image(s) for s in _as_list(style)],
+               [io.load_mask(m) for m in masks] if masks else None, video, options)
+    settings = {k: v for k, v in dataclasses.asdict(video).items() if k not in ("frames", "keep_frames")}
+    cache = FrameCache(cache_dir(out), _fingerprint({
+        "source": _input_id(source), "styles": [_input_id(s) for s in _as_list(style)],
+        "masks": [_input_id(m) for m in masks or []], "method": method, "preset": preset, "video": settings,
+        "options": {k: v for k, v in options.items() if k != "quiet"}, "size": list(size), "brushwork": __version__}))
+    count, resumed, log = _run_frames(job, cache, progress)
     encode_started = time.perf_counter()
     media.write_video(cache.frames(count), out, info.rate, info, video.codec, video.crf)
-    seconds = log["seconds"]
     stats = {"output": str(out.resolve()), "source": str(Path(source).resolve()),
-             "styles": [str(s) for s in api._as_list(style)] if style is not None else [], "method": method,
-             "preset": preset, "options": {**options, "size": max(height, width)}, "video": dataclasses.asdict(video),
-             "frames": count, "size": [width, height], "rate": str(info.rate), "audio": info.audio,
-             "cuts": log["cuts"], "reliable_mean": round(sum(log["reliable"]) / max(1, len(log["reliable"])), 4),
-             "seconds": {"frames": round(sum(seconds), 3), "first_frame": seconds[0] if seconds else None,
-                         "next_frames_per_s": round((len(seconds) - 1) / sum(seconds[1:]), 4)
-                         if len(seconds) > 1 else None, "this_run": round(time.perf_counter() - started, 3),
+             "styles": [str(s) for s in _as_list(style)], "method": method, "preset": preset,
+             "options": {**options, "size": max(size)}, "video": dataclasses.asdict(video), "frames": count,
+             "size": [size[1], size[0]], "rate": str(info.rate), "audio": info.audio, "cuts": log["cuts"],
+             "reliable_mean": round(sum(log["reliable"]) / max(1, len(log["reliable"])), 4),
+             "seconds": {**_seconds(log), "this_run": round(time.perf_counter() - started, 3),
                          "encode": round(time.perf_counter() - encode_started, 3)},
-             "resumed_at": done or None, "versions": api.versions()}
+             "resumed_at": resumed or None, "versions": api.versions()}
     io.save_json(stats, io.sidecar_path(out))
     if not video.keep_frames and not (video.frames and count == video.frames and count < info.frames):
         cache.remove()  # a preview (--frames) keeps its frames, so that the full job goes on from them
-    return VideoResult(out, count, (height, width), stats)
+    return VideoResult(out, count, size, stats)

@@ -33,7 +33,7 @@ class VideoInfo:
     rate: Fraction  # frames per second
     frames: int  # from the container; an estimate from the duration where it does not say
     pixel_aspect: Fraction  # 1 for square pixels
-    rotation: int  # degrees clockwise that a player turns the picture (phone videos)
+    rotation: int  # degrees counterclockwise, 0-359, that a player turns the picture (the display matrix: phones)
     audio: bool
     codec: str
 
@@ -94,8 +94,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
 
 def _turn(frame: torch.Tensor, rotation: int) -> torch.Tensor:
-    """Turn a frame the way a player would (`rotation` degrees clockwise)."""
-    return torch.rot90(frame, k=-(rotation // 90), dims=(-2, -1)) if rotation % 360 else frame
+    """Turn a frame the way a player would (`rotation` degrees counterclockwise, in quarter turns)."""
+    return torch.rot90(frame, k=round(rotation / 90) % 4, dims=(-2, -1)) if rotation % 360 else frame
 
 
 def read_frames(info: VideoInfo, size: tuple[int, int]) -> Iterator[torch.Tensor]:
@@ -174,7 +174,7 @@ def write_video(frames: Iterable[torch.Tensor], path: str | os.PathLike, rate: F
                 _copy_audio(container, source, audio)
 
     try:
-        io._atomic_write(out, write)
+        io.atomic_write(out, write)
     except av.error.FFmpegError as e:
         raise OutputError(f"cannot write {out}: {e}") from None
     except OSError as e:
