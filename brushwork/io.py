@@ -151,7 +151,7 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, 
         raise OutputError(f"output directory is not writable: {parent}")
     for src in inputs:
         if out.exists() and Path(src).exists() and out.resolve() == Path(src).resolve():
-            raise OutputError(f"refusing to overwrite an input image: {out}")
+            raise OutputError(f"refusing to overwrite an input: {out}")
     return out
 
 

@@ -103,13 +103,15 @@ class AdaINStylizer:
         padded = self._pad(content.to(self.device)).contiguous(memory_format=torch.channels_last)
         return self.net.encode(padded)[self.net.layer]
 
+    @staticmethod
+    def _stats(fc: torch.Tensor, small_masks: list[torch.Tensor] | None) -> list[tuple]:
+        return [model_lib.feature_stats(fc, m) for m in small_masks or [None]]
+
     def content_stats(self, content: torch.Tensor, masks: list[torch.Tensor] | None = None) -> list[tuple]:
         """The content's AdaIN statistics (mean, std): one pair per mask, or one for the whole image."""
         with torch.no_grad():
             fc = self._encode_content(content)
-            if masks:
-                return [model_lib.feature_stats(fc, m) for m in self._small_masks(masks, fc)]
-            return [model_lib.feature_stats(fc)]
+            return self._stats(fc, self._small_masks(masks, fc) if masks else None)
 
     def stylize(self, content: torch.Tensor, styles: list[torch.Tensor], weights: list[float] | None = None,
                 masks: list[torch.Tensor] | None = None, alpha: float = 1.0, stats: list[tuple] | None = None,
@@ -121,18 +123,16 @@ class AdaINStylizer:
         with torch.no_grad():
             h, w = content.shape[-2:]
             fc = self._encode_content(content)
-            if stats is None and smooth is not None:
-                small = self._small_masks(masks, fc) if masks else [None]
-                stats = smooth([model_lib.feature_stats(fc, m) for m in small])
-            if masks:
-                small = self._small_masks(masks, fc)
-                stats = stats or [model_lib.feature_stats(fc, m) for m in small]
+            small = self._small_masks(masks, fc) if masks else None
+            if stats is None:
+                stats = self._stats(fc, small)
+                stats = smooth(stats) if smooth is not None else stats
+            if small:
                 total = sum(small).clamp_min(1e-6)
                 target = sum(m / total * model_lib.adain(fc, fs, content_stats=st)
                              for m, fs, st in zip(small, styles, stats))
             else:
                 weights = weights or [1 / len(styles)] * len(styles)
-                stats = stats or [model_lib.feature_stats(fc)]
                 target = sum(wt * model_lib.adain(fc, fs, content_stats=stats[0]) for wt, fs in zip(weights, styles))
             out = self.net.decoder(alpha * target + (1 - alpha) * fc)
             return out[..., :h, :w].clamp(0, 1).contiguous()

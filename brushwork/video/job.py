@@ -209,7 +209,7 @@ def stylize_video(source: str | os.PathLike, style: Any = None, output: str | os
     started = time.perf_counter()
     video = video or VideoOptions()
     video.validate()
-    out = media.check_output(output, source)
+    out = io.check_output_path(output, (source,), media.VIDEO_SUFFIXES)
     info = media.probe(source)
     long_side = options.pop("size", None) or max(info.display_size)
     size = media.even_size(*io.fit_long_side(*info.display_size, long_side))

@@ -113,25 +113,6 @@ def read_frames(info: VideoInfo, size: tuple[int, int]) -> Iterator[torch.Tensor
             raise VideoError(f"{info.path}: decoding failed: {e}") from None
 
 
-def check_output(path: str | os.PathLike, source: str | os.PathLike) -> Path:
-    """Fail before any work if the output cannot be written: a known container, an existing writable folder, and
-    not the source itself."""
-    out = Path(path)
-    if out.suffix.lower() not in VIDEO_SUFFIXES:
-        raise OutputError(f"unsupported video format '{out.suffix or out.name}': use one of "
-                          f"{', '.join(VIDEO_SUFFIXES)}")
-    if out.is_dir():
-        raise OutputError(f"{out} is a folder: give a file name")
-    parent = out.resolve().parent
-    if not parent.is_dir():
-        raise OutputError(f"output directory does not exist: {parent}")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"output directory is not writable: {parent}")
-    if out.exists() and Path(source).exists() and out.resolve() == Path(source).resolve():
-        raise OutputError(f"refusing to overwrite the input video: {out}")
-    return out
-
-
 def check_codec(codec: str) -> str:
     """The FFmpeg encoder for a codec name (h264, h265, vp9, or an encoder's own name) that this build has."""
     require()
