@@ -195,3 +195,40 @@ def style_loss(feat: torch.Tensor, target, kind: str, weight: torch.Tensor | Non
     if kind == "mean_std":
         return mean_std_loss(feat, target, weight)
     return wasserstein2_loss(feat, target, weight)
+
+
+GAN_LOSSES = ("wgan-gp", "hinge", "lsgan")
+
+
+def critic_loss(real: torch.Tensor, fake: torch.Tensor, kind: str) -> torch.Tensor:
+    """What the critic minimizes, from its scores on real and generated samples (any shapes): WGAN's
+    E[D(fake)] − E[D(real)] (Arjovsky et al. 2017; its gradient penalty is added apart), the hinge loss (Lim & Ye
+    2017) or least squares towards 1 and 0 (Mao et al. 2017)."""
+    if kind == "wgan-gp":
+        return fake.mean() - real.mean()
+    if kind == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    if kind == "lsgan":
+        return 0.5 * ((real - 1).square().mean() + fake.square().mean())
+    raise ValueError(f"unknown GAN loss '{kind}'")
+
+
+def generator_loss(fake: torch.Tensor, kind: str) -> torch.Tensor:
+    """What the generator minimizes, from the critic's scores on its outputs: −E[D(fake)] for WGAN and hinge,
+    least squares towards 1 for lsgan."""
+    if kind in ("wgan-gp", "hinge"):
+        return -fake.mean()
+    if kind == "lsgan":
+        return 0.5 * (fake - 1).square().mean()
+    raise ValueError(f"unknown GAN loss '{kind}'")
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """E[(‖∇ₓD(x̂)‖₂ − 1)²] at x̂ = eps·real + (1 − eps)·fake (Gulrajani et al. 2017), where `critic` maps N
+    samples to N scores and `eps` (N×1×1×1) is uniform in [0, 1]. The graph is kept, so the penalty trains the
+    critic; the norm is taken in float32 with a small floor, so a zero gradient stays finite."""
+    mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    scores = critic(mixed)
+    grad, = torch.autograd.grad(scores.float().sum(), mixed, create_graph=True)
+    norm = grad.float().flatten(1).square().sum(1).add(1e-12).sqrt()
+    return (norm - 1).square().mean()

@@ -164,6 +164,34 @@ RESUME = {
 }
 
 
+def gan(f, p, *extra: str) -> list[str]:
+    return ["train", "gan", "--content-dir", str(_photos(f, p)), "--style-dir", str(_photos(f, p)), "--out",
+            str(p / "out" / "run"), *TRAIN, *extra]
+
+
+def _decoder(tmp_path, backbone: str = "vgg16-hed", fits: bool = True) -> str:
+    """A decoder file for --init: an adain decoder's shape, or tensors that fit no decoder."""
+    from safetensors.torch import save_file
+
+    from brushwork.methods.adain_model import AdaINNet
+
+    path = tmp_path / "bad" / f"decoder-{backbone}-{fits}.safetensors"
+    tensors = AdaINNet(seed=0).decoder.state_dict() if fits else {"x": torch.zeros(2)}
+    save_file(dict(tensors), str(path), metadata={"method": "adain", "backbone": backbone})
+    return str(path)
+
+
+GANS = {
+    "gan loss unknown": lambda f, p, i: gan(f, p, "--gan-loss", "nsgan"),
+    "gan critic steps zero": lambda f, p, i: gan(f, p, "--init", "none", "--critic-steps", "0"),
+    "gan adv weight negative": lambda f, p, i: gan(f, p, "--init", "none", "--adv-weight", "-1"),
+    "gan init missing": lambda f, p, i: gan(f, p, "--init", str(p / "bad" / "none.safetensors")),
+    "gan init fits no decoder": lambda f, p, i: gan(f, p, "--init", _decoder(p, fits=False)),
+    "gan init of another backbone": lambda f, p, i: gan(f, p, "--init", _decoder(p, "vgg19")),
+    "gan model not shipped": lambda f, p, i: ["stylize", i["c"], i["a"], "-o", i["out"], "--method", "gan"],
+}
+
+
 def _clip(tmp_path, damage: bool = False) -> str:
     """A 4-frame video; `damage`: every byte of its frames overwritten, its header intact."""
     from brushwork.video import sample
@@ -247,7 +275,8 @@ def _run_with(tmp_path, model_bytes: bytes) -> str:
 
 
 CLASSES = {"paths": PATHS, "images": IMAGES, "numbers": NUMBERS, "blends and masks": BLENDS_AND_MASKS,
-           "weights": WEIGHTS, "outputs": OUTPUTS, "resume": RESUME, "videos": VIDEOS}
+           "weights": WEIGHTS, "outputs": OUTPUTS, "resume": RESUME, "videos": VIDEOS,
+           "gan": GANS}
 CASES = [pytest.param(kind, name, id=f"{kind}: {name}") for kind, cases in CLASSES.items() for name in cases]
 
 

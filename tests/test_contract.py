@@ -33,6 +33,8 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("contract")
     save_decoder(_mid_grey(AdaINNet(seed=3).decoder), root / "adain.safetensors",
                  {"method": "adain", "backbone": "vgg16-hed"})
+    save_decoder(_mid_grey(AdaINNet(seed=4).decoder), root / "gan.safetensors",
+                 {"method": "gan", "backbone": "vgg16-hed", "format": "brushwork-gan-generator/1"})
     torch.manual_seed(0)
     save_file(_mid_grey(build_net("mobile")).state_dict(), str(root / "fast.safetensors"),
               metadata={"method": "fast", "arch": "mobile", "width": "32", "backbone": "vgg16-hed"})
@@ -42,7 +44,8 @@ def models(tmp_path_factory):
 # Per method: the options that make it quick on tiny images, and the backbone that made its output.
 TINY = {"optimize": (lambda root: {"iterations": 2, "scales": 1}, "vgg16-hed"),
         "adain": (lambda root: {"model": str(root / "adain.safetensors")}, "vgg16-hed"),
-        "fast": (lambda root: {"model": str(root / "fast.safetensors")}, "vgg16-hed")}
+        "fast": (lambda root: {"model": str(root / "fast.safetensors")}, "vgg16-hed"),
+        "gan": (lambda root: {"model": str(root / "gan.safetensors")}, "vgg16-hed")}
 METHODS = method_names()
 RED, BLUE = stripes(64, 64, (1.0, 0.1, 0.1)), dots(56, 72, (0.1, 0.2, 1.0))
 

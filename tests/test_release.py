@@ -31,12 +31,15 @@ def test_the_repo_recipes_cover_the_release():
     assert classic == RELEASE_STYLES and mobile == {f"{n}-mobile" for n in RELEASE_STYLES}
     assert all(r.train["steps"] >= 5000 and r.train["batch_size"] == 8 for r in recipes if r.method == "fast")
     groups = group_recipes(recipes)
-    assert sorted(len(g) for g in groups) == [1, 8, 8]  # adain alone; each architecture's styles together
+    assert sorted(len(g) for g in groups) == [1, 1, 8, 8]  # adain, gan alone; each architecture's styles together
+    gan = by_name["gan-vgg16-hed"]
+    assert gan.method == "gan" and gan.model["init"] == "adain-vgg16-hed" and 5000 <= gan.train["steps"] <= 10000
+    assert gan.model["gan_loss"] == "wgan-gp" and gan.file_stem == "gan-vgg16-hed"
     assert by_name["starry_night"].file_stem == "fast-starry_night"
 
 
 def test_recipe_mistakes_are_config_errors(tmp_path):
-    bad = {"method = 'gan'\nname = 'x'": "method must be one of",
+    bad = {"method = 'cyclegan'\nname = 'x'": "method must be one of",
            "method = 'fast'\nname = 'x'\n[model]\nstyle = 'a.jpg'\ncolour = 1": "unknown keys model.colour",
            "method = 'fast'\nname = 'x'": "needs model.style",
            "method = 'adain'\nname = 'x'\n[train]\nsteps = 0": "--steps must be at least 1",
@@ -83,7 +86,7 @@ def tiny_kit(tmp_path_factory):
     done = _tool("tools/weights_kit.py", "--out", str(root / "kit"), "--data", str(data), "--short-side", "72",
                  "--content-mb", "1", "--style-mb", "1")
     assert done.returncode == 0, done.stderr
-    assert "for 17 recipes" in done.stdout and "MiB" in done.stdout
+    assert "for 18 recipes" in done.stdout and "MiB" in done.stdout
     return root / "kit"
 
 
@@ -103,20 +106,28 @@ def test_the_release_dry_run_trains_every_recipe_and_collects_loadable_fp16_mode
     work, out = tmp_path / "work", tmp_path / "out"
     started = _tool("tools/release.py", "--work", str(work), "start", "--kit", str(tiny_kit), "--dry-run", "--wait")
     assert started.returncode == 0, started.stdout + started.stderr
-    assert started.stdout.count("finished") == 3 and "4/4" in started.stdout
+    assert started.stdout.count("finished") == 4 and "4/4" in started.stdout
     collected = _tool("tools/release.py", "--work", str(work), "collect", "--out", str(out))
     assert collected.returncode == 0, collected.stderr
     tars = sorted(out.glob("release-*.tar"))
     assert 1 <= len(tars) <= 8 and all(t.stat().st_size <= 16 * 2 ** 20 for t in tars)  # what $OUT brings back
-    assert sum(len(tarfile.open(t).getnames()) for t in tars) == 17 * 3 + 3 + 1  # model, csv, png; logs; report
+    assert sum(len(tarfile.open(t).getnames()) for t in tars) == 18 * 3 + 4 + 1  # model, csv, png; logs; report
     models, logs = tmp_path / "models", tmp_path / "logs"
     unpacked = _tool("tools/release.py", "unpack", str(out), "--models", str(models), "--logs", str(logs))
     assert unpacked.returncode == 0, unpacked.stderr
     shipped = sorted(p.name for p in models.glob("*.safetensors"))
-    assert len(shipped) == 17 and "adain-vgg16-hed.safetensors" in shipped
+    assert len(shipped) == 18 and {"adain-vgg16-hed.safetensors", "gan-vgg16-hed.safetensors"} <= set(shipped)
     assert "fast-starry_night.safetensors" in shipped and "fast-starry_night-mobile.safetensors" in shipped
-    for name in ("fast-the_scream.metrics.csv", "fast-the_scream-mobile.preview.png", "adain-vgg16-hed.preview.png"):
+    for name in ("fast-the_scream.metrics.csv", "fast-the_scream-mobile.preview.png", "adain-vgg16-hed.preview.png",
+                 "gan-vgg16-hed.preview.png"):
         assert (logs / name).is_file(), name
+    gan_log = (logs / "gan-vgg16-hed.log.txt").read_text()  # the gan run fine-tuned the adain run's decoder
+    assert "waiting for adain-vgg16-hed" in gan_log and "adain-vgg16-hed.safetensors" in gan_log
+    gan_rows = (logs / "gan-vgg16-hed.metrics.csv").read_text().splitlines()
+    assert {"adv", "critic", "gp", "wasserstein"} <= set(gan_rows[0].split(","))
+    with safe_open(str(models / "gan-vgg16-hed.safetensors"), "pt") as f:
+        assert f.metadata()["init"] == "adain-vgg16-hed.safetensors" and f.metadata()["method"] == "gan"
+        assert not any("critic" in k or k.startswith("nets.") for k in f.keys())
     rows = (logs / "fast-the_scream.metrics.csv").read_text().splitlines()
     assert rows[0] == "step,lr,seconds_per_step,content,style,tv" and len(rows) == 5
     with safe_open(str(models / "fast-la_muse-mobile.safetensors"), "pt") as f:
@@ -129,8 +140,9 @@ def test_the_release_dry_run_trains_every_recipe_and_collects_loadable_fp16_mode
     save_image(stripes(40, 40, (1, 0.2, 0.1)), painting)
     for model, styles in ((models / "fast-la_muse-mobile.safetensors", []),
                           (models / "fast-shipwreck.safetensors", []),
-                          (models / "adain-vgg16-hed.safetensors", [str(painting)])):
-        method = "adain" if "adain" in model.name else "fast"
+                          (models / "adain-vgg16-hed.safetensors", [str(painting)]),
+                          (models / "gan-vgg16-hed.safetensors", [str(painting)])):
+        method = model.name.split("-")[0]
         target = tmp_path / f"{model.stem}.png"
         assert main(["stylize", str(photo), *styles, "-o", str(target), "--method", method, "--model", str(model),
                      "--size", "48", "--quiet"]) == 0

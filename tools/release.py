@@ -47,7 +47,7 @@ PACK_MB = 15.0
 
 def _group_id(group) -> str:
     first = group[0]
-    return first.name if first.method == "adain" else f"{first.method}-{first.model['arch']}"
+    return f"{first.method}-{first.model['arch']}" if first.method == "fast" else first.name
 
 
 def _alive(pid: int) -> bool:
@@ -157,7 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         from brushwork.train import train
 
-        group = [Recipe.from_dict(r) for r in spec["recipes"]]
+        group = [_after_init(Recipe.from_dict(r), work) for r in spec["recipes"]]
         cfg = loop_config(group, **{**RUN_DEFAULTS, **spec["overrides"], "out": str(run / "train"),
                                     "resume": (run / "train" / "checkpoint").is_dir()})
         kit = work / "kit"
@@ -178,6 +178,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         (run / "failed.txt").write_text(traceback.format_exc())
         return 1
     return 0
+
+
+def _after_init(recipe, work: Path):
+    """A gan recipe whose `init` names another run of this release waits for that run to end (the gan run's time
+    limit counts from when it starts training), then starts from its weights: final, else partial."""
+    from dataclasses import replace
+
+    init = recipe.model.get("init")
+    source = work / "runs" / str(init)
+    if recipe.method != "gan" or not (source / "group.json").is_file():
+        return recipe
+    print(f"waiting for {init} to end: {recipe.name} fine-tunes its weights", flush=True)
+    while _state(source)[0] == "running":
+        time.sleep(5)
+    from brushwork.train.recipes import Recipe
+
+    stem = Recipe.from_dict(json.loads((source / "group.json").read_text())["recipes"][0]).file_stem
+    for suffix in ("", ".partial"):
+        trained = source / "train" / f"{stem}{suffix}.safetensors"
+        if trained.is_file():
+            print(f"{recipe.name} starts from {trained}", flush=True)
+            return replace(recipe, model={**recipe.model, "init": str(trained)})
+    raise RuntimeError(f"{init} ended ({_state(source)[0]}) without weights for {recipe.name} to start from")
 
 
 def _last_rows(path: Path, count: int = 5) -> list[dict]:
@@ -230,7 +253,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         elapsed = ended - started
         eta = f"{(total - step) / rate / 60:.1f}m" if rate and state == "running" else "-"
         losses = ", ".join(f"{k} {float(v):.3g}" for k, v in (rows[-1].items() if rows else [])
-                           if k in ("total", "content", "style", "tv"))
+                           if k in ("total", "content", "style", "tv", "adv", "wasserstein"))
         print(f"{run.name:<20}{state:<10}{f'{step}/{total}':>13}{rate:>9.2f}{elapsed / 60:>8.1f}m{eta:>8}  {losses}")
         if state == "failed":
             print("  " + (run / "failed.txt").read_text().strip().splitlines()[-1])
@@ -261,8 +284,8 @@ def _square(image):
 
 
 def _preview(model: Path, kit: Path, out: Path, device: str) -> None:
-    """The model on the kit's preview photos: a fast model's style image and outputs, or adain with the kit's
-    style images, in one PNG."""
+    """The model on the kit's preview photos: a fast model's style image and outputs, or adain (or gan) with the
+    kit's style images, in one PNG."""
     import torch
 
     from brushwork import api, io
@@ -275,9 +298,9 @@ def _preview(model: Path, kit: Path, out: Path, device: str) -> None:
     fit = [io.resize(p, io.fit_long_side(*p.shape[-2:], side)) for p in photos]
     meta = read_safetensors(model)[1]
     weights = str(kit / "weights" / f"{meta.get('backbone', 'vgg16-hed')}.safetensors")
-    if meta.get("method") == "adain":
+    if meta.get("method") in ("adain", "gan"):
         styles = sorted((kit / "styles").glob("*.jpg"))[:4]
-        rows = [[p] + [api.run(p, s, method="adain", model=str(model), weights=weights, size=side,
+        rows = [[p] + [api.run(p, s, method=meta["method"], model=str(model), weights=weights, size=side,
                                device=device).image for s in styles] for p in fit]
         heads = [torch.ones_like(fit[0])] + [io.load_image(s) for s in styles]
         rows.insert(0, heads)

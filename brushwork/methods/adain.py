@@ -220,10 +220,18 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
     video (`temporal`), the styles are encoded once per clip, the content statistics are smoothed over the shot,
     and the output leans on the warped previous one where the flow holds."""
     validate(opts)
+    return stylize_with(SPEC, resolve_model(opts.model), content, styles, opts, masks, temporal)
+
+
+def stylize_with(spec: MethodSpec, model_file: Path, content: torch.Tensor, styles: list[torch.Tensor],
+                 opts: AdaINOptions, masks: list[torch.Tensor] | None = None, temporal: Temporal | None = None
+                 ) -> Result:
+    """What `run` does, for any method whose model is an encoder–decoder of this design (adain, and gan's
+    generator): `spec` checks the inputs, `model_file` holds the decoder."""
     started = time.perf_counter()
-    prep = shared.prepare(SPEC, opts, content, styles, masks)
+    prep = shared.prepare(spec, opts, content, styles, masks)
     size = shared.output_size(content, opts.size, MIN_SIZE, "encoder")
-    model = str(resolve_model(opts.model))
+    model = str(model_file)
     setup = time.perf_counter()
     details: dict = {"model": model}
     if opts.runtime == "onnx":
@@ -246,13 +254,18 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
     return Result(output, opts, seconds, backbone=backbone, device=device, details=details)
 
 
+def photo_and_painting_crops(content_dir: str, style_dir: str, cfg: TrainConfig) -> dict[str, data.RandomCrops]:
+    """The batch entries "content" and "style": random crops of the photos and of the paintings."""
+    crops = [data.RandomCrops(data.scan_images(folder, data.MIN_SIDE), cfg.size, cfg.short_side, cfg.seed + i)
+             for i, folder in enumerate((content_dir, style_dir))]
+    return dict(zip(("content", "style"), crops))
+
+
 def adain_task(content_dir: str, style_dir: str, cfg: TrainConfig, backbone: str = "vgg16-hed",
                style_weight: float = 10.0, weights: str | None = None) -> TrainTask:
     """A TrainTask for the AdaIN decoder of `backbone`, with random crops of both image folders."""
     net = model_lib.AdaINNet(backbone, weights, seed=cfg.seed)
-    crops = [data.RandomCrops(data.scan_images(folder, data.MIN_SIDE), cfg.size, cfg.short_side, cfg.seed + i)
-             for i, folder in enumerate((content_dir, style_dir))]
-    datasets = dict(zip(("content", "style"), crops))
+    datasets = photo_and_painting_crops(content_dir, style_dir, cfg)
     metadata = {"method": "adain", "backbone": backbone, "layer": net.layer, "style_weight": str(style_weight),
                 "format": "brushwork-adain-decoder/1"}
     return loop.TrainTask("adain", model_lib.AdaINTraining(net, style_weight), net.decoder, datasets,

@@ -85,10 +85,11 @@ class AdaINNet(nn.Module):
         fs = self.encode(style)[self.layer]
         return self.decoder(alpha * adain(fc, fs) + (1 - alpha) * fc)[..., :h, :w]
 
-    def training_losses(self, content: torch.Tensor, style: torch.Tensor, style_weight: float
-                        ) -> dict[str, torch.Tensor]:
-        """The paper's objective: content = MSE between the output's features and the AdaIN target; style = sum
-        over relu1_1 … relu4_1 of the MSE between channel means plus the MSE between channel stds."""
+    def objective(self, content: torch.Tensor, style: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The paper's objective: (output, content loss, style loss). Content = MSE between the output's features
+        and the AdaIN target; style = sum over relu1_1 … relu4_1 of the MSE between channel means plus the MSE
+        between channel stds."""
         with torch.no_grad():
             fc = self.encode(content)[self.layer]
             fs = self.encode(style, self.style_layers)
@@ -98,6 +99,12 @@ class AdaINNet(nn.Module):
         content_loss = F.mse_loss(fo[self.layer], target)
         style_loss = sum(F.mse_loss(a, b) for k in self.style_layers
                          for a, b in zip(feature_stats(fo[k]), feature_stats(fs[k])))
+        return out, content_loss, style_loss
+
+    def training_losses(self, content: torch.Tensor, style: torch.Tensor, style_weight: float
+                        ) -> dict[str, torch.Tensor]:
+        """The objective as the training loop reads it: the weighted total, its parts, and the output."""
+        out, content_loss, style_loss = self.objective(content, style)
         total = content_loss + style_weight * style_loss
         return {"total": total, "content": content_loss.detach(), "style": style_loss.detach(), "output": out}
 

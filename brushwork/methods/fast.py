@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 torch = lazy("torch")
 data = lazy("brushwork.train.data")
+gan = lazy("brushwork.methods.gan")
 io = lazy("brushwork.io")
 loop = lazy("brushwork.train.loop")
 model_lib = lazy("brushwork.methods.fast_model")
@@ -151,13 +152,40 @@ class FastStyle:
     style_size: int | None = None  # long side of the style image (default: the crop size)
 
 
+@dataclass
+class FastAdversary:
+    """A critic for one style's network (`train fast --adv-weight`): the gan method's, judging crops of the style
+    image as real samples."""
+
+    adv_weight: float
+    gan_loss: str = "wgan-gp"
+    critic_lr: float = 4e-4
+    critic_steps: int = 1
+    critic_width: int = 64
+    scales: int = 3
+    gp_weight: float | None = None
+
+
+def _style_crops(style: FastStyle, image: torch.Tensor, cfg: TrainConfig) -> data.RandomCrops:
+    """Random crops of the style image at the scale its Gram matrices see it: the critic's real samples."""
+    h, w = image.shape[-2:]
+    if max(h, w) < cfg.size:
+        raise ConfigError(f"an adversarial fast run crops {cfg.size} px from the style image, but {style.style} "
+                          f"is {w}×{h} at --style-size {style.style_size or cfg.size}")
+    return data.RandomCrops([Path(style.style)], cfg.size, max(cfg.size, min(h, w)), cfg.seed + 1)
+
+
 def fast_task(styles: list[FastStyle], content_dir: str, cfg: TrainConfig, backbone: str = "vgg16-hed",
-              arch: str = "classic", weights: str | None = None) -> TrainTask:
+              arch: str = "classic", weights: str | None = None, adversary: FastAdversary | None = None
+              ) -> TrainTask:
     """A TrainTask for one or more style images, one `arch` network each; each style's Gram matrices are computed
-    once, at its `style_size` on the long side."""
+    once, at its `style_size` on the long side. With `adversary`, one style's network also trains against a
+    critic that has seen crops of its style image."""
     names = [s.name for s in styles]
     if not styles or len(set(names)) != len(names):
         raise ConfigError(f"fast training needs styles with distinct names, got {names}")
+    if adversary is not None and len(styles) > 1:
+        raise ConfigError("--adv-weight trains one style at a time: its critic learns that one painting")
     images, nets = {}, {}
     for i, s in enumerate(styles):
         image = io.load_image(s.style)
@@ -166,18 +194,29 @@ def fast_task(styles: list[FastStyle], content_dir: str, cfg: TrainConfig, backb
             torch.manual_seed(cfg.seed + i)  # the initial weights are part of what a training seed reproduces
             nets[s.name] = model_lib.build_net(arch)
     weights_by_style = {s.name: (s.content_weight, s.style_weight, s.tv_weight) for s in styles}
-    module = model_lib.FastTraining(nets, images, weights_by_style, backbone, weights)
     datasets = {"content": data.RandomCrops(data.scan_images(content_dir, data.MIN_SIDE), cfg.size, cfg.short_side,
                                             cfg.seed)}
+    opponent, extra = None, {}
+    if adversary is not None:
+        a = adversary
+        gan.check_adversary(a.gan_loss, a.adv_weight, a.critic_lr, a.critic_steps, a.critic_width, a.scales,
+                            a.gp_weight)
+        opponent = gan.build_adversary(a.gan_loss, a.critic_lr, a.critic_steps, a.critic_width, a.scales, a.gp_weight,
+                                     cfg.seed)
+        datasets["style"] = _style_crops(styles[0], images[styles[0].name], cfg)
+        extra = gan.adversary_metadata(a.gan_loss, a.adv_weight, a.critic_width, a.scales, a.gp_weight)
+    held = (opponent.critic, adversary.gan_loss, adversary.adv_weight) if opponent is not None else None
+    module = model_lib.FastTraining(nets, images, weights_by_style, backbone, weights, held)
     exports = {}
     for s in styles:
         exports[s.name] = (nets[s.name], {
             "method": "fast", "arch": arch, "backbone": backbone, "style": str(s.style), "width": "32",
             "content_weight": str(s.content_weight), "style_weight": str(s.style_weight),
-            "tv_weight": str(s.tv_weight), "style_size": str(s.style_size or cfg.size), "format": "brushwork-fast/1"})
+            "tv_weight": str(s.tv_weight), "style_size": str(s.style_size or cfg.size), **extra,
+            "format": "brushwork-fast/1"})
     if len(styles) == 1:  # a single run keeps the historical file name RUN/fast.safetensors
         exports = {"fast": exports[styles[0].name]}
-    return loop.TrainTask("fast", module, module.nets, datasets, exports)
+    return loop.TrainTask("fast", module, module.nets, datasets, exports, opponent)
 
 
 @dataclass
@@ -194,12 +233,24 @@ class FastTrainOptions:
     content_weight: float = option(1.0, "content loss weight")
     style_weight: float = option(3.0, "style loss weight, relative to content, as in optimize")
     tv_weight: float = option(1.0, "total variation loss weight")
+    adv_weight: float = option(0.0, "train against the gan method's critic, which sees crops of the style image: "
+                                    "the adversarial gradient relative to the style term's (0 = no critic)")
+    gan_loss: str = option("wgan-gp", "with --adv-weight: wgan-gp | hinge | lsgan")
+    critic_lr: float = option(4e-4, "with --adv-weight: the critic's Adam learning rate")
+    critic_steps: int = option(1, "with --adv-weight: critic updates per network step")
+    critic_width: int = option(64, "with --adv-weight: channels of the critic's first layer")
+    scales: int = option(3, "with --adv-weight: image-pyramid scales the critic judges")
+    gp_weight: float | None = option(None, "with --adv-weight: gradient penalty weight (default: 10 with wgan-gp)")
 
 
 def _train_task(opts: FastTrainOptions, cfg: TrainConfig) -> TrainTask:
     styles = [FastStyle(Path(p).stem, p, opts.content_weight, opts.style_weight, opts.tv_weight, opts.style_size)
               for p in opts.style]
-    return fast_task(styles, opts.content_dir, cfg, opts.backbone, opts.arch, opts.weights)
+    adversary = None
+    if opts.adv_weight:
+        adversary = FastAdversary(opts.adv_weight, opts.gan_loss, opts.critic_lr, opts.critic_steps,
+                                  opts.critic_width, opts.scales, opts.gp_weight)
+    return fast_task(styles, opts.content_dir, cfg, opts.backbone, opts.arch, opts.weights, adversary)
 
 
 def _network(path: str) -> nn.Module:

@@ -20,6 +20,7 @@ from .. import losses
 from ..backbones import Backbone, LossLayers, create_backbone, get_spec
 from ..errors import ConfigError
 from ..io import pad_for_stride
+from .gan_model import adversarial_term
 
 STRIDE = 4  # two stride-2 convolutions
 
@@ -159,9 +160,12 @@ class FastTraining(nn.Module):
     optimize method) and total variation, for every style's network; the total is their sum."""
 
     def __init__(self, nets: dict[str, nn.Module], styles: dict[str, torch.Tensor], weights: dict[str, tuple],
-                 backbone: str, backbone_weights: str | None = None):
+                 backbone: str, backbone_weights: str | None = None, adversary: tuple | None = None):
         super().__init__()
         self.nets = nn.ModuleDict(nets)
+        # (critic, GAN loss, weight) when one style trains against a critic; a tuple, so the critic is not a
+        # submodule: it has its own optimizer and checkpoint (loop.Adversary)
+        self.adversary = adversary
         self.loss_net = create_backbone(backbone, backbone_weights)
         self.content_layer, self.style_layers = loss_layers(backbone, self.loss_net)
         gain = self.loss_net.style_gain
@@ -172,7 +176,8 @@ class FastTraining(nn.Module):
             for j, layer in enumerate(self.style_layers):
                 self.register_buffer(f"gram_{i}_{j}", losses.gram(feats[layer]))
 
-    def forward(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, content: torch.Tensor, style: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """`style`: the critic's real samples, which the networks' step does not read."""
         outs = [net(content) for net in self.nets.values()]
         layers = list(dict.fromkeys([self.content_layer, *self.style_layers]))
         with torch.no_grad():
@@ -188,6 +193,11 @@ class FastTraining(nn.Module):
                      "tv": losses.tv_loss(out)}
             wc, ws, wt = self.weights[name]
             total = total + wc * parts["content"] + ws * parts["style"] + wt * parts["tv"]
+            if self.adversary is not None:
+                critic, kind, weight = self.adversary
+                adv, logged = adversarial_term(out, ws * parts["style"], critic, kind, weight)
+                total = total + adv
+                result.update(logged)
             for key, value in parts.items():
                 sums[key] = sums[key] + value.detach()
                 if len(outs) > 1:

@@ -5,6 +5,7 @@ A run directory holds:
   checkpoint/model.safetensors        the trainable weights (fp32)
   checkpoint/optimizer-NNN.safetensors the optimizer state, in shards of at most 16 MiB
   checkpoint/optimizer.json, state.json param groups; step, config and timings
+  checkpoint/critic*.                  a GAN task's critic and its optimizer, named alike
   metrics.csv                          one row per logged step (and TensorBoard events if it is installed)
   previews/step_NNNNNNN.png            content | style | output for a few samples of a batch
   NAME.safetensors                     the final weights in fp16 with their recipe, ready to ship (one file per
@@ -93,16 +94,42 @@ class TrainConfig:
 
 
 @dataclass
+class Adversary:
+    """The critic of a GAN task, trained against the generator's outputs with its own Adam optimizer: after each
+    generator step, `steps` critic steps on that step's outputs and the batch's `real` entry. `objective(real,
+    fake, seed)` returns {"total": what the critic minimizes, other scalars…}; `seed` is a function of the step, so
+    a resumed run draws the same random numbers. `critic` is the part that is checkpointed; it is never exported."""
+
+    objective: nn.Module
+    critic: nn.Module
+    real: str
+    lr: float
+    betas: tuple[float, float] = (0.0, 0.9)
+    steps: int = 1
+
+
+@dataclass
 class TrainTask:
     """What a method trains: `module(**batch)` returns {"total": loss, other scalar losses…, "output": images};
     `trainable` is the part that is checkpointed; `datasets` name the batch's entries; `exports` maps each shipped
-    file's stem to the network it holds and that network's metadata."""
+    file's stem to the network it holds and that network's metadata; `adversary`, when set, makes it a GAN."""
 
     name: str
     module: nn.Module
     trainable: nn.Module
     datasets: dict[str, RandomCrops]
     exports: dict[str, tuple[nn.Module, dict[str, str]]]
+    adversary: Adversary | None = None
+
+    def parts(self) -> dict[str, nn.Module]:
+        """The checkpointed networks by name, each with an optimizer of its own."""
+        critic = {"critic": self.adversary.critic} if self.adversary is not None else {}
+        return {"model": self.trainable, **critic}
+
+
+def _files(part: str) -> tuple[str, str]:
+    """A part's weights file and its optimizer files' stem: model.safetensors and optimizer*, critic*.…"""
+    return f"{part}.safetensors", "optimizer" if part == "model" else f"{part}-optimizer"
 
 
 def check_run(cfg: TrainConfig) -> None:
@@ -122,13 +149,16 @@ def check_run(cfg: TrainConfig) -> None:
     if not ckpt.is_dir():
         raise ConfigError(f"--resume: {run} holds no checkpoint to continue; leave out --resume to start a new run")
     try:
-        json.loads((ckpt / "state.json").read_text())["step"]
-        check_safetensors(ckpt / "model.safetensors")
-        shards = json.loads((ckpt / "optimizer.json").read_text())["shards"]
+        state = json.loads((ckpt / "state.json").read_text())
+        state["step"]
+        for part in state.get("parts", ["model"]):
+            weights, optim = _files(part)
+            check_safetensors(ckpt / weights)
+            shards = json.loads((ckpt / f"{optim}.json").read_text())["shards"]
+            for i in range(shards):
+                check_safetensors(ckpt / f"{optim}-{i:03d}.safetensors")
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise WeightsError(f"cannot resume from {ckpt}: {str(e).splitlines()[0]}") from None
-    for i in range(shards):
-        check_safetensors(ckpt / f"optimizer-{i:03d}.safetensors")
 
 
 @contextlib.contextmanager
@@ -173,14 +203,11 @@ def _fabric(cfg: TrainConfig):
     return fabric
 
 
-def save_checkpoint(run: Path, task: TrainTask, optimizer: torch.optim.Optimizer, step: int, cfg: TrainConfig,
-                    seconds: float) -> None:
-    """Write the checkpoint beside the old one and swap it in, so an interruption never leaves a broken one."""
-    tmp, final, old = run / ".checkpoint.tmp", run / "checkpoint", run / ".checkpoint.old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    weights = {k: v.detach().float().contiguous().cpu() for k, v in task.trainable.state_dict().items()}
-    safetensors_torch.save_file(weights, str(tmp / "model.safetensors"), metadata={"task": task.name})
+def _save_part(folder: Path, name: str, net: nn.Module, optimizer: torch.optim.Optimizer, task: str) -> None:
+    """One network's fp32 weights and its optimizer state, the state's tensors in shards of at most 16 MiB."""
+    weights_file, optim = _files(name)
+    weights = {k: v.detach().float().contiguous().cpu() for k, v in net.state_dict().items()}
+    safetensors_torch.save_file(weights, str(folder / weights_file), metadata={"task": task})
     state = optimizer.state_dict()
     tensors, plain = {}, {}
     for index, entries in state["state"].items():
@@ -198,12 +225,24 @@ def save_checkpoint(run: Path, task: TrainTask, optimizer: torch.optim.Optimizer
         current[key], size = value, size + nbytes
     shards.append(current)
     for i, shard in enumerate(shards):
-        safetensors_torch.save_file(shard, str(tmp / f"optimizer-{i:03d}.safetensors"))
-    (tmp / "optimizer.json").write_text(json.dumps({"param_groups": state["param_groups"], "plain": plain,
-                                                    "shards": len(shards)}, indent=1))
+        safetensors_torch.save_file(shard, str(folder / f"{optim}-{i:03d}.safetensors"))
+    (folder / f"{optim}.json").write_text(json.dumps({"param_groups": state["param_groups"], "plain": plain,
+                                                      "shards": len(shards)}, indent=1))
+
+
+def save_checkpoint(run: Path, task: TrainTask, optimizers: dict[str, torch.optim.Optimizer], step: int,
+                    cfg: TrainConfig, seconds: float) -> None:
+    """Write the checkpoint (every part of the task with its optimizer) beside the old one and swap it in, so an
+    interruption never leaves a broken one."""
+    tmp, final, old = run / ".checkpoint.tmp", run / "checkpoint", run / ".checkpoint.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, net in task.parts().items():
+        _save_part(tmp, name, net, optimizers[name], task.name)
     exports = {stem: meta for stem, (_, meta) in task.exports.items()}
-    (tmp / "state.json").write_text(json.dumps({"step": step, "task": task.name, "exports": exports,
-                                                "config": asdict(cfg), "seconds": round(seconds, 1)}, indent=1))
+    (tmp / "state.json").write_text(json.dumps({"step": step, "task": task.name, "parts": list(task.parts()),
+                                                "exports": exports, "config": asdict(cfg),
+                                                "seconds": round(seconds, 1)}, indent=1))
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         final.rename(old)
@@ -211,25 +250,34 @@ def save_checkpoint(run: Path, task: TrainTask, optimizer: torch.optim.Optimizer
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load_checkpoint(run: Path, task: TrainTask, optimizer: torch.optim.Optimizer) -> tuple[int, float]:
-    """Restore weights and optimizer state; returns (step, seconds trained so far)."""
+def load_checkpoint(run: Path, task: TrainTask, optimizers: dict[str, torch.optim.Optimizer]) -> tuple[int, float]:
+    """Restore every part's weights and optimizer state; returns (step, seconds trained so far)."""
     ckpt = run / "checkpoint"
     try:
         state = json.loads((ckpt / "state.json").read_text())
-        task.trainable.load_state_dict(safetensors_torch.load_file(str(ckpt / "model.safetensors")))
-        meta = json.loads((ckpt / "optimizer.json").read_text())
-        tensors = {}
-        for i in range(meta["shards"]):
-            tensors.update(safetensors_torch.load_file(str(ckpt / f"optimizer-{i:03d}.safetensors")))
-    except Exception as e:  # OSError, ValueError, RuntimeError, or safetensors' own error for a damaged file
+    except (OSError, ValueError) as e:
         raise WeightsError(f"cannot resume from {ckpt}: {str(e).splitlines()[0]}") from None
-    if state["task"] != task.name:
-        raise ConfigError(f"{ckpt} is a {state['task']} run, not {task.name}")
-    entries: dict[int, dict] = {}
-    for key, value in [*tensors.items(), *meta["plain"].items()]:
-        index, name = key.split(".", 1)
-        entries.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": entries, "param_groups": meta["param_groups"]})
+    if state.get("task") != task.name:
+        raise ConfigError(f"{ckpt} is a {state.get('task')} run, not {task.name}")
+    saved, wanted = state.get("parts", ["model"]), list(task.parts())
+    if saved != wanted:
+        raise ConfigError(f"{ckpt} holds {' and '.join(saved)}, but this run trains {' and '.join(wanted)}: "
+                          f"resume it with the settings it started with")
+    for name, net in task.parts().items():
+        weights_file, optim = _files(name)
+        try:
+            net.load_state_dict(safetensors_torch.load_file(str(ckpt / weights_file)))
+            meta = json.loads((ckpt / f"{optim}.json").read_text())
+            tensors = {}
+            for i in range(meta["shards"]):
+                tensors.update(safetensors_torch.load_file(str(ckpt / f"{optim}-{i:03d}.safetensors")))
+        except Exception as e:  # OSError, ValueError, RuntimeError, or safetensors' own error for a damaged file
+            raise WeightsError(f"cannot resume from {ckpt}: {str(e).splitlines()[0]}") from None
+        entries: dict[int, dict] = {}
+        for key, value in [*tensors.items(), *meta["plain"].items()]:
+            index, entry = key.split(".", 1)
+            entries.setdefault(int(index), {})[entry] = value
+        optimizers[name].load_state_dict({"state": entries, "param_groups": meta["param_groups"]})
     return int(state["step"]), float(state.get("seconds", 0.0))
 
 
@@ -312,6 +360,35 @@ def _streams(task: TrainTask, cfg: TrainConfig, start: int, fabric) -> dict:
     return streams
 
 
+def _setup_critic(adversary: Adversary | None, fabric, layout: torch.memory_format,
+                  optimizers: dict[str, torch.optim.Optimizer]) -> nn.Module | None:
+    """The critic objective set up on the devices, its optimizer added to `optimizers` as "critic"."""
+    if adversary is None:
+        return None
+    adversary.objective.to(memory_format=layout)
+    params = [p for p in adversary.critic.parameters() if p.requires_grad]
+    objective, optimizers["critic"] = fabric.setup(adversary.objective,
+                                                   torch.optim.Adam(params, adversary.lr, betas=adversary.betas))
+    return objective
+
+
+def _critic_steps(adversary: Adversary, objective: nn.Module, optimizer: torch.optim.Optimizer, fabric,
+                  batch: dict[str, torch.Tensor], fake: torch.Tensor, decay: float, seed: int, step: int
+                  ) -> dict[str, torch.Tensor]:
+    """`adversary.steps` critic updates on one generator step's outputs; returns the last one's losses, its
+    total as "critic_total". Each update's seed is a function of (seed, step, update, rank): exact resume."""
+    for group in optimizer.param_groups:
+        group["lr"] = adversary.lr * decay
+    optimizer.zero_grad(set_to_none=True)  # what the generator's step left on the critic is not the critic's
+    for k in range(adversary.steps):
+        draw = ((seed * 1_000_003 + step) * adversary.steps + k) * fabric.world_size + fabric.global_rank
+        losses = objective(batch[adversary.real], fake, draw)
+        fabric.backward(losses["total"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return {"critic_total": losses.pop("total"), **losses}
+
+
 def train(task: TrainTask, cfg: TrainConfig) -> dict:
     """Train until cfg.steps (or the time limit), checkpointing every cfg.checkpoint_every steps and on exit.
     Returns a summary: steps done in this segment, final step, last losses, seconds. Losses are read back from
@@ -327,7 +404,9 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
     params = [p for p in task.module.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
     module, optimizer = fabric.setup(task.module, optimizer)
-    start, trained = load_checkpoint(run, task, optimizer) if cfg.resume else (0, 0.0)
+    optimizers = {"model": optimizer}
+    critic = _setup_critic(task.adversary, fabric, layout, optimizers)
+    start, trained = load_checkpoint(run, task, optimizers) if cfg.resume else (0, 0.0)
     if fabric.is_global_zero:
         (run / "previews").mkdir(parents=True, exist_ok=True)
     streams = _streams(task, cfg, start, fabric)
@@ -354,7 +433,8 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
                 break
             batch = {name: fabric.to_device(next(stream)).contiguous(memory_format=layout)
                      for name, stream in streams.items()}
-            lr = cfg.lr / (1 + cfg.lr_decay * step)
+            decay = 1 / (1 + cfg.lr_decay * step)
+            lr = cfg.lr * decay
             for group in optimizer.param_groups:
                 group["lr"] = lr
             out = module(**batch)
@@ -363,6 +443,9 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
                 fabric.clip_gradients(module, optimizer, max_norm=cfg.clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if critic is not None:
+                out.update(_critic_steps(task.adversary, critic, optimizers["critic"], fabric, batch,
+                                         out["output"].detach(), decay, cfg.seed, step))
             step += 1
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
@@ -379,13 +462,13 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 finite_losses()
                 if fabric.is_global_zero:
-                    save_checkpoint(run, task, optimizer, step, cfg, trained + time.perf_counter() - began)
+                    save_checkpoint(run, task, optimizers, step, cfg, trained + time.perf_counter() - began)
                 saved = step
         if out:
             losses = finite_losses()
         seconds = trained + time.perf_counter() - began
         if fabric.is_global_zero and step > saved:
-            save_checkpoint(run, task, optimizer, step, cfg, seconds)
+            save_checkpoint(run, task, optimizers, step, cfg, seconds)
     if stop:
         name = signal.Signals(stop[0]).name
         raise Interrupted(stop[0], f"stopped by {name} at step {step} of {cfg.steps}; the checkpoint in {run} "

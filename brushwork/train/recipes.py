@@ -2,7 +2,7 @@
 the README can be reproduced and a short loan of a GPU trains all of them from one command (tools/release.py).
 
     name = "starry_night"            # the model's name: brushwork/models/fast-NAME.safetensors
-    method = "fast"                  # fast | adain
+    method = "fast"                  # fast | adain | gan
     [train]                          # the shared loop's settings (TrainConfig)
     steps = 5000
     batch_size = 8
@@ -11,6 +11,9 @@ the README can be reproduced and a short loan of a GPU trains all of them from o
     arch = "classic"
     style = "starry_night.jpg"       # fast: a file of the styles folder (../shared/data/pairs/style)
     ...
+
+A gan recipe's `init` names the adain recipe it fine-tunes: in a release, its run waits for that one to end and
+starts from its weights.
 """
 
 from __future__ import annotations
@@ -24,11 +27,15 @@ from ..backbones import Backbone, get_spec
 from ..errors import ConfigError
 from ..methods.adain import adain_task
 from ..methods.fast import FastStyle, fast_task
+from ..methods.gan import GANTrainOptions, gan_task
 from ..methods.fast_model import loss_layers
 from .loop import TrainConfig, TrainTask
 
 LOOP_KEYS = ("steps", "batch_size", "size", "short_side", "lr", "lr_decay", "clip", "precision", "seed")
 MODEL_KEYS = {"adain": {"backbone": "vgg16-hed", "style_weight": 10.0},
+              "gan": {"backbone": "vgg16-hed", "init": "adain-vgg16-hed", "style_weight": None, "gan_loss": "wgan-gp",
+                      "adv_weight": 0.1, "critic_lr": 4e-4, "critic_steps": 1, "critic_width": 64, "scales": 3,
+                      "gp_weight": None},
               "fast": {"arch": "classic", "backbone": "vgg16-hed", "style": None, "style_size": None,
                        "content_weight": 1.0, "style_weight": 3.0, "tv_weight": 1.0}}
 
@@ -53,7 +60,7 @@ class Recipe:
     def loss_layers(self, model: Backbone) -> list[str]:
         """The backbone layers this recipe's losses read (a training kit keeps `model` up to the deepest), from
         the same tables the training tasks use."""
-        if self.method == "adain":
+        if self.method in ("adain", "gan"):
             content, style = get_spec(self.model["backbone"]).adain_layers
         else:
             content, style = loss_layers(self.model["backbone"], model)
@@ -70,7 +77,7 @@ class Recipe:
     @property
     def file_stem(self) -> str:
         """The shipped file's stem: brushwork/models/<stem>.safetensors."""
-        return self.name if self.method == "adain" else f"fast-{self.name}"
+        return f"fast-{self.name}" if self.method == "fast" else self.name
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -155,11 +162,18 @@ def loop_config(group: list[Recipe], **overrides: Any) -> TrainConfig:
 
 def build_task(group: list[Recipe], cfg: TrainConfig, content_dir: str | Path, style_dir: str | Path,
                styles_dir: str | Path, weights: dict[str, str] | None = None) -> TrainTask:
-    """The TrainTask of a group: content photos from `content_dir`; adain paintings from `style_dir`; fast style
-    images by file name from `styles_dir`; backbone weight files by backbone name from `weights`."""
+    """The TrainTask of a group: content photos from `content_dir`; adain and gan paintings from `style_dir`; fast
+    style images by file name from `styles_dir`; backbone weight files by backbone name from `weights`. A gan
+    recipe's `init` is a model name or file here (a release resolves a recipe name to that run's weights)."""
     weights = weights or {}
     first = group[0]
     backbone = first.model["backbone"]
+    if first.method == "gan":
+        opts = GANTrainOptions(str(content_dir), str(style_dir), weights=weights.get(backbone), **first.model)
+        task = gan_task(opts, cfg)
+        task.exports = {first.file_stem: (task.exports["gan"][0], {**task.exports["gan"][1],
+                                                                  "recipe": first.path.name})}
+        return task
     if first.method == "adain":
         task = adain_task(str(content_dir), str(style_dir), cfg, backbone, float(first.model["style_weight"]),
                           weights.get(backbone))

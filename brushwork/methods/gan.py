@@ -1,0 +1,172 @@
+"""The `gan` method: AdaIN's encoder and decoder (the generator) fine-tuned against a multi-scale PatchGAN critic
+that has seen real paintings, so that textures look painted rather than averaged. Inference is adain's, with the
+same controls (alpha, blends, masks, colour, tiling, video); the shipped file holds the generator's decoder only,
+and export writes the generator only. `brushwork train gan` starts from an AdaIN decoder (`--init`) and adds the
+adversarial term to the paper's content and style losses; the critic trains beside it in the shared loop."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError, WeightsError
+from ..lazy import lazy
+from ..options import option
+from . import adain
+from .base import Callback, MethodSpec, Models, Result, Temporal, Training, register_method
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..train.loop import TrainConfig, TrainTask
+
+loop = lazy("brushwork.train.loop")
+losses = lazy("brushwork.losses")
+adain_model = lazy("brushwork.methods.adain_model")
+model_lib = lazy("brushwork.methods.gan_model")
+weights_io = lazy("brushwork.weights")
+
+PRETRAINED = {"gan-vgg16-hed": adain.MODELS_DIR / "gan-vgg16-hed.safetensors"}
+DEFAULT_MODEL = "gan-vgg16-hed"
+FORMAT = "brushwork-gan-generator/1"
+
+
+@dataclass
+class GANOptions(adain.AdaINOptions):
+    """Every knob of the gan method: adain's, with a generator for the model."""
+
+    model: str = option(DEFAULT_MODEL, "a generator: a shipped name or a file from `brushwork train gan`")
+
+
+def shipped_models() -> dict[str, Path]:
+    """The generators this version names; a file may be absent when it is not shipped yet."""
+    return dict(PRETRAINED)
+
+
+def resolve_model(model: str) -> Path:
+    """A shipped generator's file by name, or a path to one trained with `brushwork train gan`."""
+    if model in PRETRAINED:
+        if not PRETRAINED[model].is_file():
+            raise WeightsError(f"the {model} generator is not shipped in this version (it needs GPU training); "
+                               f"pass --model PATH to a generator trained with `brushwork train gan`")
+        return PRETRAINED[model]
+    path = Path(model)
+    if not path.is_file():
+        raise WeightsError(f"unknown gan model '{model}': not a shipped name ({', '.join(PRETRAINED)}) or a file")
+    return path
+
+
+def run(content: torch.Tensor, styles: list[torch.Tensor], opts: GANOptions,
+        masks: list[torch.Tensor] | None = None, callback: Callback | None = None,
+        temporal: Temporal | None = None) -> Result:
+    """Stylize `content` (1×3×H×W in [0,1]) with a trained generator, exactly as adain does with its decoder."""
+    adain.validate(opts)
+    return adain.stylize_with(SPEC, resolve_model(opts.model), content, styles, opts, masks, temporal)
+
+
+@dataclass
+class GANTrainOptions:
+    """`brushwork train gan`'s own options (the loop's are TrainConfig)."""
+
+    content_dir: str = option(help="photos, read recursively")
+    style_dir: str = option(help="paintings, read recursively: the critic's real samples")
+    init: str = option("auto", "the decoder to start from: an adain (or gan) model name or file; auto = the "
+                               "shipped adain decoder of --backbone when it ships; none = from scratch")
+    backbone: str = option("vgg16-hed", "the frozen encoder")
+    weights: str | None = option(None, "weights file for the encoder")
+    style_weight: float | None = option(None, "style loss weight (default: the --init decoder's, else 10)")
+    gan_loss: str = option("wgan-gp", "wgan-gp | hinge | lsgan")
+    adv_weight: float = option(0.1, "the adversarial term's gradient on the output, relative to the style "
+                                    "term's (0 = no adversarial term)")
+    critic_lr: float = option(4e-4, "the critic's Adam learning rate (four times the generator's: TTUR)")
+    critic_steps: int = option(1, "critic updates per generator step")
+    critic_width: int = option(64, "channels of the critic's first layer")
+    scales: int = option(3, "image-pyramid scales the critic judges")
+    gp_weight: float | None = option(None, "gradient penalty weight (default: 10 with wgan-gp, else 0)")
+
+
+def check_adversary(kind: str, adv_weight: float, critic_lr: float, critic_steps: int, critic_width: int,
+                    scales: int, gp_weight: float | None) -> None:
+    """The critic settings' checks, shared with `train fast --adv-weight`."""
+    checks = [(kind in losses.GAN_LOSSES, f"--gan-loss must be one of {', '.join(losses.GAN_LOSSES)}"),
+              (adv_weight >= 0, "--adv-weight must be >= 0"), (critic_lr > 0, "--critic-lr must be positive"),
+              (critic_steps >= 1, "--critic-steps must be at least 1"),
+              (critic_width >= 1 and scales >= 1, "--critic-width and --scales must be at least 1"),
+              (gp_weight is None or gp_weight >= 0, "--gp-weight must be >= 0")]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def build_adversary(kind: str, critic_lr: float, critic_steps: int, critic_width: int, scales: int,
+                    gp_weight: float | None, seed: int) -> loop.Adversary:
+    """A fresh multi-scale critic and its objective, trained on the batch's "style" entry (paintings)."""
+    critic = model_lib.MultiScaleCritic(critic_width, scales, seed)
+    objective = model_lib.CriticObjective(critic, kind, model_lib.critic_defaults(kind, gp_weight))
+    return loop.Adversary(objective, critic, "style", critic_lr, (0.0, 0.9), critic_steps)
+
+
+def adversary_metadata(kind: str, adv_weight: float, critic_width: int, scales: int, gp_weight: float | None
+                       ) -> dict[str, str]:
+    """How a generator was trained against its critic, for its model file."""
+    return {"gan_loss": kind, "adv_weight": str(adv_weight), "critic_width": str(critic_width),
+            "scales": str(scales), "gp_weight": str(model_lib.critic_defaults(kind, gp_weight))}
+
+
+def initial_decoder(init: str, backbone: str) -> tuple[Path | None, dict[str, str]]:
+    """The decoder file --init names (with its metadata), or (None, {}) to start from scratch; `auto` takes the
+    shipped AdaIN decoder of the backbone when it ships and says so either way."""
+    if init == "none":
+        return None, {}
+    if init == "auto":
+        path = adain.PRETRAINED.get(f"adain-{backbone}")
+        if path is None or not path.is_file():
+            print(f"brushwork: note: no shipped adain-{backbone} decoder in this version: the generator starts "
+                  f"from scratch (pass --init PATH to start from a trained one)", file=sys.stderr)
+            return None, {}
+    elif init in PRETRAINED or init in adain.PRETRAINED:
+        path = resolve_model(init) if init in PRETRAINED else adain.resolve_model(init)
+    else:
+        path = Path(init)
+        if not path.is_file():
+            names = ", ".join([*adain.PRETRAINED, *PRETRAINED])
+            raise WeightsError(f"--init {init}: not a decoder file, a shipped name ({names}), auto or none")
+    meta = weights_io.read_safetensors(path)[1]
+    if meta.get("backbone", "vgg16-hed") != backbone:
+        raise ConfigError(f"--init {init} decodes {meta.get('backbone')} features, not --backbone {backbone}")
+    return path, meta
+
+
+def gan_task(opts: GANTrainOptions, cfg: TrainConfig) -> TrainTask:
+    """A TrainTask for the generator (AdaIN encoder and decoder, the decoder trained) against a fresh critic."""
+    check_adversary(opts.gan_loss, opts.adv_weight, opts.critic_lr, opts.critic_steps, opts.critic_width,
+                    opts.scales, opts.gp_weight)
+    init, init_meta = initial_decoder(opts.init, opts.backbone)
+    style_weight = opts.style_weight if opts.style_weight is not None else float(init_meta.get("style_weight", 10))
+    net = adain_model.AdaINNet(opts.backbone, opts.weights, seed=cfg.seed)
+    if init is not None:
+        tensors = weights_io.read_safetensors(init)[0]
+        expected = net.decoder.state_dict()
+        if set(tensors) != set(expected) or any(tensors[k].shape != v.shape for k, v in expected.items()):
+            raise WeightsError(f"--init {init} does not fit the {opts.backbone} decoder: it is not an adain or gan "
+                               f"model file")
+        net.decoder.load_state_dict({k: v.float() for k, v in tensors.items()})
+    adversary = build_adversary(opts.gan_loss, opts.critic_lr, opts.critic_steps, opts.critic_width, opts.scales,
+                                opts.gp_weight, cfg.seed)
+    module = model_lib.GANTraining(net, style_weight, adversary.critic, opts.gan_loss, opts.adv_weight)
+    metadata = {"method": "gan", "backbone": opts.backbone, "layer": net.layer, "style_weight": str(style_weight),
+                **adversary_metadata(opts.gan_loss, opts.adv_weight, opts.critic_width, opts.scales, opts.gp_weight),
+                "init": init.name if init is not None else "none", "format": FORMAT}
+    return loop.TrainTask("gan", module, net.decoder, adain.photo_and_painting_crops(opts.content_dir,
+                                                                                     opts.style_dir, cfg),
+                          {"gan": (net.decoder, metadata)}, adversary)
+
+
+SPEC = register_method(MethodSpec(
+    "gan", "AdaIN's generator sharpened by a multi-scale PatchGAN critic: painted textures in one pass", GANOptions,
+    {"default": {}}, run,
+    models=Models(shipped=shipped_models, resolve=resolve_model, load=adain.load_net, signature=adain.EXPORT),
+    training=Training("fine-tune an AdaIN decoder against a multi-scale PatchGAN critic (WGAN-GP by default)",
+                      GANTrainOptions, gan_task, loop_defaults={"steps": 8000})))
