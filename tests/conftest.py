@@ -95,7 +95,17 @@ def models(tmp_path_factory):
     fast = root / "fast.safetensors"
     save_file({k: v.contiguous() for k, v in random_fast_net().state_dict().items()}, str(fast),
               metadata={"arch": "classic", "width": "32", "method": "fast"})
-    return {"adain": decoder, "fast": fast}
+    gan = root / "gan.safetensors"
+    save_decoder(attentive_decoder(), gan, {"backbone": "vgg16-hed", "method": "gan", "attention": "1"})
+    return {"adain": decoder, "fast": fast, "gan": gan}
+
+
+def attentive_decoder(seed: int = 1) -> torch.nn.Module:
+    """A decoder whose self-attention is switched on (γ = 0.5), so that what it attends to matters."""
+    decoder = AdaINNet(seed=seed, attention=True).decoder
+    with torch.no_grad():
+        decoder.attention.gamma.fill_(0.5)
+    return decoder
 
 
 def textured(h: int, w: int, seed: int = 0) -> torch.Tensor:

@@ -205,14 +205,34 @@ def test_the_generator_starts_from_the_init_decoder(train_dirs, tmp_path, capsys
     assert "starts from scratch" in capsys.readouterr().err and task.module.style_weight == 10.0
 
 
+def test_attention_starts_as_the_identity_on_the_init_decoder(train_dirs, tmp_path):
+    decoder = tmp_path / "adain.safetensors"
+    plain = AdaINNet(seed=5).decoder
+    save_decoder(plain, decoder, {"method": "adain", "backbone": "vgg16-hed"})
+    cfg = TrainConfig(out=str(tmp_path / "r"), steps=1, size=32, short_side=48)
+    task = gan_task(GANTrainOptions(str(train_dirs[0]), str(train_dirs[1]), init=str(decoder), attention=True),
+                    cfg)
+    features = torch.rand(1, 512, 6, 5)
+    with torch.no_grad():
+        assert torch.allclose(task.trainable(features), plain(features), atol=1e-6)
+    assert any(k.startswith("attention.") for k in task.trainable.state_dict())
+
+
 def test_train_gan_and_stylize_with_it_on_the_command_line(train_dirs, files, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "gan", "--content-dir", str(train_dirs[0]), "--style-dir", str(train_dirs[1]),
                  "--out", str(run), "--init", "none", "--gan-loss", "hinge", "--critic-width", "8", "--scales", "2",
-                 "--steps", "2", "--batch-size", "1", "--size", "32", "--short-side", "48", "--workers", "0",
-                 "--log-every", "1", "--quiet"]) == 0
+                 "--attention", "--steps", "2", "--batch-size", "1", "--size", "32", "--short-side", "48",
+                 "--workers", "0", "--log-every", "1", "--quiet"]) == 0
     assert "step 2/2 (finished)" in capsys.readouterr().out
-    assert read_safetensors(run / "gan.safetensors")[1]["gp_weight"] == "0.0"  # no penalty with hinge
+    tensors, meta = read_safetensors(run / "gan.safetensors")
+    assert meta["gp_weight"] == "0.0" and meta["attention"] == "1"  # no penalty with hinge
+    assert any(k.startswith("attention.") for k in tensors) and tensors["attention.gamma"].abs().item() > 0
+    content, style = scene(40, 56), stripes(40, 40, (1, 0.2, 0.1))
+    reference = api.run(content, style, method="gan", model=str(run / "gan.safetensors"), size=56).image
+    onnx = export_model(str(run / "gan.safetensors"), "onnx", tmp_path / "attentive.onnx")
+    via_onnx = api.run(content, style, method="gan", model=str(onnx), runtime="onnx", size=56).image
+    assert (via_onnx - reference).abs().max() < 1e-3
     out = tmp_path / "o.png"
     assert main(["stylize", str(files["content"]), str(files["style_a"]), str(files["style_b"]), "-o", str(out),
                  "--method", "gan", "--model", str(run / "gan.safetensors"), "--size", "64", "--alpha", "0.8",

@@ -71,11 +71,9 @@ def resolve_model(model: str) -> Path:
 def load_net(path: str, weights: str | None = None) -> AdaINNet:
     """The encoder named in the decoder file's metadata with the trained decoder loaded, frozen for inference."""
     tensors, meta = weights_io.read_safetensors(path)
-    net = model_lib.AdaINNet(meta.get("backbone", "vgg16-hed"), weights)
-    try:
-        net.decoder.load_state_dict(tensors, strict=True)
-    except RuntimeError as e:
-        raise WeightsError(f"{path} does not fit the adain decoder: {str(e).splitlines()[0]}") from None
+    attention = any(k.startswith("attention.") for k in tensors)
+    net = model_lib.AdaINNet(meta.get("backbone", "vgg16-hed"), weights, attention=attention)
+    model_lib.load_decoder(net.decoder, tensors, str(path))
     return net.for_inference()
 
 
@@ -189,14 +187,19 @@ def _stylize_whole_or_tiled(stylizer: AdaINStylizer, codes: list[torch.Tensor], 
     smooth = _smoother(temporal)
     if tile is None and thumb_size == size:  # the whole image is its own thumbnail
         return stylizer.stylize(work, codes, prep.blend, masks, opts.alpha, smooth=smooth), {}
-    stats = stylizer.content_stats(prep.work_at(thumb_size), prep.masks_at(thumb_size))
+    thumb, thumb_masks = prep.work_at(thumb_size), prep.masks_at(thumb_size)
+    stats = stylizer.content_stats(thumb, thumb_masks)
     stats = smooth(stats) if smooth is not None else stats
 
     def process(tile: tiling.Tile | None, crop: torch.Tensor) -> torch.Tensor:
         crop_masks = [tile.crop(m) for m in masks] if tile is not None and masks is not None else masks
         return stylizer.stylize(crop, codes, prep.blend, crop_masks, opts.alpha, stats)
 
-    output, grid = tiling.feed_forward(process, work, tile, fp)
+    def thumbnail_pass() -> torch.Tensor:
+        return stylizer.stylize(thumb, codes, prep.blend, thumb_masks, opts.alpha, stats)
+
+    with model_lib.attention_memory(stylizer.net.decoder, thumbnail_pass):
+        output, grid = tiling.feed_forward(process, work, tile, fp)
     return output, shared.large_image_details(size, thumb_size, grid)
 
 

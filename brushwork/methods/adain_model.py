@@ -4,6 +4,8 @@ encoder–decoder network with its training losses. Shared by the `adain` method
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -50,10 +52,84 @@ def vgg_decoder(depth: int = 16) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class GlobalAttention(nn.Module):
+    """Self-attention over the decoder's input features (SAGAN, Zhang et al. 2019) as a residual gated by γ, which
+    starts at 0: a decoder with it begins exactly as the AdaIN decoder it was initialized from. Keys and values are
+    average-pooled by 4, and a large image holds them fixed to its thumbnail's (`memory`, see attention_memory),
+    so the cost grows linearly with the image and every tile attends to the same summary of the whole."""
+
+    POOL = 4
+
+    def __init__(self, channels: int = 512):
+        super().__init__()
+        self.query, self.key = nn.Conv2d(channels, channels // 8, 1), nn.Conv2d(channels, channels // 8, 1)
+        self.value, self.out = nn.Conv2d(channels, channels // 2, 1), nn.Conv2d(channels // 2, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+        self.memory: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.recording = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.memory is None or self.recording:
+            pooled = F.avg_pool2d(x, self.POOL, ceil_mode=True)
+            keys, values = self.key(pooled).flatten(2), self.value(pooled).flatten(2)  # N×C'×M
+            if self.recording:
+                self.memory = (keys, values)
+        else:
+            keys, values = self.memory
+        n, _, h, w = x.shape
+        query = self.query(x).flatten(2)  # N×C'×P
+        weights = torch.softmax(query.transpose(1, 2) @ keys / keys.shape[1] ** 0.5, dim=-1)  # N×P×M
+        attended = (values @ weights.transpose(1, 2)).reshape(n, -1, h, w)
+        return x + self.gamma * self.out(attended)
+
+
+class AttentiveDecoder(nn.Module):
+    """The AdaIN decoder (`body`, the same tensors as vgg_decoder's) after a GlobalAttention block."""
+
+    def __init__(self, depth: int = 16):
+        super().__init__()
+        self.attention, self.body = GlobalAttention(512), vgg_decoder(depth)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.attention(x))
+
+
+@contextmanager
+def attention_memory(decoder: nn.Module, thumbnail_pass: Callable[[], object]) -> Iterator[None]:
+    """Within the block, a decoder's attention reads the keys and values it saw in `thumbnail_pass` (a decode of
+    the thumbnail), whatever the tile it decodes; a decoder without attention needs no pass."""
+    blocks = [m for m in decoder.modules() if isinstance(m, GlobalAttention)]
+    try:
+        if blocks:
+            for m in blocks:
+                m.recording = True
+            thumbnail_pass()
+            for m in blocks:
+                m.recording = False
+        yield
+    finally:
+        for m in blocks:
+            m.recording, m.memory = False, None
+
+
+def load_decoder(decoder: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Load decoder weights, in fp32: a plain AdaIN decoder's tensors also start an attentive decoder (its
+    attention then begins as the identity)."""
+    tensors = {k: v.float() for k, v in tensors.items()}
+    if isinstance(decoder, AttentiveDecoder) and not any(k.startswith("attention.") for k in tensors):
+        decoder = decoder.body
+    expected = decoder.state_dict()
+    if set(tensors) != set(expected) or any(tensors[k].shape != v.shape for k, v in expected.items()):
+        raise WeightsError(f"{source} does not fit this decoder: it is not an adain or gan model file of this "
+                           f"design")
+    decoder.load_state_dict(tensors)
+
+
 class AdaINNet(nn.Module):
     """A frozen encoder (a registered backbone up to its AdaIN layer) and a trainable decoder."""
 
-    def __init__(self, backbone: str = "vgg16-hed", weights: str | None = None, seed: int = 0):
+    def __init__(self, backbone: str = "vgg16-hed", weights: str | None = None, seed: int = 0,
+                 attention: bool = False):
         super().__init__()
         layers = get_spec(backbone).adain_layers  # the AdaIN layer and the style-loss layers
         if layers is None:
@@ -65,7 +141,7 @@ class AdaINNet(nn.Module):
         self.stride = self.encoder.stride(self.layer)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # the decoder's initial weights are part of what a training seed reproduces
-            self.decoder = vgg_decoder(16)
+            self.decoder = AttentiveDecoder(16) if attention else vgg_decoder(16)
 
     def for_inference(self) -> "AdaINNet":
         """Frozen, with a private copy of the encoder cut at the AdaIN layer (smaller, and free to change memory

@@ -85,6 +85,7 @@ class GANTrainOptions:
     critic_width: int = option(64, "channels of the critic's first layer")
     scales: int = option(3, "image-pyramid scales the critic judges")
     gp_weight: float | None = option(None, "gradient penalty weight (default: 10 with wgan-gp, else 0)")
+    attention: bool = option(False, "a self-attention block before the decoder (starts as the identity)")
 
 
 def check_adversary(kind: str, adv_weight: float, critic_lr: float, critic_steps: int, critic_width: int,
@@ -145,20 +146,16 @@ def gan_task(opts: GANTrainOptions, cfg: TrainConfig) -> TrainTask:
                     opts.scales, opts.gp_weight)
     init, init_meta = initial_decoder(opts.init, opts.backbone)
     style_weight = opts.style_weight if opts.style_weight is not None else float(init_meta.get("style_weight", 10))
-    net = adain_model.AdaINNet(opts.backbone, opts.weights, seed=cfg.seed)
+    net = adain_model.AdaINNet(opts.backbone, opts.weights, seed=cfg.seed, attention=opts.attention)
     if init is not None:
-        tensors = weights_io.read_safetensors(init)[0]
-        expected = net.decoder.state_dict()
-        if set(tensors) != set(expected) or any(tensors[k].shape != v.shape for k, v in expected.items()):
-            raise WeightsError(f"--init {init} does not fit the {opts.backbone} decoder: it is not an adain or gan "
-                               f"model file")
-        net.decoder.load_state_dict({k: v.float() for k, v in tensors.items()})
+        adain_model.load_decoder(net.decoder, weights_io.read_safetensors(init)[0], f"--init {init}")
     adversary = build_adversary(opts.gan_loss, opts.critic_lr, opts.critic_steps, opts.critic_width, opts.scales,
                                 opts.gp_weight, cfg.seed)
     module = model_lib.GANTraining(net, style_weight, adversary.critic, opts.gan_loss, opts.adv_weight)
     metadata = {"method": "gan", "backbone": opts.backbone, "layer": net.layer, "style_weight": str(style_weight),
                 **adversary_metadata(opts.gan_loss, opts.adv_weight, opts.critic_width, opts.scales, opts.gp_weight),
-                "init": init.name if init is not None else "none", "format": FORMAT}
+                "init": init.name if init is not None else "none", "attention": str(int(opts.attention)),
+                "format": FORMAT}
     return loop.TrainTask("gan", module, net.decoder, adain.photo_and_painting_crops(opts.content_dir,
                                                                                      opts.style_dir, cfg),
                           {"gan": (net.decoder, metadata)}, adversary)
