@@ -54,17 +54,24 @@ def shipped_models() -> dict[str, Path]:
     return dict(PRETRAINED)
 
 
-def resolve_model(model: str) -> Path:
-    """A shipped decoder's file by name, or a path to one trained with `brushwork train adain`."""
-    if model in PRETRAINED:
-        if not PRETRAINED[model].is_file():
-            raise WeightsError(f"the {model} decoder is not shipped in this version (it needs GPU training); "
-                               f"pass --model PATH to a decoder trained with `brushwork train adain`")
-        return PRETRAINED[model]
+def resolve_named(model: str, pretrained: dict[str, Path], method: str, what: str) -> Path:
+    """A shipped model's file by name (a WeightsError when it does not ship yet), or a path to one trained with
+    `brushwork train METHOD`; `what` the model is, in words."""
+    if model in pretrained:
+        if not pretrained[model].is_file():
+            raise WeightsError(f"the {model} {what} is not shipped in this version (it needs GPU training); "
+                               f"pass --model PATH to a {what} trained with `brushwork train {method}`")
+        return pretrained[model]
     path = Path(model)
     if not path.is_file():
-        raise WeightsError(f"unknown adain model '{model}': not a shipped name ({', '.join(PRETRAINED)}) or a file")
+        raise WeightsError(f"unknown {method} model '{model}': not a shipped name ({', '.join(pretrained)}) or a "
+                           f"file")
     return path
+
+
+def resolve_model(model: str) -> Path:
+    """A shipped decoder's file by name, or a path to one trained with `brushwork train adain`."""
+    return resolve_named(model, PRETRAINED, "adain", "decoder")
 
 
 @functools.lru_cache(maxsize=2)

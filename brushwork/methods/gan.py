@@ -47,15 +47,7 @@ def shipped_models() -> dict[str, Path]:
 
 def resolve_model(model: str) -> Path:
     """A shipped generator's file by name, or a path to one trained with `brushwork train gan`."""
-    if model in PRETRAINED:
-        if not PRETRAINED[model].is_file():
-            raise WeightsError(f"the {model} generator is not shipped in this version (it needs GPU training); "
-                               f"pass --model PATH to a generator trained with `brushwork train gan`")
-        return PRETRAINED[model]
-    path = Path(model)
-    if not path.is_file():
-        raise WeightsError(f"unknown gan model '{model}': not a shipped name ({', '.join(PRETRAINED)}) or a file")
-    return path
+    return adain.resolve_named(model, PRETRAINED, "gan", "generator")
 
 
 def run(content: torch.Tensor, styles: list[torch.Tensor], opts: GANOptions,
