@@ -3,6 +3,7 @@
   python bench/bench_feedforward.py                 adain at 512² and 1024²; fast at 512² and 1920×1080,
                                                     in torch and in onnxruntime
   python bench/bench_feedforward.py --adain FILE --fast FILE    the same with trained models
+  python bench/bench_feedforward.py --only transformer          the transformer (small) at 512² and 1920×1080
 
 Without model files it times freshly initialized networks, which cost exactly what trained ones do. On a GPU it
 also reports images/s at batch 8 in fp32 and bf16 (autocast).
@@ -23,6 +24,8 @@ from brushwork.methods.adain import AdaINStylizer
 from brushwork.methods.adain_model import AdaINNet, save_decoder
 from brushwork.methods.fast import load_net
 from brushwork.methods.fast_model import TransformNet
+from brushwork.methods.transformer import TransformerStylizer
+from brushwork.methods.transformer_model import CONFIGS, StyTr2
 from brushwork.runtime import onnx_session
 
 
@@ -38,12 +41,15 @@ def best_of(fn, repeats: int = 3) -> float:
     return min(times)
 
 
-def untrained(folder: Path) -> tuple[str, str]:
+def untrained(folder: Path) -> tuple[str, str, str]:
     adain = folder / "adain.safetensors"
     save_decoder(AdaINNet().decoder, adain, {"backbone": "vgg16-hed", "method": "adain"})
     fast = folder / "fast.safetensors"
     save_file(TransformNet().state_dict(), str(fast), metadata={"method": "fast", "width": "32"})
-    return str(adain), str(fast)
+    transformer = folder / "transformer.safetensors"
+    save_file(StyTr2(CONFIGS["small"]).state_dict(), str(transformer),
+              metadata={"method": "transformer", **CONFIGS["small"].to_metadata()})
+    return str(adain), str(fast), str(transformer)
 
 
 def adain_rows(model: str) -> None:
@@ -91,16 +97,50 @@ def fast_rows(model: str, folder: Path) -> None:
                   f"{seconds / 8:.4f} | {8 / seconds:.1f} |", flush=True)
 
 
+def transformer_rows(model: str, folder: Path) -> None:
+    print("\n| method | runtime | size | batch | precision | s / image | images/s |")
+    print("|---|---|---|---|---|---|---|")
+    cpu = TransformerStylizer(model, "cpu")
+    code = cpu.encode_style(torch.rand(1, 3, 512, 512))
+    for h, w in ((512, 512), (1080, 1920)):
+        image = torch.rand(1, 3, h, w)
+        seconds = best_of(lambda: cpu.stylize(image, [code]))
+        print(f"| transformer | torch cpu | {w}×{h} | 1 | fp32 | {seconds:.2f} | {1 / seconds:.2f} |", flush=True)
+    session = onnx_session(export_model(model, "onnx", folder / "transformer.onnx"), "cpu")
+    inputs = {"content": torch.rand(1, 3, 512, 512).numpy(), "style": torch.rand(1, 3, 512, 512).numpy(),
+              "alpha": torch.tensor(1.0).numpy()}
+    seconds = best_of(lambda: session.run(None, inputs))
+    print(f"| transformer | onnxruntime cpu (the graph encodes the style and runs the alpha branch) | 512×512 | 1 | fp32 | {seconds:.2f} | "
+          f"{1 / seconds:.2f} |", flush=True)
+    if torch.cuda.is_available():
+        gpu = TransformerStylizer(model, "cuda")
+        code = gpu.encode_style(torch.rand(1, 3, 512, 512, device="cuda")).expand(8, -1, -1)
+        for h, w in ((512, 512), (1080, 1920)):
+            for precision in ("fp32", "bf16"):
+                image = torch.rand(8, 3, h, w, device="cuda")
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    seconds = best_of(lambda: gpu.stylize(image, [code]), repeats=5)
+                print(f"| transformer | torch {torch.cuda.get_device_name()} | {w}×{h} | 8 | {precision} | "
+                      f"{seconds / 8:.4f} | {8 / seconds:.1f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--adain", help="adain decoder file (default: an untrained one, same cost)")
     parser.add_argument("--fast", help="fast model file (default: an untrained one, same cost)")
+    parser.add_argument("--transformer", help="transformer model file (default: an untrained small one, same cost)")
+    parser.add_argument("--only", default="adain,fast,transformer", help="comma-separated methods to time")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp())
-    adain, fast = untrained(folder)
+    adain, fast, transformer = untrained(folder)
+    only = args.only.split(",")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    adain_rows(args.adain or adain)
-    fast_rows(args.fast or fast, folder)
+    if "adain" in only:
+        adain_rows(args.adain or adain)
+    if "fast" in only:
+        fast_rows(args.fast or fast, folder)
+    if "transformer" in only:
+        transformer_rows(args.transformer or transformer, folder)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 from brushwork.io import save_image
 from brushwork.methods import fast_model
 from brushwork.methods.adain_model import AdaINNet, save_decoder
+from brushwork.methods.transformer_model import StyTr2, TransformerConfig
 
 
 def stripes(h: int, w: int, rgb: tuple[float, float, float], period: int = 6) -> torch.Tensor:
@@ -97,7 +98,25 @@ def models(tmp_path_factory):
               metadata={"arch": "classic", "width": "32", "method": "fast"})
     gan = root / "gan.safetensors"
     save_decoder(attentive_decoder(), gan, {"backbone": "vgg16-hed", "method": "gan", "attention": "1"})
-    return {"adain": decoder, "fast": fast, "gan": gan}
+    transformer = root / "transformer.safetensors"
+    save_file({k: v.contiguous() for k, v in tiny_transformer().state_dict().items()}, str(transformer),
+              metadata={"method": "transformer", "backbone": "vgg16-hed", **TINY_TRANSFORMER.to_metadata()})
+    return {"adain": decoder, "fast": fast, "gan": gan, "transformer": transformer}
+
+
+TINY_TRANSFORMER = TransformerConfig(dim=32, heads=4, content_layers=1, style_layers=1, decoder_layers=1, ffn=64)
+
+
+def tiny_transformer(seed: int = 0) -> torch.nn.Module:
+    """An untrained d-32 transformer whose output spreads around mid-grey, so that it neither clamps nor sits
+    flat: its pictures change with the content, as a trained one's do."""
+    torch.manual_seed(seed)
+    net = StyTr2(TINY_TRANSFORMER)
+    with torch.no_grad():
+        last = [m for m in net.cnn.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        last.weight *= 8
+        last.bias += 0.5
+    return net.eval()
 
 
 def attentive_decoder(seed: int = 1) -> torch.nn.Module:

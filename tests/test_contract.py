@@ -15,6 +15,7 @@ from brushwork.io import fit_long_side, resize, save_image
 from brushwork.methods import get_method, method_names
 from brushwork.methods.adain_model import AdaINNet, save_decoder
 from brushwork.methods.fast_model import build_net
+from brushwork.methods.transformer_model import StyTr2, TransformerConfig
 
 from .conftest import dots, scene, stripes
 
@@ -36,6 +37,9 @@ def models(tmp_path_factory):
     save_decoder(_mid_grey(AdaINNet(seed=4).decoder), root / "gan.safetensors",
                  {"method": "gan", "backbone": "vgg16-hed", "format": "brushwork-gan-generator/1"})
     torch.manual_seed(0)
+    save_file(_mid_grey(StyTr2(TransformerConfig(32, 4, 1, 1, 1, 64))).state_dict(),
+              str(root / "transformer.safetensors"), metadata={"method": "transformer", "backbone": "vgg16-hed",
+                                                               **TransformerConfig(32, 4, 1, 1, 1, 64).to_metadata()})
     save_file(_mid_grey(build_net("mobile")).state_dict(), str(root / "fast.safetensors"),
               metadata={"method": "fast", "arch": "mobile", "width": "32", "backbone": "vgg16-hed"})
     return root
@@ -45,7 +49,8 @@ def models(tmp_path_factory):
 TINY = {"optimize": (lambda root: {"iterations": 2, "scales": 1}, "vgg16-hed"),
         "adain": (lambda root: {"model": str(root / "adain.safetensors")}, "vgg16-hed"),
         "fast": (lambda root: {"model": str(root / "fast.safetensors")}, "vgg16-hed"),
-        "gan": (lambda root: {"model": str(root / "gan.safetensors")}, "vgg16-hed")}
+        "gan": (lambda root: {"model": str(root / "gan.safetensors")}, "vgg16-hed"),
+        "transformer": (lambda root: {"model": str(root / "transformer.safetensors")}, "vgg16-hed")}
 METHODS = method_names()
 RED, BLUE = stripes(64, 64, (1.0, 0.1, 0.1)), dots(56, 72, (0.1, 0.2, 1.0))
 

@@ -31,10 +31,13 @@ def test_the_repo_recipes_cover_the_release():
     assert classic == RELEASE_STYLES and mobile == {f"{n}-mobile" for n in RELEASE_STYLES}
     assert all(r.train["steps"] >= 5000 and r.train["batch_size"] == 8 for r in recipes if r.method == "fast")
     groups = group_recipes(recipes)
-    assert sorted(len(g) for g in groups) == [1, 1, 8, 8]  # adain, gan alone; each architecture's styles together
+    assert sorted(len(g) for g in groups) == [1, 1, 1, 8, 8]  # adain, gan, transformer alone; fast by architecture
     gan = by_name["gan-vgg16-hed"]
     assert gan.method == "gan" and gan.model["init"] == "adain-vgg16-hed" and 5000 <= gan.train["steps"] <= 10000
     assert gan.model["gan_loss"] == "wgan-gp" and gan.file_stem == "gan-vgg16-hed"
+    transformer = by_name["transformer-small"]
+    assert transformer.method == "transformer" and transformer.model["config"] == "small"
+    assert transformer.train["warmup"] > 0 and transformer.train["precision"] == "bf16-mixed"
     assert by_name["starry_night"].file_stem == "fast-starry_night"
 
 
@@ -86,7 +89,7 @@ def tiny_kit(tmp_path_factory):
     done = _tool("tools/weights_kit.py", "--out", str(root / "kit"), "--data", str(data), "--short-side", "72",
                  "--content-mb", "1", "--style-mb", "1")
     assert done.returncode == 0, done.stderr
-    assert "for 18 recipes" in done.stdout and "MiB" in done.stdout
+    assert "for 19 recipes" in done.stdout and "MiB" in done.stdout
     return root / "kit"
 
 
@@ -106,20 +109,21 @@ def test_the_release_dry_run_trains_every_recipe_and_collects_loadable_fp16_mode
     work, out = tmp_path / "work", tmp_path / "out"
     started = _tool("tools/release.py", "--work", str(work), "start", "--kit", str(tiny_kit), "--dry-run", "--wait")
     assert started.returncode == 0, started.stdout + started.stderr
-    assert started.stdout.count("finished") == 4 and "4/4" in started.stdout
+    assert started.stdout.count("finished") == 5 and "4/4" in started.stdout
     collected = _tool("tools/release.py", "--work", str(work), "collect", "--out", str(out))
     assert collected.returncode == 0, collected.stderr
     tars = sorted(out.glob("release-*.tar"))
     assert 1 <= len(tars) <= 8 and all(t.stat().st_size <= 16 * 2 ** 20 for t in tars)  # what $OUT brings back
-    assert sum(len(tarfile.open(t).getnames()) for t in tars) == 18 * 3 + 4 + 1  # model, csv, png; logs; report
+    assert sum(len(tarfile.open(t).getnames()) for t in tars) == 19 * 3 + 5 + 1  # model, csv, png; logs; report
     models, logs = tmp_path / "models", tmp_path / "logs"
     unpacked = _tool("tools/release.py", "unpack", str(out), "--models", str(models), "--logs", str(logs))
     assert unpacked.returncode == 0, unpacked.stderr
     shipped = sorted(p.name for p in models.glob("*.safetensors"))
-    assert len(shipped) == 18 and {"adain-vgg16-hed.safetensors", "gan-vgg16-hed.safetensors"} <= set(shipped)
+    assert len(shipped) == 19 and {"adain-vgg16-hed.safetensors", "gan-vgg16-hed.safetensors",
+                                   "transformer-small.safetensors"} <= set(shipped)
     assert "fast-starry_night.safetensors" in shipped and "fast-starry_night-mobile.safetensors" in shipped
     for name in ("fast-the_scream.metrics.csv", "fast-the_scream-mobile.preview.png", "adain-vgg16-hed.preview.png",
-                 "gan-vgg16-hed.preview.png"):
+                 "gan-vgg16-hed.preview.png", "transformer-small.preview.png"):
         assert (logs / name).is_file(), name
     gan_log = (logs / "gan-vgg16-hed.log.txt").read_text()  # the gan run fine-tuned the adain run's decoder
     assert "waiting for adain-vgg16-hed" in gan_log and "adain-vgg16-hed.safetensors" in gan_log
@@ -141,7 +145,8 @@ def test_the_release_dry_run_trains_every_recipe_and_collects_loadable_fp16_mode
     for model, styles in ((models / "fast-la_muse-mobile.safetensors", []),
                           (models / "fast-shipwreck.safetensors", []),
                           (models / "adain-vgg16-hed.safetensors", [str(painting)]),
-                          (models / "gan-vgg16-hed.safetensors", [str(painting)])):
+                          (models / "gan-vgg16-hed.safetensors", [str(painting)]),
+                          (models / "transformer-small.safetensors", [str(painting)])):
         method = model.name.split("-")[0]
         target = tmp_path / f"{model.stem}.png"
         assert main(["stylize", str(photo), *styles, "-o", str(target), "--method", method, "--model", str(model),

@@ -68,7 +68,7 @@ def clip(tmp_path_factory):
     return _clip(tmp_path_factory.mktemp("clip") / "pan.mp4")
 
 
-FAST_RUNS = {"fast": {}, "adain": {}, "optimize": {"iterations": 10, "scales": 1}}
+FAST_RUNS = {"fast": {}, "adain": {}, "gan": {}, "transformer": {}, "optimize": {"iterations": 10, "scales": 1}}
 
 
 def _style(method, tmp_path):
@@ -79,7 +79,7 @@ def _style(method, tmp_path):
     return str(path)
 
 
-@pytest.mark.parametrize("method", ["adain", "fast", "optimize"])
+@pytest.mark.parametrize("method", list(FAST_RUNS))
 def test_consistent_mode_flickers_at_least_30_percent_less_and_keeps_the_format(method, clip, models, tmp_path):
     """The issue's acceptance: the warping error of the consistent mode is at least 30% below per-frame
     stylization's, for every method; and the output keeps frame rate, size (aspect ratio) and the audio."""

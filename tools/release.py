@@ -284,8 +284,8 @@ def _square(image):
 
 
 def _preview(model: Path, kit: Path, out: Path, device: str) -> None:
-    """The model on the kit's preview photos: a fast model's style image and outputs, or adain (or gan) with the
-    kit's style images, in one PNG."""
+    """The model on the kit's preview photos: a fast model's style image and outputs, or an arbitrary-style model
+    (adain, gan, transformer) with the kit's style images, in one PNG."""
     import torch
 
     from brushwork import api, io
@@ -298,10 +298,11 @@ def _preview(model: Path, kit: Path, out: Path, device: str) -> None:
     fit = [io.resize(p, io.fit_long_side(*p.shape[-2:], side)) for p in photos]
     meta = read_safetensors(model)[1]
     weights = str(kit / "weights" / f"{meta.get('backbone', 'vgg16-hed')}.safetensors")
-    if meta.get("method") in ("adain", "gan"):
+    if meta.get("method") in ("adain", "gan", "transformer"):
         styles = sorted((kit / "styles").glob("*.jpg"))[:4]
-        rows = [[p] + [api.run(p, s, method=meta["method"], model=str(model), weights=weights, size=side,
-                               device=device).image for s in styles] for p in fit]
+        encoder = {"weights": weights} if meta["method"] != "transformer" else {}  # it has its own encoders
+        rows = [[p] + [api.run(p, s, method=meta["method"], model=str(model), size=side, device=device,
+                               **encoder).image for s in styles] for p in fit]
         heads = [torch.ones_like(fit[0])] + [io.load_image(s) for s in styles]
         rows.insert(0, heads)
     else:

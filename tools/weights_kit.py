@@ -3,7 +3,7 @@ git-ignored folder that travels with the repository (`run(..., carry=["kit"])`; 
 stay under 64 MiB):
 
   kit/data/content/   a seeded subset of the training photos, short side --short-side, JPEG
-  kit/data/style/     a subset of the training paintings (for the adain decoder and the gan critic)
+  kit/data/style/     a subset of the training paintings (adain, gan's critic, transformer)
   kit/styles/         the style image of every fast recipe, long side = its style_size
   kit/weights/        each backbone's conv weights in fp16 safetensors, cut after the deepest layer any loss reads
   kit/preview/        three benchmark photos at 256 px, which `tools/release.py collect` stylizes with each model
@@ -53,7 +53,7 @@ def build(out: Path, data: Path, recipes_dir: Path, content_mb: float, style_mb:
     manifest: dict = {"short_side": short_side, "recipes": [r.name for r in recipes], "sets": {}, "styles": {},
                       "weights": {}}
     for name, mb, needed in (("content", content_mb, True),
-                             ("style", style_mb, any(r.method in ("adain", "gan") for r in recipes))):
+                             ("style", style_mb, any(r.method != "fast" for r in recipes))):
         if not needed:
             continue
         kept, usable, used = pack_subset(data / name, tmp / "data" / name, short_side, mb, quality=82)

@@ -162,10 +162,11 @@ def validate(opts: AdaINOptions) -> None:
         raise ConfigError("--alpha must be between 0 and 1")
 
 
-def _run_onnx(model: str, work: torch.Tensor, styles: list[torch.Tensor], masks: list[torch.Tensor] | None,
-              opts: AdaINOptions) -> tuple[torch.Tensor, str, str | None]:
+def run_onnx(model: str, work: torch.Tensor, styles: list[torch.Tensor], masks: list[torch.Tensor] | None,
+             opts: AdaINOptions) -> tuple[torch.Tensor, str, str | None]:
+    """An exported (content, style, alpha) graph through onnxruntime: adain's, gan's or the transformer's."""
     if len(styles) > 1 or masks:
-        raise ConfigError("an exported adain model takes one style image: blends and masks need --runtime torch")
+        raise ConfigError("an exported model takes one style image: blends and masks need --runtime torch")
     session = runtime.onnx_session(model, opts.device)
     output = session.run(None, {"content": work.numpy(), "style": styles[0].numpy(),
                                 "alpha": np.array(opts.alpha, dtype=np.float32)})[0]
@@ -246,7 +247,7 @@ def stylize_with(spec: MethodSpec, model_file: Path, content: torch.Tensor, styl
     details: dict = {"model": model}
     if opts.runtime == "onnx":
         encoded = time.perf_counter()
-        output, device, backbone = _run_onnx(model, prep.work_at(size), prep.styles_at(size), prep.masks_at(size),
+        output, device, backbone = run_onnx(model, prep.work_at(size), prep.styles_at(size), prep.masks_at(size),
                                              opts)
     else:
         stylizer = AdaINStylizer(model, opts.device, opts.weights)

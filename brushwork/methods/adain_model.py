@@ -41,10 +41,10 @@ def _conv(in_ch: int, out_ch: int, relu: bool = True) -> list[nn.Module]:
     return layers + [nn.ReLU()] if relu else layers
 
 
-def vgg_decoder(depth: int = 16) -> nn.Sequential:
+def vgg_decoder(depth: int = 16, in_channels: int = 512) -> nn.Sequential:
     """The mirror of VGG up to relu4_1: nearest-neighbour upsampling, reflection padding, no normalization."""
     block3 = 3 if depth == 16 else 4
-    layers = [*_conv(512, 256), nn.Upsample(scale_factor=2, mode="nearest")]
+    layers = [*_conv(in_channels, 256), nn.Upsample(scale_factor=2, mode="nearest")]
     for _ in range(block3 - 1):
         layers += _conv(256, 256)
     layers += [*_conv(256, 128), nn.Upsample(scale_factor=2, mode="nearest"), *_conv(128, 128), *_conv(128, 64),

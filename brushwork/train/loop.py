@@ -1,5 +1,6 @@
 """The one training loop every feed-forward method uses, on Lightning Fabric: CPU or GPUs (DDP with no code change),
-mixed precision, gradient clipping, the AdaIN paper's learning-rate decay, and checkpoints that resume exactly.
+mixed precision, gradient clipping, an optional linear warmup and the AdaIN paper's learning-rate decay, and
+checkpoints that resume exactly.
 
 A run directory holds:
   checkpoint/model.safetensors        the trainable weights (fp32)
@@ -62,6 +63,7 @@ class TrainConfig:
     short_side: int = option(512, "images are resized to this short side before cropping")
     lr: float = option(1e-4, "Adam learning rate")
     lr_decay: float = option(5e-5, "lr / (1 + decay · step), as in the AdaIN reference code")
+    warmup: int = option(0, "steps of linear learning-rate warmup before the decay (transformers need some)")
     clip: float = option(0.0, "max gradient norm (0 = off)")
     precision: str = option("32", "32 | bf16-mixed | 16-mixed (mixed precision needs a GPU)")
     device: str = option("auto", "auto | cpu | cuda")
@@ -83,7 +85,8 @@ class TrainConfig:
         checks = [(self.steps >= 1, "--steps must be at least 1"), (self.batch_size >= 1, "--batch-size must be >= 1"),
                   (self.size >= 16, "--size must be at least 16"), (self.lr > 0, "--lr must be positive"),
                   (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
-                  (self.clip >= 0 and self.lr_decay >= 0 and self.time_limit >= 0, "negative clip, decay or limit"),
+                  (min(self.clip, self.lr_decay, self.time_limit, self.warmup) >= 0,
+                   "negative clip, decay, warmup or limit"),
                   (min(self.checkpoint_every, self.preview_every, self.log_every) >= 1, "intervals must be >= 1"),
                   (self.workers >= 0 and self.devices >= 1, "--workers must be >= 0 and --devices >= 1"),
                   (self.data in DATA_MODES, f"--data must be one of {', '.join(DATA_MODES)}"),
@@ -373,12 +376,12 @@ def _setup_critic(adversary: Adversary | None, fabric, layout: torch.memory_form
 
 
 def _critic_steps(adversary: Adversary, objective: nn.Module, optimizer: torch.optim.Optimizer, fabric,
-                  batch: dict[str, torch.Tensor], fake: torch.Tensor, decay: float, seed: int, step: int
+                  batch: dict[str, torch.Tensor], fake: torch.Tensor, factor: float, seed: int, step: int
                   ) -> dict[str, torch.Tensor]:
     """`adversary.steps` critic updates on one generator step's outputs; returns the last one's losses, its
     total as "critic_total". Each update's seed is a function of (seed, step, update, rank): exact resume."""
     for group in optimizer.param_groups:
-        group["lr"] = adversary.lr * decay
+        group["lr"] = adversary.lr * factor
     optimizer.zero_grad(set_to_none=True)  # what the generator's step left on the critic is not the critic's
     for k in range(adversary.steps):
         draw = ((seed * 1_000_003 + step) * adversary.steps + k) * fabric.world_size + fabric.global_rank
@@ -433,8 +436,8 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
                 break
             batch = {name: fabric.to_device(next(stream)).contiguous(memory_format=layout)
                      for name, stream in streams.items()}
-            decay = 1 / (1 + cfg.lr_decay * step)
-            lr = cfg.lr * decay
+            factor = min(1.0, (step + 1) / cfg.warmup if cfg.warmup else 1.0) / (1 + cfg.lr_decay * step)
+            lr = cfg.lr * factor
             for group in optimizer.param_groups:
                 group["lr"] = lr
             out = module(**batch)
@@ -445,7 +448,7 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
             optimizer.zero_grad(set_to_none=True)
             if critic is not None:
                 out.update(_critic_steps(task.adversary, critic, optimizers["critic"], fabric, batch,
-                                         out["output"].detach(), decay, cfg.seed, step))
+                                         out["output"].detach(), factor, cfg.seed, step))
             step += 1
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:

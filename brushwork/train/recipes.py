@@ -2,7 +2,7 @@
 the README can be reproduced and a short loan of a GPU trains all of them from one command (tools/release.py).
 
     name = "starry_night"            # the model's name: brushwork/models/fast-NAME.safetensors
-    method = "fast"                  # fast | adain | gan
+    method = "fast"                  # fast | adain | gan | transformer
     [train]                          # the shared loop's settings (TrainConfig)
     steps = 5000
     batch_size = 8
@@ -28,14 +28,17 @@ from ..errors import ConfigError
 from ..methods.adain import adain_task
 from ..methods.fast import FastStyle, fast_task
 from ..methods.gan import GANTrainOptions, gan_task
+from ..methods.transformer import TransformerTrainOptions, transformer_task
 from ..methods.fast_model import loss_layers
 from .loop import TrainConfig, TrainTask
 
-LOOP_KEYS = ("steps", "batch_size", "size", "short_side", "lr", "lr_decay", "clip", "precision", "seed")
+LOOP_KEYS = ("steps", "batch_size", "size", "short_side", "lr", "lr_decay", "warmup", "clip", "precision", "seed")
 MODEL_KEYS = {"adain": {"backbone": "vgg16-hed", "style_weight": 10.0},
               "gan": {"backbone": "vgg16-hed", "init": "adain-vgg16-hed", "style_weight": None, "gan_loss": "wgan-gp",
                       "adv_weight": 0.1, "critic_lr": 4e-4, "critic_steps": 1, "critic_width": 64, "scales": 3,
                       "gp_weight": None, "attention": False},
+              "transformer": {"config": "small", "backbone": "vgg16-hed", "content_weight": 7.0, "style_weight": 2.0,
+                              "identity_pixels": 70.0, "identity_features": 0.2},
               "fast": {"arch": "classic", "backbone": "vgg16-hed", "style": None, "style_size": None,
                        "content_weight": 1.0, "style_weight": 3.0, "tv_weight": 1.0}}
 
@@ -60,7 +63,7 @@ class Recipe:
     def loss_layers(self, model: Backbone) -> list[str]:
         """The backbone layers this recipe's losses read (a training kit keeps `model` up to the deepest), from
         the same tables the training tasks use."""
-        if self.method in ("adain", "gan"):
+        if self.method in ("adain", "gan", "transformer"):
             content, style = get_spec(self.model["backbone"]).adain_layers
         else:
             content, style = loss_layers(self.model["backbone"], model)
@@ -162,17 +165,19 @@ def loop_config(group: list[Recipe], **overrides: Any) -> TrainConfig:
 
 def build_task(group: list[Recipe], cfg: TrainConfig, content_dir: str | Path, style_dir: str | Path,
                styles_dir: str | Path, weights: dict[str, str] | None = None) -> TrainTask:
-    """The TrainTask of a group: content photos from `content_dir`; adain and gan paintings from `style_dir`; fast
+    """The TrainTask of a group: content photos from `content_dir`; adain, gan and transformer paintings from
+    `style_dir`; fast
     style images by file name from `styles_dir`; backbone weight files by backbone name from `weights`. A gan
     recipe's `init` is a model name or file here (a release resolves a recipe name to that run's weights)."""
     weights = weights or {}
     first = group[0]
     backbone = first.model["backbone"]
-    if first.method == "gan":
-        opts = GANTrainOptions(str(content_dir), str(style_dir), weights=weights.get(backbone), **first.model)
-        task = gan_task(opts, cfg)
-        task.exports = {first.file_stem: (task.exports["gan"][0], {**task.exports["gan"][1],
-                                                                  "recipe": first.path.name})}
+    if first.method in ("gan", "transformer"):
+        options, make = {"gan": (GANTrainOptions, gan_task),
+                         "transformer": (TransformerTrainOptions, transformer_task)}[first.method]
+        task = make(options(str(content_dir), str(style_dir), weights=weights.get(backbone), **first.model), cfg)
+        (net, meta), = task.exports.values()
+        task.exports = {first.file_stem: (net, {**meta, "recipe": first.path.name})}
         return task
     if first.method == "adain":
         task = adain_task(str(content_dir), str(style_dir), cfg, backbone, float(first.model["style_weight"]),
