@@ -172,9 +172,9 @@ class TransformerTrainOptions:
     backbone: str = option("vgg16-hed", "the frozen loss network")
     weights: str | None = option(None, "weights file for the loss network")
     content_weight: float = option(7.0, "content loss weight (paper: 7)")
-    style_weight: float = option(2.0, "style loss weight (paper: 10, in normalized-VGG units; 2 for vgg16-hed)")
+    style_weight: float = option(10.0, "style loss weight (paper: 10)")
     identity_pixels: float = option(70.0, "pixel identity loss weight (paper: 70)")
-    identity_features: float = option(0.2, "feature identity loss weight (paper: 1; 0.2 for vgg16-hed)")
+    identity_features: float = option(1.0, "feature identity loss weight (paper: 1)")
 
 
 def transformer_task(opts: TransformerTrainOptions, cfg: TrainConfig) -> TrainTask:

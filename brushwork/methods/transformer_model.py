@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import losses
 from ..backbones import create_backbone, get_spec
 from ..errors import ConfigError
 from ..io import pad_for_stride
@@ -219,13 +220,13 @@ class StyTr2(nn.Module):
 
 @dataclass(frozen=True)
 class LossWeights:
-    """The paper's λc = 7, λs = 10, λid1 = 70, λid2 = 1, with the terms measured in Caffe units (style, identity
-    at feature level) divided by 5 for vgg16-hed, as the adain recipe does: 2 and 0.2."""
+    """The paper's λc = 7, λs = 10, λid1 = 70, λid2 = 1. Our style and feature-identity terms are relative (the
+    error over the target's energy, as every loss in losses.py), so the weights mean the same on any backbone."""
 
     content: float = 7.0
-    style: float = 2.0
+    style: float = 10.0
     identity_pixels: float = 70.0
-    identity_features: float = 0.2
+    identity_features: float = 1.0
 
 
 def _normalized(feat: torch.Tensor) -> torch.Tensor:
@@ -235,9 +236,11 @@ def _normalized(feat: torch.Tensor) -> torch.Tensor:
 
 class TransformerTraining(nn.Module):
     """forward(content, style) → the paper's losses: content (MSE of mean–variance normalized features at relu3_1
-    and relu4_1), style (MSE of channel means and stds, relu1_1 … relu4_1), and the identity losses: the content
-    stylized with itself, and the style with itself, against themselves in pixels and features. One generator
-    pass for all three (content×style, content×content, style×style), one backbone pass for all outputs."""
+    and relu4_1), style (channel means and stds, relu1_1 … relu4_1), and the identity losses: the content
+    stylized with itself, and the style with itself, against themselves in pixels and in features. Style and
+    feature identity are relative errors (losses.mean_std_loss, losses.content_loss): in vgg16-hed's Caffe units
+    the paper's absolute ones outweigh the content term a thousandfold. One generator pass for all three pairs
+    (content×style, content×content, style×style), one backbone pass for all outputs."""
 
     def __init__(self, net: StyTr2, backbone: str = "vgg16-hed", weights: str | None = None,
                  loss_weights: LossWeights = LossWeights()):
@@ -262,10 +265,9 @@ class TransformerTraining(nn.Module):
         fc = {k: v[:n] for k, v in targets.items()}
         fs = {k: v[n:] for k, v in targets.items()}
         content_loss = sum(F.mse_loss(_normalized(fo[k]), _normalized(fc[k])) for k in self.content_layers)
-        style_loss = sum(F.mse_loss(a, b) for k in self.style_layers
-                         for a, b in zip(feature_stats(fo[k]), feature_stats(fs[k])))
+        style_loss = sum(losses.mean_std_loss(fo[k], feature_stats(fs[k])) for k in self.style_layers)
         id_pixels = F.mse_loss(cc, content) + F.mse_loss(ss, style)
-        id_features = sum(F.mse_loss(fid[k], targets[k]) for k in self.style_layers)
+        id_features = sum(losses.content_loss(fid[k], targets[k]) for k in self.style_layers)
         w = self.w
         total = (w.content * content_loss + w.style * style_loss + w.identity_pixels * id_pixels
                  + w.identity_features * id_features)

@@ -37,8 +37,8 @@ MODEL_KEYS = {"adain": {"backbone": "vgg16-hed", "style_weight": 10.0},
               "gan": {"backbone": "vgg16-hed", "init": "adain-vgg16-hed", "style_weight": None, "gan_loss": "wgan-gp",
                       "adv_weight": 0.1, "critic_lr": 4e-4, "critic_steps": 1, "critic_width": 64, "scales": 3,
                       "gp_weight": None, "attention": False},
-              "transformer": {"config": "small", "backbone": "vgg16-hed", "content_weight": 7.0, "style_weight": 2.0,
-                              "identity_pixels": 70.0, "identity_features": 0.2},
+              "transformer": {"config": "small", "backbone": "vgg16-hed", "content_weight": 7.0, "style_weight": 10.0,
+                              "identity_pixels": 70.0, "identity_features": 1.0},
               "fast": {"arch": "classic", "backbone": "vgg16-hed", "style": None, "style_size": None,
                        "content_weight": 1.0, "style_weight": 3.0, "tv_weight": 1.0}}
 
