@@ -172,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("model", help="a shipped model name or a model file (.safetensors)")
     x.add_argument("--format", required=True, help="onnx | torchscript")
     x.add_argument("-o", "--output", required=True, help="the exported file")
+    u = sub.add_parser("ui", help="a local web page for stylizing one image at a time (needs brushwork[ui])")
+    u.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    u.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    u.add_argument("--styles", help="a folder of style images to pick from in the page")
+    u.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted (default 20)")
     return parser
 
 
@@ -382,11 +387,21 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from . import ui
+
+    if not 0 < args.port < 65536 or args.max_upload_mb <= 0:
+        raise ConfigError("--port must be 1–65535 and --max-upload-mb positive")
+    print(f"brushwork ui: http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
+    ui.serve(args.host, args.port, args.styles, args.max_upload_mb)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"stylize": cmd_stylize, "video": cmd_video, "eval": cmd_eval, "train": cmd_train,
                "backbones": cmd_backbones, "methods": cmd_methods, "models": cmd_models,
-               "export": cmd_export}[args.command]
+               "export": cmd_export, "ui": cmd_ui}[args.command]
     try:
         return handler(args)
     except BrushworkError as e:

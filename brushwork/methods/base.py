@@ -82,7 +82,9 @@ class Step:
     image: torch.Tensor
 
 
-Callback = Callable[[Step], None]
+# Called after every iteration; returning True asks the method to stop early: optimize then returns its current
+# image at the output size, with details["stopped_at"] (a UI's Stop button). Feed-forward methods make one pass.
+Callback = Callable[[Step], "bool | None"]
 
 
 @dataclass

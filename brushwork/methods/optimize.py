@@ -486,8 +486,10 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
                             prep.generator)
         if opts.preserve_color == "luminance":
             image = color.gray(image)
-    step, scale_stats, last = 0, [], {}
+    step, scale_stats, last, stopped = 0, [], {}, False
     for index, plan in enumerate(plans):
+        if stopped:
+            break
         scale_start = time.perf_counter()
         h, w = plan.height, plan.width
         tiles = f" in {plan.grids[0].tile} px tiles" if plan.grids else ""
@@ -499,15 +501,20 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
                                       f"nothing was written: lower the weights or --lr")
             bar.update(1)
             bar.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
-            if callback is not None:
-                callback(Step(step, total_steps, index + 1, len(plans), (h, w), dict(last), image))
+            if callback is not None and callback(Step(step, total_steps, index + 1, len(plans), (h, w), dict(last),
+                                                      image)):
+                stopped = True
+                break
         scale_stats.append({"size": [w, h], "iterations": plan.iterations, "losses": dict(last),
                             "seconds": round(time.perf_counter() - scale_start, 3),
                             **({"tiling": plan.describe()} if plan.grids else {})})
     bar.close()
+    if stopped and tuple(image.shape[-2:]) != (height, width):
+        image = io.resize(image, (height, width))
     output = prep.finish(image)
     seconds = {"setup": round(setup_seconds, 3), "total": round(time.perf_counter() - started, 3)}
-    details = {"scales": scale_stats, "iterations": step, "pyramid_levels": levels}
+    details = {"scales": scale_stats, "iterations": step, "pyramid_levels": levels,
+               **({"stopped_at": step} if stopped else {})}
     if plans[-1].grids:
         details["tiling"] = plans[-1].describe()
     return Result(output, opts, seconds, last, opts.backbone, str(device), details)
