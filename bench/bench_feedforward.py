@@ -110,8 +110,8 @@ def transformer_rows(model: str, folder: Path) -> None:
     inputs = {"content": torch.rand(1, 3, 512, 512).numpy(), "style": torch.rand(1, 3, 512, 512).numpy(),
               "alpha": torch.tensor(1.0).numpy()}
     seconds = best_of(lambda: session.run(None, inputs))
-    print(f"| transformer | onnxruntime cpu (the graph encodes the style and runs the alpha branch) | 512×512 | 1 | fp32 | {seconds:.2f} | "
-          f"{1 / seconds:.2f} |", flush=True)
+    print(f"| transformer | onnxruntime cpu (the graph encodes the style and runs the alpha branch) | 512×512 | 1 "
+          f"| fp32 | {seconds:.2f} | {1 / seconds:.2f} |", flush=True)
     if torch.cuda.is_available():
         gpu = TransformerStylizer(model, "cuda")
         code = gpu.encode_style(torch.rand(1, 3, 512, 512, device="cuda")).expand(8, -1, -1)

@@ -134,3 +134,16 @@ def textured(h: int, w: int, seed: int = 0) -> torch.Tensor:
                                                 mode="bilinear", align_corners=False) / k for k in (2, 4, 8))
     return (0.6 * torch.nn.functional.interpolate(scene(48, 64), size=(h, w), mode="bilinear",
                                                   align_corners=False) + 0.4 * noise / 0.875).clamp(0, 1)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    """Two small folders to train on: photos (content) and paintings (style)."""
+    content, style = tmp_path / "content", tmp_path / "style"
+    content.mkdir()
+    style.mkdir()
+    save_image(scene(72, 96), content / "a.png")
+    save_image(scene(80, 80).flip(-1), content / "b.png")
+    save_image(stripes(80, 96, (1.0, 0.3, 0.1), period=4), style / "s.png")
+    save_image(dots(90, 80, (0.1, 0.2, 1.0)), style / "d.png")
+    return content, style

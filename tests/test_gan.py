@@ -123,22 +123,10 @@ def test_no_nan_in_200_tiny_steps(kind):
     assert critic_losses["wasserstein"].item() > 0  # the critic tells the painting from the generator's output
 
 
-@pytest.fixture
-def train_dirs(tmp_path):
-    content, style = tmp_path / "content", tmp_path / "style"
-    content.mkdir()
-    style.mkdir()
-    save_image(scene(72, 96), content / "a.png")
-    save_image(scene(80, 80).flip(-1), content / "b.png")
-    save_image(stripes(80, 96, (1.0, 0.3, 0.1), period=4), style / "s.png")
-    save_image(dots(90, 80, (0.1, 0.2, 1.0)), style / "d.png")
-    return content, style
-
-
-def _gan(train_dirs, out, steps, **kw):
+def _gan(folders, out, steps, **kw):
     cfg = TrainConfig(out=str(out), steps=steps, batch_size=2, size=32, short_side=48, workers=0, log_every=1,
                       checkpoint_every=100, preview_every=100, lr=1e-4, quiet=True, **kw)
-    opts = GANTrainOptions(str(train_dirs[0]), str(train_dirs[1]), init="none", critic_width=8, scales=2)
+    opts = GANTrainOptions(str(folders[0]), str(folders[1]), init="none", critic_width=8, scales=2)
     return cfg, gan_task(opts, cfg)
 
 
@@ -147,10 +135,10 @@ def _rows(run):
         return list(csv.DictReader(f))
 
 
-def test_a_short_gan_run_resumes_exactly_and_exports_the_generator_alone(train_dirs, tmp_path):
-    train(*reversed(_gan(train_dirs, tmp_path / "whole", 4)))
-    train(*reversed(_gan(train_dirs, tmp_path / "split", 2)))
-    summary = train(*reversed(_gan(train_dirs, tmp_path / "split", 4, resume=True)))
+def test_a_short_gan_run_resumes_exactly_and_exports_the_generator_alone(folders, tmp_path):
+    train(*reversed(_gan(folders, tmp_path / "whole", 4)))
+    train(*reversed(_gan(folders, tmp_path / "split", 2)))
+    summary = train(*reversed(_gan(folders, tmp_path / "split", 4, resume=True)))
     assert summary["segment_steps"] == 2
     whole, split = _rows(tmp_path / "whole"), _rows(tmp_path / "split")
     for key in ("total", "adv", "critic_total", "gp", "wasserstein"):  # both networks and both optimizers resumed
@@ -182,35 +170,35 @@ def test_a_short_gan_run_resumes_exactly_and_exports_the_generator_alone(train_d
     assert (via_onnx - reference).abs().max() < 1e-3
 
 
-def test_a_gan_checkpoint_resumes_only_as_a_gan(train_dirs, tmp_path):
+def test_a_gan_checkpoint_resumes_only_as_a_gan(folders, tmp_path):
     from brushwork.methods.adain import adain_task
 
-    train(*reversed(_gan(train_dirs, tmp_path / "run", 1)))
+    train(*reversed(_gan(folders, tmp_path / "run", 1)))
     cfg = TrainConfig(out=str(tmp_path / "run"), steps=2, batch_size=2, size=32, short_side=48, workers=0,
                       quiet=True, resume=True)
     with pytest.raises(ConfigError, match="is a gan run, not adain"):
-        train(adain_task(str(train_dirs[0]), str(train_dirs[1]), cfg), cfg)
+        train(adain_task(str(folders[0]), str(folders[1]), cfg), cfg)
 
 
-def test_the_generator_starts_from_the_init_decoder(train_dirs, tmp_path, capsys):
+def test_the_generator_starts_from_the_init_decoder(folders, tmp_path, capsys):
     decoder = tmp_path / "adain.safetensors"
     save_decoder(AdaINNet(seed=5).decoder, decoder, {"method": "adain", "backbone": "vgg16-hed",
                                                      "style_weight": "2.5"}, half=True)
     cfg = TrainConfig(out=str(tmp_path / "r"), steps=1, size=32, short_side=48)
-    task = gan_task(GANTrainOptions(str(train_dirs[0]), str(train_dirs[1]), init=str(decoder)), cfg)
+    task = gan_task(GANTrainOptions(str(folders[0]), str(folders[1]), init=str(decoder)), cfg)
     start = load_file(str(decoder))
     assert all(torch.equal(v, start[k].float()) for k, v in task.trainable.state_dict().items())
     assert task.module.style_weight == 2.5 and task.exports["gan"][1]["init"] == "adain.safetensors"
-    task = gan_task(GANTrainOptions(str(train_dirs[0]), str(train_dirs[1])), cfg)  # auto, nothing shipped
+    task = gan_task(GANTrainOptions(str(folders[0]), str(folders[1])), cfg)  # auto, nothing shipped
     assert "starts from scratch" in capsys.readouterr().err and task.module.style_weight == 10.0
 
 
-def test_attention_starts_as_the_identity_on_the_init_decoder(train_dirs, tmp_path):
+def test_attention_starts_as_the_identity_on_the_init_decoder(folders, tmp_path):
     decoder = tmp_path / "adain.safetensors"
     plain = AdaINNet(seed=5).decoder
     save_decoder(plain, decoder, {"method": "adain", "backbone": "vgg16-hed"})
     cfg = TrainConfig(out=str(tmp_path / "r"), steps=1, size=32, short_side=48)
-    task = gan_task(GANTrainOptions(str(train_dirs[0]), str(train_dirs[1]), init=str(decoder), attention=True),
+    task = gan_task(GANTrainOptions(str(folders[0]), str(folders[1]), init=str(decoder), attention=True),
                     cfg)
     features = torch.rand(1, 512, 6, 5)
     with torch.no_grad():
@@ -218,9 +206,9 @@ def test_attention_starts_as_the_identity_on_the_init_decoder(train_dirs, tmp_pa
     assert any(k.startswith("attention.") for k in task.trainable.state_dict())
 
 
-def test_train_gan_and_stylize_with_it_on_the_command_line(train_dirs, files, tmp_path, capsys):
+def test_train_gan_and_stylize_with_it_on_the_command_line(folders, files, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "gan", "--content-dir", str(train_dirs[0]), "--style-dir", str(train_dirs[1]),
+    assert main(["train", "gan", "--content-dir", str(folders[0]), "--style-dir", str(folders[1]),
                  "--out", str(run), "--init", "none", "--gan-loss", "hinge", "--critic-width", "8", "--scales", "2",
                  "--attention", "--steps", "2", "--batch-size", "1", "--size", "32", "--short-side", "48",
                  "--workers", "0", "--log-every", "1", "--quiet"]) == 0
@@ -243,11 +231,11 @@ def test_train_gan_and_stylize_with_it_on_the_command_line(train_dirs, files, tm
     assert "gan: gan-vgg16-hed" in capsys.readouterr().out
 
 
-def test_a_fast_network_trains_against_the_critic(train_dirs, tmp_path, capsys):
+def test_a_fast_network_trains_against_the_critic(folders, tmp_path, capsys):
     style = tmp_path / "style.png"
     save_image(stripes(60, 80, (1.0, 0.3, 0.1), period=4), style)
     run = tmp_path / "fast"
-    base = ["train", "fast", "--content-dir", str(train_dirs[0]), "--arch", "mobile", "--steps", "2",
+    base = ["train", "fast", "--content-dir", str(folders[0]), "--arch", "mobile", "--steps", "2",
             "--batch-size", "1", "--size", "32", "--short-side", "48", "--workers", "0", "--log-every", "1",
             "--quiet", "--adv-weight", "0.2", "--critic-width", "8", "--scales", "2"]
     assert main([*base, "--style", str(style), "--out", str(run)]) == 0

@@ -60,27 +60,15 @@ def test_the_small_config_is_about_5_m_parameters():
 
 
 @pytest.fixture
-def train_dirs(tmp_path):
-    content, style = tmp_path / "content", tmp_path / "style"
-    content.mkdir()
-    style.mkdir()
-    save_image(scene(72, 96), content / "a.png")
-    save_image(scene(80, 80).flip(-1), content / "b.png")
-    save_image(stripes(80, 96, (1.0, 0.3, 0.1), period=4), style / "s.png")
-    save_image(dots(90, 80, (0.1, 0.2, 1.0)), style / "d.png")
-    return content, style
-
-
-@pytest.fixture
 def tiny(monkeypatch):
     monkeypatch.setitem(transformer_model.CONFIGS, "tiny", TINY_TRANSFORMER)
 
 
-def _run(train_dirs, out, steps, **kw):
+def _run(folders, out, steps, **kw):
     settings = {"batch_size": 2, "size": 32, "short_side": 48, "workers": 0, "log_every": 1, "checkpoint_every": 100,
                 "preview_every": 100, "lr": 2e-3, "warmup": 3, "quiet": True, **kw}
     cfg = TrainConfig(out=str(out), steps=steps, **settings)
-    return transformer_task(TransformerTrainOptions(str(train_dirs[0]), str(train_dirs[1]), config="tiny"), cfg), cfg
+    return transformer_task(TransformerTrainOptions(str(folders[0]), str(folders[1]), config="tiny"), cfg), cfg
 
 
 def _rows(run):
@@ -88,15 +76,15 @@ def _rows(run):
         return list(csv.DictReader(f))
 
 
-def test_training_lowers_the_loss_and_resumes_exactly(train_dirs, tmp_path, tiny):
-    train(*_run(train_dirs, tmp_path / "whole", 30))
+def test_training_lowers_the_loss_and_resumes_exactly(folders, tmp_path, tiny):
+    train(*_run(folders, tmp_path / "whole", 30))
     rows = _rows(tmp_path / "whole")
     totals = [float(r["total"]) for r in rows]
     assert sum(totals[-5:]) < 0.7 * sum(totals[:5]), totals
     assert float(rows[0]["lr"]) == pytest.approx(2e-3 / 3, rel=1e-3)  # the warmup's first step
     assert {"content", "style", "identity_pixels", "identity_features"} <= set(rows[0])
-    train(*_run(train_dirs, tmp_path / "split", 4))
-    train(*_run(train_dirs, tmp_path / "split", 6, resume=True))
+    train(*_run(folders, tmp_path / "split", 4))
+    train(*_run(folders, tmp_path / "split", 6, resume=True))
     split = [float(r["total"]) for r in _rows(tmp_path / "split")]
     assert split == pytest.approx(totals[:6], rel=1e-5)
     meta = read_safetensors(tmp_path / "whole" / "transformer.safetensors")[1]

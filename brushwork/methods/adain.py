@@ -215,13 +215,11 @@ def _encoded_styles(stylizer: AdaINStylizer, prep: shared.Prepared, size: tuple[
                     temporal: Temporal | None) -> tuple[list[torch.Tensor], int]:
     """The styles' AdaIN-layer features at the thumbnail's scale, like the content's (a 4K style needs no 4K
     pass), and the largest style's pixel count; once per clip in a video."""
-    if temporal is not None and "adain.codes" in temporal.memo:
-        return temporal.memo["adain.codes"]
-    styles = prep.styles_at(shared.thumbnail_size(size, opts.thumbnail))
-    encoded = [stylizer.encode_style(s) for s in styles], max(s.shape[-2] * s.shape[-1] for s in styles)
-    if temporal is not None:
-        temporal.memo["adain.codes"] = encoded
-    return encoded
+    def encode() -> tuple[list[torch.Tensor], int]:
+        styles = prep.styles_at(shared.thumbnail_size(size, opts.thumbnail))
+        return [stylizer.encode_style(s) for s in styles], max(s.shape[-2] * s.shape[-1] for s in styles)
+
+    return temporal.once("adain.codes", encode) if temporal is not None else encode()
 
 
 def run(content: torch.Tensor, styles: list[torch.Tensor], opts: AdaINOptions,
@@ -259,9 +257,7 @@ def stylize_with(spec: MethodSpec, model_file: Path, content: torch.Tensor, styl
     output = prep.finish(output)
     if temporal is not None:
         output = temporal.blend_previous(output)
-    done = time.perf_counter()
-    seconds = {"setup": round(setup - started, 3), "encode_styles": round(encoded - setup, 3),
-               "stylize": round(done - encoded, 3), "total": round(done - started, 3)}
+    seconds = shared.phase_seconds(started, setup, encoded, time.perf_counter())
     return Result(output, opts, seconds, backbone=backbone, device=device, details=details)
 
 

@@ -104,6 +104,12 @@ class Temporal:
     memo: dict[str, Any] = field(default_factory=dict)
     state: dict[str, torch.Tensor] = field(default_factory=dict)
 
+    def once(self, key: str, make: Callable[[], Any]) -> Any:
+        """Per-clip work (networks, style encodings): made for the clip's first frame and kept in `memo`."""
+        if key not in self.memo:
+            self.memo[key] = make()
+        return self.memo[key]
+
     def smooth(self, key: str, value: torch.Tensor) -> torch.Tensor:
         """An exponential moving average over the frames of a shot, kept under `key`."""
         if key in self.state:

@@ -461,11 +461,8 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
     started = time.perf_counter()
     device = resources.resolve_device(opts.device)
     prep = shared.prepare(SPEC, opts, content, styles, masks, device)
-    nets = temporal.memo.get("optimize.nets") if temporal is not None else None
-    if nets is None:
-        nets = build_nets(opts, device)
-        if temporal is not None:
-            temporal.memo["optimize.nets"] = nets
+    nets = temporal.once("optimize.nets", lambda: build_nets(opts, device)) if temporal is not None else \
+        build_nets(opts, device)
     min_size = max(net.model.min_size for net in nets)
     height, width = shared.output_size(content, opts.size, min_size, "backbone")
     levels = opts.pyramid_levels or max(net.model.pyramid_levels for net in nets)

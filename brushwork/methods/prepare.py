@@ -92,6 +92,12 @@ def large_image_details(size: tuple[int, int], thumb_size: tuple[int, int], grid
     return {**details, "tiling": grid.describe()} if grid is not None else details
 
 
+def phase_seconds(started: float, setup: float, encoded: float, done: float) -> dict[str, float]:
+    """A feed-forward run's timings from perf_counter marks: setup, encoding the styles, stylizing, total."""
+    return {"setup": round(setup - started, 3), "encode_styles": round(encoded - setup, 3),
+            "stylize": round(done - encoded, 3), "total": round(done - started, 3)}
+
+
 def style_side(size: tuple[int, int], style_scale: float) -> int:
     """The long side of the style images for an output of `size`: --style-scale times the output's long side."""
     return max(8, round(max(size) * style_scale))

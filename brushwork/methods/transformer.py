@@ -124,12 +124,10 @@ def _encoded_styles(stylizer: TransformerStylizer, prep: shared.Prepared, size: 
                     opts: TransformerOptions, temporal: Temporal | None) -> list[torch.Tensor]:
     """The styles' tokens, from styles at the thumbnail's scale (so a large output attends to at most a
     thumbnail's worth of style tokens); once per clip in a video."""
-    if temporal is not None and "transformer.codes" in temporal.memo:
-        return temporal.memo["transformer.codes"]
-    codes = [stylizer.encode_style(s) for s in prep.styles_at(shared.thumbnail_size(size, opts.thumbnail))]
-    if temporal is not None:
-        temporal.memo["transformer.codes"] = codes
-    return codes
+    def encode() -> list[torch.Tensor]:
+        return [stylizer.encode_style(s) for s in prep.styles_at(shared.thumbnail_size(size, opts.thumbnail))]
+
+    return temporal.once("transformer.codes", encode) if temporal is not None else encode()
 
 
 def run(content: torch.Tensor, styles: list[torch.Tensor], opts: TransformerOptions,
@@ -156,9 +154,7 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: TransformerOpti
     output = prep.finish(output)
     if temporal is not None:
         output = temporal.blend_previous(output)
-    done = time.perf_counter()
-    seconds = {"setup": round(setup - started, 3), "encode_styles": round(encoded - setup, 3),
-               "stylize": round(done - encoded, 3), "total": round(done - started, 3)}
+    seconds = shared.phase_seconds(started, setup, encoded, time.perf_counter())
     return Result(output, opts, seconds, backbone=backbone, device=device, details={"model": model})
 
 
