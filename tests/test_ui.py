@@ -87,6 +87,9 @@ def test_stylize_in_a_real_browser_then_a_bad_upload_shows_a_message(server, bro
     page.locator("#content input[type=file]").set_input_files(str(bad))
     page.get_by_text("not an image or unsupported format", exact=False).first.wait_for(timeout=30_000)
     assert "Traceback" not in page.content()
+    _choose(page, "method", "adain (needs a model file)")  # no decoder ships: the page says so, Stylize waits
+    page.locator("#method-note", has_text="give a model file").wait_for(timeout=10_000)
+    assert page.locator("#stylize").is_disabled()
     page.close()
 
 
