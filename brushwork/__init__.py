@@ -14,11 +14,12 @@ from .version import __version__
 
 _LAZY = {"run": "api", "stylize": "api", "stylize_file": "api", "create_backbone": "backbones",
          "describe_backbones": "backbones", "EvalReport": "evaluation", "evaluate": "evaluation",
-         "Result": "methods", "Step": "methods"}
+         "Result": "methods", "Step": "methods", "batch": "cluster"}
 
 if TYPE_CHECKING:
     from .api import run, stylize, stylize_file
     from .backbones import create_backbone, describe_backbones
+    from .cluster import batch
     from .evaluation import EvalReport, evaluate
     from .methods import Result, Step
 
@@ -40,7 +41,7 @@ def list_methods() -> list[str]:
     return method_names()
 
 
-__all__ = ["__version__", "BackboneError", "BrushworkError", "ConfigError", "DivergenceError", "EvalReport",
+__all__ = ["__version__", "BackboneError", "BrushworkError", "ConfigError", "DivergenceError", "EvalReport", "batch",
            "ImageError", "Interrupted", "MaskError", "OutputError", "Result", "SizeError", "Step", "VideoError",
            "WeightsError", "create_backbone", "describe_backbones", "evaluate", "list_backbones", "list_methods", "run",
            "stylize", "stylize_file"]

@@ -172,6 +172,21 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("model", help="a shipped model name or a model file (.safetensors)")
     x.add_argument("--format", required=True, help="onnx | torchscript")
     x.add_argument("-o", "--output", required=True, help="the exported file")
+    bt = sub.add_parser("batch", help="stylize a folder, glob or manifest of images, here or on a Ray cluster "
+                                      "(resumable; needs brushwork[cluster])")
+    bt.add_argument("source", help="a folder, a glob (dir/*.jpg) or a manifest (.csv or .parquet with a content "
+                                   "column, an optional style column, and option columns); local or s3://, gs://")
+    bt.add_argument("-o", "--output", required=True, help="output folder (local or s3://, gs://)")
+    bt.add_argument("--style", nargs="+", dest="styles", help="style image(s): each content is stylized with each")
+    bt.add_argument("--method", default="optimize", choices=method_names())
+    bt.add_argument("--preset", default="default", help="a bundle of options that explicit ones override")
+    bt.add_argument("--engine", default="local", choices=["local", "ray"], help="in this process, or on Ray")
+    bt.add_argument("--address", help="the Ray cluster to join (auto: the running one; default: a new local one)")
+    bt.add_argument("--workers", type=int, default=2, help="Ray actors, each holding a loaded model (default 2)")
+    bt.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each Ray actor takes (default 0)")
+    bt.add_argument("--batch-size", type=int, default=4, help="rows handed to an actor at a time (default 4)")
+    add_stylize_flags(bt)
+
     u = sub.add_parser("ui", help="a local web page for stylizing one image at a time (needs brushwork[ui])")
     u.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     u.add_argument("--port", type=int, default=7860, help="port (default 7860)")
@@ -387,6 +402,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from .cluster import batch
+
+    options = {k: v for k, v in _stylize_options(args).items() if k != "quiet"}
+    summary = batch(args.source, args.output, args.method, args.styles, args.preset, args.engine, args.address,
+                    args.workers, args.gpus_per_worker, args.batch_size, bool(args.quiet), **options)
+    print(summary.line(), file=sys.stderr if summary.failed else sys.stdout)
+    return 2 if summary.failed else 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from . import ui
 
@@ -401,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"stylize": cmd_stylize, "video": cmd_video, "eval": cmd_eval, "train": cmd_train,
                "backbones": cmd_backbones, "methods": cmd_methods, "models": cmd_models,
-               "export": cmd_export, "ui": cmd_ui}[args.command]
+               "export": cmd_export, "ui": cmd_ui, "batch": cmd_batch}[args.command]
     try:
         return handler(args)
     except BrushworkError as e:

@@ -1,0 +1,135 @@
+"""`brushwork batch`: folders, globs and manifests; resumable, failures recorded; the same outputs on a local Ray
+cluster (`ray.init(num_cpus=2)`) as in-process; a job killed midway and restarted finishes without redoing rows."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from brushwork import batch
+from brushwork.cli import main
+from brushwork.cluster import plan
+from brushwork.errors import ConfigError
+from brushwork.io import load_image, save_image
+from brushwork.methods.adain_model import AdaINNet, save_decoder
+
+from .conftest import dots, scene, stripes
+
+ray = pytest.importorskip("ray", reason="the cluster tests need brushwork[cluster] (ray)")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    """Ten photos and one broken file, two paintings and an (untrained) adain decoder."""
+    root = tmp_path_factory.mktemp("batch")
+    photos = root / "photos"
+    photos.mkdir()
+    for i in range(10):
+        save_image(scene(48, 64).roll(6 * i, -1), photos / f"photo{i:02d}.png")
+    (photos / "broken.png").write_bytes(b"not an image")
+    styles = [root / "red.png", root / "blue.png"]
+    save_image(stripes(64, 64, (1.0, 0.2, 0.1)), styles[0])
+    save_image(dots(64, 64, (0.1, 0.2, 1.0)), styles[1])
+    decoder = root / "decoder.safetensors"
+    save_decoder(AdaINNet(seed=1).decoder, decoder, {"method": "adain", "backbone": "vgg16-hed"})
+    return {"photos": photos, "styles": [str(s) for s in styles], "model": str(decoder), "root": root}
+
+
+def _images(folder: Path) -> dict[str, Path]:
+    return {p.name: p for p in sorted(folder.glob("*.png"))}
+
+
+def test_rows_from_a_folder_a_glob_and_a_manifest(job, tmp_path):
+    rows = plan(str(job["photos"]), job["styles"], "adain")
+    assert len(rows) == 22 and {r.styles for r in rows} == {(s,) for s in job["styles"]}
+    assert len(plan(str(job["photos"] / "photo0*.png"), job["styles"][:1], "adain")) == 10
+    manifest = tmp_path / "rows.csv"
+    relative = os.path.relpath(job["photos"] / "photo01.png", tmp_path)
+    manifest.write_text(f"content,style,alpha,size\n{job['photos'] / 'photo00.png'},{job['styles'][0]},0.5,\n"
+                        f"{relative},{job['styles'][0]};{job['styles'][1]},,80\n")
+    first, second = plan(str(manifest), None, "adain")
+    assert first.options == {"alpha": 0.5} and second.options == {"size": 80} and len(second.styles) == 2
+    assert Path(second.content).resolve() == (job["photos"] / "photo01.png").resolve()
+    assert first.name("adain", "default", {}) != first.name("adain", "default", {"size": 96})  # options in the name
+    with pytest.raises(ConfigError, match="takes no style images"):
+        plan(str(job["photos"]), job["styles"], "fast")
+    with pytest.raises(ConfigError, match="needs a style for every row"):
+        plan(str(job["photos"]), None, "adain")
+    with pytest.raises(ConfigError, match="no 'content' column"):
+        (tmp_path / "bad.csv").write_text("image\nx.png\n")
+        plan(str(tmp_path / "bad.csv"), None, "adain")
+
+
+def test_a_local_job_records_failures_and_a_rerun_redoes_nothing(job, tmp_path, capsys):
+    out = tmp_path / "out"
+    summary = batch(str(job["photos"]), str(out), "adain", job["styles"], model=job["model"], size=64, quiet=True)
+    assert (summary.rows, summary.done, summary.failed, summary.skipped) == (22, 20, 2, 0)
+    errors = [json.loads(line) for line in (out / "_errors.jsonl").read_text().splitlines()]
+    assert len(errors) == 2 and all("broken.png" in e["content"] and "ImageError" in e["error"] for e in errors)
+    made = _images(out)
+    assert len(made) == 20 and all((out / f"{name}.json").is_file() for name in made)
+    sidecar = json.loads((out / f"{next(iter(made))}.json").read_text())
+    assert sidecar["content"].endswith(".png") and sidecar["styles"] and sidecar["config"]["size"] == 64
+    stamps = {name: p.stat().st_mtime_ns for name, p in made.items()}
+    again = batch(str(job["photos"]), str(out), "adain", job["styles"], model=job["model"], size=64, quiet=True)
+    assert (again.done, again.skipped, again.failed) == (0, 20, 2)
+    assert {name: p.stat().st_mtime_ns for name, p in _images(out).items()} == stamps
+    assert main(["batch", str(job["photos"]), "-o", str(tmp_path / "cli"), "--method", "adain", "--style",
+                 job["styles"][0], "--model", job["model"], "--size", "64", "--quiet"]) == 2
+    assert "11 rows: 10 done, 0 skipped (already there), 1 failed" in capsys.readouterr().err
+
+
+def test_ray_makes_the_same_images_as_the_local_engine(job, tmp_path):
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
+    try:
+        common = dict(method="adain", styles=job["styles"], model=job["model"], size=64, quiet=True)
+        local = batch(str(job["photos"]), str(tmp_path / "local"), **common)
+        on_ray = batch(f"file://{job['photos']}", f"file://{tmp_path / 'ray'}", engine="ray", workers=2,
+                       batch_size=3, **common)
+    finally:
+        ray.shutdown()
+    assert (on_ray.done, on_ray.failed) == (local.done, local.failed) == (20, 2)
+    a, b = _images(tmp_path / "local"), _images(tmp_path / "ray")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert float((load_image(a[name]) - load_image(b[name])).abs().max()) <= 1 / 255 + 1e-6, name
+    sidecar = json.loads((tmp_path / "ray" / f"{next(iter(b))}.json").read_text())
+    assert sidecar["output"].startswith("file://") and sidecar["batch_row"] in sidecar["output"]
+    assert not sidecar["content"].startswith("file://")  # a local file's row is named alike either way
+
+
+def test_a_killed_ray_job_restarts_without_redoing_rows(job, tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "brushwork.cli", "batch", str(job["photos"]), "-o", str(out), "--engine", "ray",
+               "--workers", "2", "--batch-size", "1", "--style", *job["styles"], "--iterations", "8", "--scales",
+               "1", "--size", "64", "--quiet"]
+    env = {**os.environ, "RAY_DISABLE_IMPORT_WARNING": "1"}
+    first = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(list(out.glob("*.png.json"))) < 3 and time.time() < deadline and first.poll() is None:
+        time.sleep(0.1)
+    os.killpg(first.pid, signal.SIGKILL)  # the driver, mid-job
+    first.wait()
+    settled, count = time.time(), -1
+    while time.time() - settled < 3 and time.time() < deadline:  # Ray's workers finish the row in hand, then go
+        now = len(list(out.glob("*.png.json")))
+        settled, count = (settled, count) if now == count else (time.time(), now)
+        time.sleep(0.2)
+    done_before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png") if Path(f"{p}.json").is_file()}
+    assert 3 <= len(done_before) < 20, len(done_before)
+    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 2, finished.stderr[-2000:]  # the broken photo's two rows
+    assert f"{len(done_before)} skipped (already there), 2 failed" in finished.stderr, finished.stderr[-300:]
+    after = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    assert len(after) == 20 and all(after[name] == stamp for name, stamp in done_before.items())
+    assert not list(out.glob("*.tmp"))
+    image = np.asarray(load_image(next(iter(out.glob("*.png")))))
+    assert image.shape == (1, 3, 48, 64)
