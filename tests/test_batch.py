@@ -108,8 +108,8 @@ def test_ray_makes_the_same_images_as_the_local_engine(job, tmp_path):
 def test_a_killed_ray_job_restarts_without_redoing_rows(job, tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "brushwork.cli", "batch", str(job["photos"]), "-o", str(out), "--engine", "ray",
-               "--workers", "2", "--batch-size", "1", "--style", *job["styles"], "--iterations", "8", "--scales",
-               "1", "--size", "64", "--quiet"]
+               "--workers", "2", "--batch-size", "1", "--style", *job["styles"], "--method", "adain", "--model",
+               job["model"], "--size", "256", "--quiet"]
     env = {**os.environ, "RAY_DISABLE_IMPORT_WARNING": "1"}
     first = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
@@ -132,4 +132,4 @@ def test_a_killed_ray_job_restarts_without_redoing_rows(job, tmp_path):
     assert len(after) == 20 and all(after[name] == stamp for name, stamp in done_before.items())
     assert not list(out.glob("*.tmp"))
     image = np.asarray(load_image(next(iter(out.glob("*.png")))))
-    assert image.shape == (1, 3, 48, 64)
+    assert image.shape == (1, 3, 192, 256)
