@@ -192,6 +192,22 @@ GANS = {
 }
 
 
+def batch(f, p, *extra: str) -> list[str]:
+    return ["batch", str(_photos(f, p)), "-o", str(p / "out" / "batch"), "--quiet", *extra]
+
+
+BATCHES = {
+    "batch source missing": lambda f, p, i: ["batch", str(p / "none"), "-o", str(p / "out" / "b"), "--style", i["a"]],
+    "batch manifest without a content column": lambda f, p, i: ["batch", _write(p / "bad" / "rows.csv", "x\ny\n"),
+                                                                "-o", str(p / "out" / "b"), "--style", i["a"]],
+    "batch output is a file": lambda f, p, i: ["batch", str(_photos(f, p)), "-o", _write(p / "out" / "file", "x"),
+                                               "--style", i["a"]],
+    "batch option the method lacks": lambda f, p, i: batch(f, p, "--style", i["a"], "--alpha", "0.5"),
+    "batch styles for a style-carrying method": lambda f, p, i: batch(f, p, "--method", "fast", "--style", i["a"]),
+    "batch engine workers zero": lambda f, p, i: batch(f, p, "--style", i["a"], "--workers", "0"),
+}
+
+
 def _clip(tmp_path, damage: bool = False) -> str:
     """A 4-frame video; `damage`: every byte of its frames overwritten, its header intact."""
     from brushwork.video import sample
@@ -276,7 +292,7 @@ def _run_with(tmp_path, model_bytes: bytes) -> str:
 
 CLASSES = {"paths": PATHS, "images": IMAGES, "numbers": NUMBERS, "blends and masks": BLENDS_AND_MASKS,
            "weights": WEIGHTS, "outputs": OUTPUTS, "resume": RESUME, "videos": VIDEOS,
-           "gan": GANS}
+           "gan": GANS, "batch": BATCHES}
 CASES = [pytest.param(kind, name, id=f"{kind}: {name}") for kind, cases in CLASSES.items() for name in cases]
 
 
