@@ -14,7 +14,6 @@ from brushwork import api
 from brushwork.cli import main
 from brushwork.errors import ConfigError, WeightsError
 from brushwork.export import export_model
-from brushwork.io import save_image
 from brushwork.methods import transformer_model
 from brushwork.methods.transformer import TransformerStylizer, TransformerTrainOptions, transformer_task
 from brushwork.methods.transformer_model import CONFIGS, PositionalEncoding, StyTr2, adaptive_mean
