@@ -244,14 +244,22 @@ def _run_local(rows: list[Row], out: str, method: str, preset: str, options: dic
         yield process_row(row, out, method, preset, options)
 
 
-def _run_ray(rows: list[Row], out: str, method: str, preset: str, options: dict, address: str | None,
-             workers: int, gpus_per_worker: float, batch_size: int, quiet: bool):
+def _connect_ray(address: str | None):
+    """Ray, joined to the cluster at `address` (a new local one when None) unless this process already is."""
     try:
         import ray
     except ImportError:
         raise ConfigError("--engine ray needs Ray: pip install 'brushwork[cluster]'") from None
     if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=False, include_dashboard=False, logging_level="warning")
+        try:
+            ray.init(address=address, log_to_driver=False, include_dashboard=False, logging_level="warning")
+        except (ConnectionError, RuntimeError, ValueError) as e:  # no cluster there, or a bad address
+            raise ConfigError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
+    return ray
+
+
+def _run_ray(ray, rows: list[Row], out: str, method: str, preset: str, options: dict, workers: int,
+             gpus_per_worker: float, batch_size: int, quiet: bool):
     ray.data.DataContext.get_current().enable_progress_bars = not quiet
     items = [{"row": json.dumps(asdict(r))} for r in rows]
     ds = ray.data.from_items(items).map_batches(
@@ -275,13 +283,13 @@ def batch(source: str, out: str, method: str = "optimize", styles: list[str] | N
     api.resolve_options(method, preset, **{**options, **every})  # unknown options fail here, not once per row
     fs, base = _fs(out)
     pafs = _require_pyarrow()
-    kind = fs.get_file_info(base).type
-    if kind == pafs.FileType.File:
+    if fs.get_file_info(base).type == pafs.FileType.File:
         raise OutputError(f"{out} is a file: give an output folder")
+    ray = _connect_ray(address) if engine == "ray" else None
     fs.create_dir(base, recursive=True)
     started = time.perf_counter()
-    runner = (_run_local(rows, out, method, preset, options, quiet) if engine == "local" else
-              _run_ray(rows, out, method, preset, options, address, workers, gpus_per_worker, batch_size, quiet))
+    runner = (_run_local(rows, out, method, preset, options, quiet) if ray is None else
+              _run_ray(ray, rows, out, method, preset, options, workers, gpus_per_worker, batch_size, quiet))
     counts = {"done": 0, "skipped": 0, "failed": 0}
     failures = []
     for report in runner:

@@ -205,6 +205,8 @@ BATCHES = {
     "batch option the method lacks": lambda f, p, i: batch(f, p, "--style", i["a"], "--alpha", "0.5"),
     "batch styles for a style-carrying method": lambda f, p, i: batch(f, p, "--method", "fast", "--style", i["a"]),
     "batch engine workers zero": lambda f, p, i: batch(f, p, "--style", i["a"], "--workers", "0"),
+    "batch on a Ray cluster that is not there": lambda f, p, i: batch(f, p, "--style", i["a"], "--engine", "ray",
+                                                                      "--address", "auto"),
 }
 
 
