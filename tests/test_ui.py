@@ -1,5 +1,6 @@
 """`brushwork ui` in a real headless Chromium (Debian's `chromium`, driven by Playwright): upload a photo and a
-painting, stylize with the fast preset at 64 px, see the result; a bad upload shows a message, not a traceback.
+painting, stylize with the fast preset at 64 px, see the result; a bad upload shows a message, not a traceback;
+Stop ends a run and keeps its image.
 Skipped, with the reason, only where no Chromium is installed (`.ci/run` installs it)."""
 
 import shutil
@@ -67,7 +68,7 @@ def _set_number(page, elem_id: str, value: str) -> None:
     box.press("Enter")
 
 
-def test_stylize_in_a_real_browser_then_a_bad_upload_shows_a_message(server, browser, images):
+def test_in_a_real_browser_the_page_stylizes_refuses_a_bad_upload_and_stops(server, browser, images):
     url, work = server
     content, style, bad = images
     page = browser.new_page()
@@ -87,6 +88,15 @@ def test_stylize_in_a_real_browser_then_a_bad_upload_shows_a_message(server, bro
     page.locator("#content input[type=file]").set_input_files(str(bad))
     page.get_by_text("not an image or unsupported format", exact=False).first.wait_for(timeout=30_000)
     assert "Traceback" not in page.content()
+    page.locator("#content button[aria-label='Clear']").first.click()
+    page.locator("#content input[type=file]").set_input_files(str(content))
+    _choose(page, "preset", "default")
+    _set_number(page, "size", "128")
+    page.wait_for_timeout(500)
+    page.locator("#stylize").click()  # a longer run, stopped once it shows its work
+    page.locator("#status", has_text="Iteration").wait_for(timeout=60_000)
+    page.locator("#stop").click()
+    page.locator("#status", has_text="Stopped at iteration").wait_for(timeout=60_000)
     _choose(page, "method", "adain (needs a model file)")  # no decoder ships: the page says so, Stylize waits
     page.locator("#method-note", has_text="give a model file").wait_for(timeout=10_000)
     assert page.locator("#stylize").is_disabled()
