@@ -16,6 +16,7 @@ import fnmatch
 import hashlib
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -251,9 +252,12 @@ def _connect_ray(address: str | None):
     except ImportError:
         raise ConfigError("--engine ray needs Ray: pip install 'brushwork[cluster]'") from None
     if not ray.is_initialized():
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             ray.init(address=address, log_to_driver=False, include_dashboard=False, logging_level="warning")
         except (ConnectionError, RuntimeError, ValueError) as e:  # no cluster there, or a bad address
+            for sig, handler in handlers.items():  # ray.init installs its own before it fails
+                signal.signal(sig, handler)
             raise ConfigError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
     return ray
 

@@ -87,6 +87,7 @@ def test_a_local_job_records_failures_and_a_rerun_redoes_nothing(job, tmp_path, 
 
 
 def test_ray_makes_the_same_images_as_the_local_engine(job, tmp_path):
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
     try:
         common = dict(method="adain", styles=job["styles"], model=job["model"], size=64, quiet=True)
@@ -95,6 +96,8 @@ def test_ray_makes_the_same_images_as_the_local_engine(job, tmp_path):
                        batch_size=3, **common)
     finally:
         ray.shutdown()
+        for sig, handler in handlers.items():  # the suite's other tests expect the default handlers
+            signal.signal(sig, handler)
     assert (on_ray.done, on_ray.failed) == (local.done, local.failed) == (20, 2)
     a, b = _images(tmp_path / "local"), _images(tmp_path / "ray")
     assert a.keys() == b.keys()
