@@ -22,6 +22,7 @@ import torch
 from brushwork import api, io, losses
 from brushwork.evaluation import evaluate_triples
 from brushwork.methods import adain_model, gan_model
+from brushwork.methods.gan import CriticSettings
 from brushwork.weights import read_safetensors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +75,7 @@ def cmd_steps(args: argparse.Namespace) -> None:
         net = _net(args.init, attention)
         critic = gan_model.MultiScaleCritic(64, 3)
         module = gan_model.GANTraining(net, args.style_weight, critic, kind, 0.1)
-        objective = gan_model.CriticObjective(critic, kind, gan_model.critic_defaults(kind, None))
+        objective = gan_model.CriticObjective(critic, kind, CriticSettings(gan_loss=kind).penalty)
         g_opt = torch.optim.Adam(net.decoder.parameters(), 1e-4)
         c_opt = torch.optim.Adam(critic.parameters(), 4e-4, betas=(0.0, 0.9))
         out, _, style_loss = net.objective(content, style)

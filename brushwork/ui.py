@@ -43,15 +43,11 @@ def unavailable(spec: MethodSpec) -> str | None:
     return f"no {spec.name} model ships in this version (training needs a GPU): give a model file to use it"
 
 
-def _fields(spec: MethodSpec) -> set[str]:
-    return {f.name for f in dataclasses.fields(spec.options)}
-
-
 def method_controls(name: str, model_file: str | None) -> dict[str, Any]:
     """Which controls a method shows, and whether Stylize can run: {"presets", "style_weight", "alpha", "model",
     "styles", "masks", "colors", "note", "ready"}."""
     spec = get_method(name)
-    fields = _fields(spec)
+    fields = {f.name for f in dataclasses.fields(spec.options)}
     reason = unavailable(spec) if not model_file else None
     return {"presets": list(spec.presets), "style_weight": "style_weight" in fields, "alpha": "alpha" in fields,
             "model": spec.models is not None, "styles": spec.capabilities.styles, "masks": spec.capabilities.masks,

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from ..train.loop import TrainConfig, TrainTask
+    from .gan import CriticSettings
 
 torch = lazy("torch")
 data = lazy("brushwork.train.data")
@@ -152,20 +153,6 @@ class FastStyle:
     style_size: int | None = None  # long side of the style image (default: the crop size)
 
 
-@dataclass
-class FastAdversary:
-    """A critic for one style's network (`train fast --adv-weight`): the gan method's, judging crops of the style
-    image as real samples."""
-
-    adv_weight: float
-    gan_loss: str = "wgan-gp"
-    critic_lr: float = 4e-4
-    critic_steps: int = 1
-    critic_width: int = 64
-    scales: int = 3
-    gp_weight: float | None = None
-
-
 def _style_crops(style: FastStyle, image: torch.Tensor, cfg: TrainConfig) -> data.RandomCrops:
     """Random crops of the style image at the scale its Gram matrices see it: the critic's real samples."""
     h, w = image.shape[-2:]
@@ -176,7 +163,7 @@ def _style_crops(style: FastStyle, image: torch.Tensor, cfg: TrainConfig) -> dat
 
 
 def fast_task(styles: list[FastStyle], content_dir: str, cfg: TrainConfig, backbone: str = "vgg16-hed",
-              arch: str = "classic", weights: str | None = None, adversary: FastAdversary | None = None
+              arch: str = "classic", weights: str | None = None, adversary: CriticSettings | None = None
               ) -> TrainTask:
     """A TrainTask for one or more style images, one `arch` network each; each style's Gram matrices are computed
     once, at its `style_size` on the long side. With `adversary`, one style's network also trains against a
@@ -198,13 +185,10 @@ def fast_task(styles: list[FastStyle], content_dir: str, cfg: TrainConfig, backb
                                             cfg.seed)}
     opponent, extra = None, {}
     if adversary is not None:
-        a = adversary
-        gan.check_adversary(a.gan_loss, a.adv_weight, a.critic_lr, a.critic_steps, a.critic_width, a.scales,
-                            a.gp_weight)
-        opponent = gan.build_adversary(a.gan_loss, a.critic_lr, a.critic_steps, a.critic_width, a.scales, a.gp_weight,
-                                     cfg.seed)
+        adversary.check()
+        opponent = adversary.build(cfg.seed)
         datasets["style"] = _style_crops(styles[0], images[styles[0].name], cfg)
-        extra = gan.adversary_metadata(a.gan_loss, a.adv_weight, a.critic_width, a.scales, a.gp_weight)
+        extra = adversary.metadata()
     held = (opponent.critic, adversary.gan_loss, adversary.adv_weight) if opponent is not None else None
     module = model_lib.FastTraining(nets, images, weights_by_style, backbone, weights, held)
     exports = {}
@@ -246,10 +230,7 @@ class FastTrainOptions:
 def _train_task(opts: FastTrainOptions, cfg: TrainConfig) -> TrainTask:
     styles = [FastStyle(Path(p).stem, p, opts.content_weight, opts.style_weight, opts.tv_weight, opts.style_size)
               for p in opts.style]
-    adversary = None
-    if opts.adv_weight:
-        adversary = FastAdversary(opts.adv_weight, opts.gan_loss, opts.critic_lr, opts.critic_steps,
-                                  opts.critic_width, opts.scales, opts.gp_weight)
+    adversary = gan.CriticSettings.of(opts) if opts.adv_weight else None
     return fast_task(styles, opts.content_dir, cfg, opts.backbone, opts.arch, opts.weights, adversary)
 
 

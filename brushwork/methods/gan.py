@@ -7,7 +7,7 @@ adversarial term to the paper's content and style losses; the critic trains besi
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,45 +80,65 @@ class GANTrainOptions:
     attention: bool = option(False, "a self-attention block before the decoder (starts as the identity)")
 
 
-def check_adversary(kind: str, adv_weight: float, critic_lr: float, critic_steps: int, critic_width: int,
-                    scales: int, gp_weight: float | None) -> None:
-    """The critic settings' checks, shared with `train fast --adv-weight`."""
-    checks = [(kind in losses.GAN_LOSSES, f"--gan-loss must be one of {', '.join(losses.GAN_LOSSES)}"),
-              (adv_weight >= 0, "--adv-weight must be >= 0"), (critic_lr > 0, "--critic-lr must be positive"),
-              (critic_steps >= 1, "--critic-steps must be at least 1"),
-              (critic_width >= 1 and scales >= 1, "--critic-width and --scales must be at least 1"),
-              (gp_weight is None or gp_weight >= 0, "--gp-weight must be >= 0")]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)
+@dataclass
+class CriticSettings:
+    """How a network trains against the multi-scale critic: `train gan`'s settings, and `train fast --adv-weight`'s,
+    whose options carry the same names."""
+
+    adv_weight: float = 0.1
+    gan_loss: str = "wgan-gp"
+    critic_lr: float = 4e-4
+    critic_steps: int = 1
+    critic_width: int = 64
+    scales: int = 3
+    gp_weight: float | None = None
+
+    @classmethod
+    def of(cls, opts: object) -> "CriticSettings":
+        """The settings of an options dataclass that has these fields."""
+        return cls(**{f.name: getattr(opts, f.name) for f in fields(cls)})
+
+    @property
+    def penalty(self) -> float:
+        """The gradient penalty's weight: as given, else WGAN-GP's λ = 10 for wgan-gp and none for the others."""
+        if self.gp_weight is not None:
+            return self.gp_weight
+        return 10.0 if self.gan_loss == "wgan-gp" else 0.0
+
+    def check(self) -> None:
+        checks = [(self.gan_loss in losses.GAN_LOSSES, f"--gan-loss must be one of {', '.join(losses.GAN_LOSSES)}"),
+                  (self.adv_weight >= 0, "--adv-weight must be >= 0"),
+                  (self.critic_lr > 0, "--critic-lr must be positive"),
+                  (self.critic_steps >= 1, "--critic-steps must be at least 1"),
+                  (self.critic_width >= 1 and self.scales >= 1, "--critic-width and --scales must be at least 1"),
+                  (self.gp_weight is None or self.gp_weight >= 0, "--gp-weight must be >= 0")]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def build(self, seed: int) -> loop.Adversary:
+        """A fresh critic and its objective, trained on the batch's "style" entry (paintings)."""
+        critic = model_lib.MultiScaleCritic(self.critic_width, self.scales, seed)
+        objective = model_lib.CriticObjective(critic, self.gan_loss, self.penalty)
+        return loop.Adversary(objective, critic, "style", self.critic_lr, (0.0, 0.9), self.critic_steps)
+
+    def metadata(self) -> dict[str, str]:
+        """How a network was trained against its critic, for its model file."""
+        return {"gan_loss": self.gan_loss, "adv_weight": str(self.adv_weight), "critic_width": str(self.critic_width),
+                "scales": str(self.scales), "gp_weight": str(self.penalty)}
 
 
-def build_adversary(kind: str, critic_lr: float, critic_steps: int, critic_width: int, scales: int,
-                    gp_weight: float | None, seed: int) -> loop.Adversary:
-    """A fresh multi-scale critic and its objective, trained on the batch's "style" entry (paintings)."""
-    critic = model_lib.MultiScaleCritic(critic_width, scales, seed)
-    objective = model_lib.CriticObjective(critic, kind, model_lib.critic_defaults(kind, gp_weight))
-    return loop.Adversary(objective, critic, "style", critic_lr, (0.0, 0.9), critic_steps)
-
-
-def adversary_metadata(kind: str, adv_weight: float, critic_width: int, scales: int, gp_weight: float | None
-                       ) -> dict[str, str]:
-    """How a generator was trained against its critic, for its model file."""
-    return {"gan_loss": kind, "adv_weight": str(adv_weight), "critic_width": str(critic_width),
-            "scales": str(scales), "gp_weight": str(model_lib.critic_defaults(kind, gp_weight))}
-
-
-def initial_decoder(init: str, backbone: str) -> tuple[Path | None, dict[str, str]]:
-    """The decoder file --init names (with its metadata), or (None, {}) to start from scratch; `auto` takes the
-    shipped AdaIN decoder of the backbone when it ships and says so either way."""
+def initial_decoder(init: str, backbone: str) -> tuple[Path | None, dict, dict[str, str]]:
+    """The decoder file --init names with its tensors and metadata, or (None, {}, {}) to start from scratch; `auto`
+    takes the shipped AdaIN decoder of the backbone when it ships and says so either way."""
     if init == "none":
-        return None, {}
+        return None, {}, {}
     if init == "auto":
         path = adain.PRETRAINED.get(f"adain-{backbone}")
         if path is None or not path.is_file():
             print(f"brushwork: note: no shipped adain-{backbone} decoder in this version: the generator starts "
                   f"from scratch (pass --init PATH to start from a trained one)", file=sys.stderr)
-            return None, {}
+            return None, {}, {}
     elif init in PRETRAINED or init in adain.PRETRAINED:
         path = resolve_model(init) if init in PRETRAINED else adain.resolve_model(init)
     else:
@@ -126,26 +146,25 @@ def initial_decoder(init: str, backbone: str) -> tuple[Path | None, dict[str, st
         if not path.is_file():
             names = ", ".join([*adain.PRETRAINED, *PRETRAINED])
             raise WeightsError(f"--init {init}: not a decoder file, a shipped name ({names}), auto or none")
-    meta = weights_io.read_safetensors(path)[1]
+    tensors, meta = weights_io.read_safetensors(path)
     if meta.get("backbone", "vgg16-hed") != backbone:
         raise ConfigError(f"--init {init} decodes {meta.get('backbone')} features, not --backbone {backbone}")
-    return path, meta
+    return path, tensors, meta
 
 
 def gan_task(opts: GANTrainOptions, cfg: TrainConfig) -> TrainTask:
     """A TrainTask for the generator (AdaIN encoder and decoder, the decoder trained) against a fresh critic."""
-    check_adversary(opts.gan_loss, opts.adv_weight, opts.critic_lr, opts.critic_steps, opts.critic_width,
-                    opts.scales, opts.gp_weight)
-    init, init_meta = initial_decoder(opts.init, opts.backbone)
+    critic = CriticSettings.of(opts)
+    critic.check()
+    init, init_tensors, init_meta = initial_decoder(opts.init, opts.backbone)
     style_weight = opts.style_weight if opts.style_weight is not None else float(init_meta.get("style_weight", 10))
     net = adain_model.AdaINNet(opts.backbone, opts.weights, seed=cfg.seed, attention=opts.attention)
     if init is not None:
-        adain_model.load_decoder(net.decoder, weights_io.read_safetensors(init)[0], f"--init {init}")
-    adversary = build_adversary(opts.gan_loss, opts.critic_lr, opts.critic_steps, opts.critic_width, opts.scales,
-                                opts.gp_weight, cfg.seed)
+        adain_model.load_decoder(net.decoder, init_tensors, f"--init {init}")
+    adversary = critic.build(cfg.seed)
     module = model_lib.GANTraining(net, style_weight, adversary.critic, opts.gan_loss, opts.adv_weight)
     metadata = {"method": "gan", "backbone": opts.backbone, "layer": net.layer, "style_weight": str(style_weight),
-                **adversary_metadata(opts.gan_loss, opts.adv_weight, opts.critic_width, opts.scales, opts.gp_weight),
+                **critic.metadata(),
                 "init": init.name if init is not None else "none", "attention": str(int(opts.attention)),
                 "format": FORMAT}
     return loop.TrainTask("gan", module, net.decoder, adain.photo_and_painting_crops(opts.content_dir,

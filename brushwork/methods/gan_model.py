@@ -91,13 +91,6 @@ def adversarial_term(output: torch.Tensor, style_term: torch.Tensor, critic: Mul
     return scale.detach() * adv, {"adv": adv.detach(), "adv_scale": scale.detach()}
 
 
-def critic_defaults(kind: str, gp_weight: float | None) -> float:
-    """The gradient penalty's weight: as given, else WGAN-GP's λ = 10 for wgan-gp and none for the others."""
-    if gp_weight is not None:
-        return gp_weight
-    return 10.0 if kind == "wgan-gp" else 0.0
-
-
 class GANTraining(nn.Module):
     """forward(content, style) → the AdaIN paper's losses plus the adversarial term, for the generator's step.
     The critic is held in a tuple, not as a submodule: it has its own optimizer and checkpoint (loop.Adversary)."""

@@ -166,9 +166,9 @@ def loop_config(group: list[Recipe], **overrides: Any) -> TrainConfig:
 def build_task(group: list[Recipe], cfg: TrainConfig, content_dir: str | Path, style_dir: str | Path,
                styles_dir: str | Path, weights: dict[str, str] | None = None) -> TrainTask:
     """The TrainTask of a group: content photos from `content_dir`; adain, gan and transformer paintings from
-    `style_dir`; fast
-    style images by file name from `styles_dir`; backbone weight files by backbone name from `weights`. A gan
-    recipe's `init` is a model name or file here (a release resolves a recipe name to that run's weights)."""
+    `style_dir`; fast style images by file name from `styles_dir`; backbone weight files by backbone name from
+    `weights`. A gan recipe's `init` is a model name or file here (a release resolves a recipe name to that run's
+    weights)."""
     weights = weights or {}
     first = group[0]
     backbone = first.model["backbone"]
