@@ -124,6 +124,21 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
         raise WeightsError(f"{p} is not a safetensors model file: {str(e).splitlines()[0]}") from None
 
 
+def load_strict(module: "torch.nn.Module", tensors: dict[str, "torch.Tensor"], what: str) -> None:
+    """Load every tensor of a network, as load_state_dict(strict=True) does, or raise one WeightsError that says
+    how `tensors` differ (torch's own message starts with a line that names no tensor); `what` begins it, e.g.
+    "X does not fit Y". On an error the module may hold some of the tensors: callers discard it."""
+    expected = module.state_dict()
+    reshaped = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    if reshaped:
+        raise WeightsError(f"{what}: {len(reshaped)} tensors of another shape (first: {reshaped[0]})")
+    loaded = module.load_state_dict(tensors, strict=False)  # torch's own leniency (BatchNorm's batch counters)
+    problems = [f"{len(keys)} {label} (first: {keys[0]})" for keys, label in
+                ((loaded.missing_keys, "missing"), (loaded.unexpected_keys, "unexpected")) if keys]
+    if problems:
+        raise WeightsError(f"{what}: tensors {', '.join(problems)}")
+
+
 def check_safetensors(path: str | os.PathLike) -> dict:
     """The header of a safetensors file, after checking that the file holds every byte the header promises: a
     truncated or foreign file fails here, before anything is built, without importing torch."""

@@ -73,3 +73,21 @@ def test_save_is_atomic_and_checks_the_path(tmp_path):
 def test_fit_long_side_keeps_aspect():
     assert fit_long_side(300, 400, 512) == (384, 512)
     assert fit_long_side(1000, 10, 100) == (100, 1)
+
+
+def test_load_strict_says_which_tensors_do_not_fit():
+    from torch import nn
+
+    from brushwork.errors import WeightsError
+    from brushwork.weights import load_strict
+
+    net = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    good = {k: v.clone() + 1 for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    load_strict(net, good, "x")  # BatchNorm's batch counter may be absent, as torch allows
+    assert torch.equal(net[0].weight, good["0.weight"])
+    with pytest.raises(WeightsError, match=r"^m does not fit: tensors 1 missing \(first: 0.bias\), 1 unexpected "
+                                           r"\(first: extra\)$"):
+        load_strict(net, {**{k: v for k, v in good.items() if k != "0.bias"}, "extra": torch.zeros(1)},
+                    "m does not fit")
+    with pytest.raises(WeightsError, match=r"1 tensors of another shape \(first: 0.weight\)"):
+        load_strict(net, {**good, "0.weight": torch.zeros(2, 2)}, "m does not fit")

@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import WeightsError
-from ..weights import load_state_dict, package_file
+from ..weights import load_state_dict, load_strict, package_file
 from .base import Backbone, BackboneSpec, LossLayers, register, require_weights
 
 # EfficientNet-B0 stages: (repeats, kernel, stride, expand ratio, in channels, out channels)
@@ -88,10 +87,7 @@ class EfficientNetLite0(Backbone):
             if key.startswith("_fc.") or key.endswith("num_batches_tracked"):
                 continue
             ours[_rename(key)] = value
-        try:
-            self.load_state_dict(ours, strict=True)
-        except RuntimeError as e:
-            raise WeightsError(f"{source} does not fit EfficientNet-Lite0: {str(e).splitlines()[0]}") from None
+        load_strict(self, ours, f"{source} does not fit EfficientNet-Lite0")
         return self
 
 

@@ -17,6 +17,7 @@ from .. import losses
 from ..backbones import Backbone, backbone_names, create_backbone, get_spec
 from ..errors import WeightsError
 from ..io import pad_for_stride
+from ..weights import load_strict
 
 
 def adain(content: torch.Tensor, style: torch.Tensor, content_mask: torch.Tensor | None = None,
@@ -113,16 +114,11 @@ def attention_memory(decoder: nn.Module, thumbnail_pass: Callable[[], object]) -
 
 
 def load_decoder(decoder: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
-    """Load decoder weights, in fp32: a plain AdaIN decoder's tensors also start an attentive decoder (its
-    attention then begins as the identity)."""
-    tensors = {k: v.float() for k, v in tensors.items()}
+    """Load decoder weights (from weights.read_safetensors: fp32): a plain AdaIN decoder's tensors also start an
+    attentive decoder (its attention then begins as the identity)."""
     if isinstance(decoder, AttentiveDecoder) and not any(k.startswith("attention.") for k in tensors):
         decoder = decoder.body
-    expected = decoder.state_dict()
-    if set(tensors) != set(expected) or any(tensors[k].shape != v.shape for k, v in expected.items()):
-        raise WeightsError(f"{source} does not fit this decoder: it is not an adain or gan model file of this "
-                           f"design")
-    decoder.load_state_dict(tensors)
+    load_strict(decoder, tensors, f"{source} does not fit this decoder")
 
 
 class AdaINNet(nn.Module):

@@ -78,10 +78,7 @@ def load_net(path: str) -> tuple[torch.nn.Module, dict[str, str]]:
     if arch not in model_lib.ARCHS:
         raise WeightsError(f"{path} is a '{arch}' fast network, which this version does not know")
     net = model_lib.build_net(arch, int(meta.get("width", 32)))
-    try:
-        net.load_state_dict(tensors, strict=True)
-    except RuntimeError as e:
-        raise WeightsError(f"{path} does not fit the fast {arch} network: {str(e).splitlines()[0]}") from None
+    weights_io.load_strict(net, tensors, f"{path} does not fit the fast {arch} network")
     return net.eval().requires_grad_(False), meta
 
 

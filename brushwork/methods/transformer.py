@@ -65,10 +65,7 @@ def load_net(path: str) -> tuple[nn.Module, dict[str, str]]:
         raise WeightsError(f"{path} is not a transformer model (its metadata says method "
                            f"{meta.get('method')!r})")
     net = model_lib.StyTr2(model_lib.TransformerConfig.from_metadata(meta))
-    expected = net.state_dict()
-    if set(tensors) != set(expected) or any(tensors[k].shape != v.shape for k, v in expected.items()):
-        raise WeightsError(f"{path} does not fit the transformer its metadata describes")
-    net.load_state_dict({k: v.float() for k, v in tensors.items()})
+    weights_io.load_strict(net, tensors, f"{path} does not fit the transformer its metadata describes")
     return net.eval().requires_grad_(False), meta
 
 
