@@ -13,6 +13,7 @@ rows (GPUs when asked); with `engine="local"` the same row function runs in this
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import json
 import shutil
@@ -41,15 +42,31 @@ def _require_pyarrow():
     return pafs
 
 
-def _fs(uri: str):
-    """(pyarrow filesystem, path within it) for a local path or a URI (s3://…, gs://…)."""
+def _plain(uri: str) -> str:
+    """file:// URIs as plain paths, so that a row's name does not depend on how a local file was named."""
+    return uri[len("file://"):] if uri.startswith("file://") else uri
+
+
+@functools.lru_cache(maxsize=16)
+def _filesystem(root: str):
+    """One pyarrow filesystem per scheme and bucket ("" for local files), made once per process: a job reads and
+    writes thousands of files, and an object store's client is costly to make."""
     pafs = _require_pyarrow()
-    if "://" not in uri:
-        return pafs.LocalFileSystem(), str(Path(uri).resolve())
+    if not root:
+        return pafs.LocalFileSystem()
     try:
-        return pafs.FileSystem.from_uri(uri)
+        return pafs.FileSystem.from_uri(root)[0]
     except Exception as e:  # pyarrow's own errors for unknown schemes or missing credentials
-        raise ConfigError(f"cannot open {uri}: {e}") from None
+        raise ConfigError(f"cannot open {root}: {e}") from None
+
+
+def _fs(uri: str):
+    """(pyarrow filesystem, path within it) for a local path, a file:// URI or a remote one (s3://…, gs://…)."""
+    uri = _plain(uri)
+    if "://" not in uri:
+        return _filesystem(""), str(Path(uri).resolve())
+    scheme, path = uri.split("://", 1)
+    return _filesystem(f"{scheme}://{path.split('/', 1)[0]}"), path
 
 
 def _join(base: str, name: str) -> str:
@@ -110,11 +127,6 @@ def _read_manifest(uri: str) -> list[dict[str, Any]]:
     if "content" not in table.column_names:
         raise ConfigError(f"manifest {uri} has no 'content' column")
     return table.to_pylist()
-
-
-def _plain(uri: str) -> str:
-    """file:// URIs as plain paths, so that a row's name does not depend on how a local file was named."""
-    return uri[len("file://"):] if uri.startswith("file://") else uri
 
 
 def plan(source: str, styles: list[str] | None, method: str) -> list[Row]:

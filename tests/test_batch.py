@@ -136,3 +136,13 @@ def test_a_killed_ray_job_restarts_without_redoing_rows(job, tmp_path):
     assert not list(out.glob("*.tmp"))
     image = np.asarray(load_image(next(iter(out.glob("*.png")))))
     assert image.shape == (1, 3, 192, 256)
+
+
+def test_one_filesystem_serves_every_path_of_a_job(tmp_path):
+    from brushwork.cluster import _fs
+
+    fs, path = _fs(f"file://{tmp_path}/a.png")
+    other, plain = _fs(str(tmp_path / "b.png"))
+    assert other is fs and path == str(tmp_path / "a.png") and plain == str(tmp_path / "b.png")
+    with pytest.raises(ConfigError, match="cannot open nosuchscheme://bucket"):
+        _fs("nosuchscheme://bucket/x.png")
