@@ -4,6 +4,7 @@
       --fast-model runs/cpu-classic/fast.safetensors --pairs tubingen:starry_night,golden_gate:the_scream
   python bench/bench_large.py --methods adain --size 7680 --pairs tubingen:starry_night      # 8K
   python bench/bench_large.py --methods optimize --set iterations=10                        # a short optimize run
+  python bench/bench_large.py --methods gan,transformer --gan-model G --transformer-model T --set tile=1024
 
 Every run is a fresh process, so its peak resident memory (VmHWM, the whole process: Python, torch, weights and
 the run) is its own. The seam score is metrics.seam_score at the seam lines the sidecar records; `--control` also
@@ -23,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "pairs"
+FEED_FORWARD = ("adain", "fast", "gan", "transformer")
 
 
 def _status(key: str) -> int:
@@ -69,8 +71,8 @@ def main() -> None:
     parser.add_argument("--methods", default="adain,fast,optimize")
     parser.add_argument("--pairs", default="tubingen:starry_night,golden_gate:the_scream")
     parser.add_argument("--size", type=int, default=3840)
-    parser.add_argument("--adain-model", help="a decoder file (none ships in this version)")
-    parser.add_argument("--fast-model", help="a fast model file")
+    for method in FEED_FORWARD:
+        parser.add_argument(f"--{method}-model", help=f"a {method} model file (where none ships)")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE, a Python literal, for every method")
     parser.add_argument("--control", action="store_true", help="also score the whole image made at once")
     parser.add_argument("--out", default=str(ROOT / "out" / "large"))
@@ -85,10 +87,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for method in args.methods.split(","):
         options = dict(settings)
-        if method == "adain":
-            options["model"] = args.adain_model
-        if method == "fast":
-            options["model"] = args.fast_model
+        model = getattr(args, f"{method}_model", None)
+        if model:
+            options["model"] = model
         for pair in args.pairs.split(","):
             content, style = pair.split(":")
             job = {"content": str(_find("content", content)), "style": None if method == "fast" else

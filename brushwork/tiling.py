@@ -238,11 +238,12 @@ class Footprint:
 
 
 def decide(requested: int | None, height: int, width: int, footprint: Footprint, device: torch.device,
-           other_pass: int = 0) -> int | None:
+           other_pass: int = 0, held: int = 0) -> int | None:
     """The tile side for a feed-forward run (None: the whole image at once), as `choose` picks it; the memory
-    guard refuses what fits neither way. `other_pass`: pixels of the largest other pass (Footprint.bytes)."""
+    guard refuses what fits neither way. `other_pass`: pixels of the largest other pass (Footprint.bytes);
+    `held`: bytes a method needs besides the tiled network, whatever the tile (the transformer's tokens)."""
     def need(tile: int | None) -> int:
-        return footprint.bytes(height, width, tile, other_pass)
+        return footprint.bytes(height, width, tile, other_pass) + held
 
     smallest = min_tile(footprint.margin, FEED_FORWARD_BAND, footprint.stride)
     free = resources.available_memory(device)

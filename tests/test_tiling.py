@@ -18,6 +18,7 @@ from brushwork import api, evaluation, metrics, resources, tiling
 from brushwork.errors import ConfigError, SizeError
 from brushwork.methods import adain_model, fast_model
 from brushwork.methods.adain import AdaINStylizer
+from brushwork.methods.transformer import TransformerStylizer
 
 from .conftest import random_fast_net, scene, stripes
 
@@ -108,6 +109,29 @@ def test_tiled_and_untiled_agree_at_1024_px(method, models):
         assert float((own_stats - whole.image)[inner].abs().mean()) > 2 / 255
 
 
+def test_the_transformer_attends_across_tiles_and_renders_in_them(models):
+    """The token stage is global, only the CNN decoder tiles: tiled equals untiled, at a tile small enough that
+    any tile-local attention or a decoder without its receptive field's overlap would show."""
+    content = _photo(384, 640)
+    style = [stripes(96, 96, (1.0, 0.2, 0.1))]
+    common = dict(method="transformer", model=str(models["transformer"]), size=640, device="cpu", alpha=0.8,
+                  thumbnail=320)
+    whole = api.run(content, style, tile=0, **common)
+    tiled = api.run(content, style, tile=224, **common)
+    layout = tiled.details["tiling"]
+    assert layout["tiles"] >= 6 and layout["stride"] == 8 and layout["margin"] >= 32
+    assert "tiling" not in whole.details and whole.details["thumbnail"] == [320, 192]
+    assert float(whole.image.std()) > 0.02
+    assert float((tiled.image - whole.image).abs().max()) < 1e-5
+    stylizer = TransformerStylizer(str(models["transformer"]), "cpu")
+    grid = tiling.plan(384, 640, 224, 0, 8, 8)  # tiles that overlap by less than the decoder's receptive field
+    tokens, token_grid = stylizer.mixed_tokens(content, [stylizer.encode_style(style[0])])
+    short = tiling.blend(lambda t, crop: stylizer.net.cnn(tokens.transpose(1, 2).reshape(1, -1, *token_grid)[
+        ..., t.y0 // 8:t.y1 // 8, t.x0 // 8:t.x1 // 8]), content, grid).clamp(0, 1)
+    full = stylizer.render(tokens, token_grid, (384, 640))[0]
+    assert float((short - full).abs().max()) > 1e-3
+
+
 def test_self_attention_attends_to_the_thumbnails_keys_in_every_tile(models, monkeypatch):
     """The gan model has self-attention before its decoder: tiles that attended to their own keys would differ."""
     content = _photo(384, 640)
@@ -141,37 +165,45 @@ def test_tiles_are_chosen_when_the_whole_image_does_not_fit(models, monkeypatch)
 MEASURE = textwrap.dedent("""
     import json, sys, torch
     from brushwork import api
-    from brushwork.methods import fast
+    from brushwork.methods import fast, transformer
 
     def status(key):
         line = next(l for l in open("/proc/self/status") if l.startswith(key + ":"))
         return int(line.split()[1]) * 1024
 
-    model, tile = sys.argv[1], int(sys.argv[2])
-    content = torch.rand(1, 3, 864, 1152)
-    api.run(content[..., :64, :64], method="fast", model=model, size=64, device="cpu")  # load the model
+    method, model, tile, height, width = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
+    content = torch.rand(1, 3, height, width)
+    style = torch.rand(1, 3, 256, 256) if method == "transformer" else None
+    api.run(content[..., :64, :64], style, method=method, model=model, size=64, device="cpu")  # load the model
     open("/proc/self/clear_refs", "w").write("5")  # the peak so far (imports, loading) is not the run's
     base = status("VmRSS")
-    api.run(content, method="fast", model=model, size=1152, tile=tile, thumbnail=384, device="cpu")
+    api.run(content, style, method=method, model=model, size=width, tile=tile, thumbnail=384, device="cpu")
     peak = status("VmHWM")
-    fp = fast.footprint(fast.load_net(model)[0])
-    print(json.dumps({"measured": peak - base, "estimate": fp.bytes(864, 1152, tile or None, 288 * 384)}))
+    if method == "fast":
+        estimate = fast.footprint(fast.load_net(model)[0]).bytes(height, width, tile or None, 288 * 384)
+    else:
+        stylizer = transformer.TransformerStylizer(model, "cpu")
+        estimate = (stylizer.footprint().bytes(height, width, tile or None)
+                    + stylizer.token_bytes((height, width), 1))
+    print(json.dumps({"measured": peak - base, "estimate": estimate}))
 """)
 
 
-def test_memory_estimate_matches_the_measured_peak(models):
+@pytest.mark.parametrize("method,height,width,tile", [("fast", 864, 1152, 384), ("transformer", 576, 768, 256)])
+def test_memory_estimate_matches_the_measured_peak(models, method, height, width, tile):
     """The guard's estimate against the peak resident memory of a fresh process, whole and in tiles, and the tiled
-    peak bounded by the tile, not the image. The estimate counts live tensors and what an earlier pass freed; the
-    allocator keeps some of that or not from run to run (0.24 to 0.40 GB at 1536×1152 in 512 px tiles, against
-    an estimate of 0.37), so the estimate may exceed the peak, never fall far below it."""
+    peak bounded by the tile, not the image (the transformer's token stage stays whole: it is small beside its
+    decoder at d 32). The estimate counts live tensors and what an earlier pass freed; the allocator keeps some of
+    that or not from run to run (0.24 to 0.40 GB at 1536×1152 in 512 px tiles, against an estimate of 0.37), so
+    the estimate may exceed the peak, never fall far below it."""
     peaks = {}
-    for tile in (0, 384):
-        out = subprocess.run([sys.executable, "-c", MEASURE, str(models["fast"]), str(tile)], capture_output=True,
-                             text=True, check=True)
-        peaks[tile] = json.loads(out.stdout.strip().splitlines()[-1])
-    for tile, p in peaks.items():
-        assert 0.7 < p["estimate"] / p["measured"] < 1.8, (tile, p)
-    assert peaks[384]["measured"] < peaks[0]["measured"] / 2
+    for side in (0, tile):
+        out = subprocess.run([sys.executable, "-c", MEASURE, method, str(models[method]), str(side), str(height),
+                              str(width)], capture_output=True, text=True, check=True)
+        peaks[side] = json.loads(out.stdout.strip().splitlines()[-1])
+    for side, p in peaks.items():
+        assert 0.7 < p["estimate"] / p["measured"] < 1.8, (side, p)
+    assert peaks[tile]["measured"] < peaks[0]["measured"] / 2
 
 
 def test_seam_score_finds_a_hard_border_and_not_a_blended_one(models, tmp_path):

@@ -147,9 +147,10 @@ def _light_cnn(dim: int) -> nn.Sequential:
     """Three ×2 nearest upsamplings, each followed by reflection-padded 3×3 convolutions."""
     def conv(cin: int, cout: int, relu: bool = True) -> list[nn.Module]:
         return [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3), *([nn.ReLU()] if relu else [])]
-    up = nn.Upsample(scale_factor=2, mode="nearest")
-    return nn.Sequential(*conv(dim, 128), up, *conv(128, 128), *conv(128, 64), up, *conv(64, 64), *conv(64, 32),
-                         up, *conv(32, 32), *conv(32, 3, relu=False))
+    def up() -> nn.Module:  # one module per use, so that the layer list reads in execution order
+        return nn.Upsample(scale_factor=2, mode="nearest")
+    return nn.Sequential(*conv(dim, 128), up(), *conv(128, 128), *conv(128, 64), up(), *conv(64, 64), *conv(64, 32),
+                         up(), *conv(32, 32), *conv(32, 3, relu=False))
 
 
 class StyTr2(nn.Module):
