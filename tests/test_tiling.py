@@ -238,7 +238,8 @@ def test_seam_score_finds_a_hard_border_and_not_a_blended_one(models, tmp_path):
 def test_optimize_runs_its_finest_scale_in_shifted_tiles():
     content = _photo(240, 320)
     style = stripes(96, 96, (1.0, 0.2, 0.1))
-    result = api.run(content, style, size=320, tile=272, scales=1, iterations=10, quiet=True, device="cpu")
+    result = api.run(content, style, size=320, tile=272, scales=1, iterations=10, style_loss="gram", quiet=True,
+                     device="cpu")  # the Gram loss: what is tested is the tiling, and W2 costs twice the time
     tiles = result.details["tiling"]
     assert tiles["passes"] == 2 and tiles["iterations_per_tile"] == 5 and tiles["overlap"] >= 132
     assert result.details["iterations"] == sum(tiles["tiles"]) * 5
