@@ -71,7 +71,8 @@ def grid(rows: list[list[torch.Tensor]], path: Path, height: int = 192) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", required=True)
-    parser.add_argument("--set", nargs="*", default=[], help="option overrides, KEY=PYTHON_LITERAL")
+    parser.add_argument("--set", action="extend", nargs="+", default=[],
+                        help="option overrides, KEY=PYTHON_LITERAL (repeat --set or list several)")
     parser.add_argument("--preset", default="default")
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--contents")
