@@ -5,14 +5,15 @@ better or worse.
   python bench/bench_quality.py                                 every pair in ../shared/data/pairs (13 × 23)
   python bench/bench_quality.py --contents tubingen,lenna --styles starry_night,the_scream --results bench/RESULTS.md
 
-Outputs go to out/bench_quality/PRESET/CONTENT__STYLE.png with their sidecars; existing ones are reused, so an
-interrupted run resumes. Each preset is graded by every embedded backbone, and the table marks the rows where a
+Outputs go to out/bench_quality/PRESET-STAMP/CONTENT__STYLE.png with their sidecars, STAMP a hash of brushwork's
+source: existing ones are reused, so an interrupted run resumes, and a change of code (a new default) starts afresh. Each preset is graded by every embedded backbone, and the table marks the rows where a
 preset is graded by the backbone it optimized ("own yardstick"), which flatters it.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import sys
@@ -27,6 +28,16 @@ ROOT = Path(__file__).resolve().parents[1]
 PAIRS = ROOT.parent / "shared" / "data" / "pairs"
 GRADERS = ("vgg16-hed", "efficientnet-lite0")
 START, END = "<!-- bench_quality:start -->", "<!-- bench_quality:end -->"
+
+
+def source_stamp() -> str:
+    """A short hash of the package's source, so cached outputs are reused only by the code that made them: a
+    preset's name stays when its defaults (or a backbone's layers) change."""
+    digest = hashlib.sha256()
+    package = ROOT / "brushwork"
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:10]
 
 
 def stems(folder: Path, wanted: str | None) -> list[Path]:
@@ -72,11 +83,12 @@ def main() -> None:
 
     contents, styles = stems(args.pairs / "content", args.contents), stems(args.pairs / "style", args.styles)
     pairs = [(c, s) for c in contents for s in styles]
+    stamp = source_stamp()
     header = ("| preset | graded by | " + " | ".join(metrics.PAIR_METRICS) + " | frechet | art_fid | s / pair |\n|"
               + "---|" * (len(metrics.PAIR_METRICS) + 5))
     summary, detail = [header], []
     for preset in args.presets.split(","):
-        made = stylize_all(preset, pairs, args.size, args.out / preset)
+        made = stylize_all(preset, pairs, args.size, args.out / f"{preset}-{stamp}")
         backbone = json.loads(io.sidecar_path(made[0][0]).read_text())["config"]["backbone"]
         seconds = sum(m[3] for m in made) / len(made)
         for grader in GRADERS:

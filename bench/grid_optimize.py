@@ -5,20 +5,20 @@ images head that block).
   python bench/grid_optimize.py                                      the default preset at 384 px
   python bench/grid_optimize.py --preset quality --contents brad_pitt,golden_gate --out out/grid_quality.png
 
-Outputs are stylized into out/bench_quality/PRESET/ (the cache bench_quality.py uses, so its runs are reused) and
-the grid is written to --out. Neither is committed: they derive from ../shared/data.
+Outputs are stylized into out/bench_quality/PRESET-STAMP/ (the cache bench_quality.py uses, so its runs with the
+same code are reused) and the grid is written to --out. Neither is committed: they derive from ../shared/data.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 
 from brushwork import api, io
+from bench_quality import source_stamp
 from tune_optimize import DATA, REFERENCES, grid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,14 +33,12 @@ def image_path(folder: Path, stem: str) -> Path:
     return found[0]
 
 
-def stylized(content: Path, style: Path, preset: str, size: int, cache: Path) -> Path:
-    out = cache / preset / f"{content.stem}__{style.stem}.png"
+def stylized(content: Path, style: Path, preset: str, size: int, folder: Path) -> Path:
+    out = folder / f"{content.stem}__{style.stem}.png"
     if not (out.is_file() and io.sidecar_path(out).is_file()):
         out.parent.mkdir(parents=True, exist_ok=True)
         result = api.stylize_file(content, style, out, preset=preset, size=size, quiet=True)
         print(f"{out.name}: {result.stats['seconds']['total']:.0f} s", file=sys.stderr, flush=True)
-    elif json.loads(io.sidecar_path(out).read_text())["preset"] != preset:
-        sys.exit(f"{out} was made with another preset")
     return out
 
 
@@ -55,17 +53,18 @@ def main() -> None:
     args = parser.parse_args()
     pairs, styles = DATA / "pairs", [image_path(DATA / "pairs" / "style", s) for s in args.styles.split(",")]
     tubingen = pairs / "content" / "tubingen.jpg"
+    folder = args.cache / f"{args.preset}-{source_stamp()}"
     rows = []
     for stem, reference in REFERENCES.items():
         style = image_path(pairs / "style", stem)
-        ours = stylized(tubingen, style, args.preset, args.size, args.cache)
+        ours = stylized(tubingen, style, args.preset, args.size, folder)
         rows.append([io.load_image(p) for p in (tubingen, style, DATA / "reference" / reference, ours)])
     blank = torch.ones(1, 3, 8, 8)
     rows.append([blank] + [io.load_image(s) for s in styles])
     for stem in args.contents.split(","):
         content = image_path(pairs / "content", stem)
         rows.append([io.load_image(content)] + [io.load_image(stylized(content, s, args.preset, args.size,
-                                                                         args.cache)) for s in styles])
+                                                                         folder)) for s in styles])
     grid(rows, args.out)
     print(f"wrote {args.out}")
 
