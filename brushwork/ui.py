@@ -55,6 +55,16 @@ def method_controls(name: str, model_file: str | None) -> dict[str, Any]:
             "ready": reason is None}
 
 
+def preset_style_weight(name: str, preset: str) -> float | None:
+    """The style weight a method's preset runs with, where the slider starts (it is always sent, so it must follow
+    the preset: `fast` runs at another weight than `default`); None for a method without one."""
+    spec = get_method(name)
+    defaults = {f.name: f.default for f in dataclasses.fields(spec.options)}
+    if "style_weight" not in defaults:
+        return None
+    return spec.presets.get(preset, {}).get("style_weight", defaults["style_weight"])
+
+
 def editor_mask(value: dict | None) -> torch.Tensor | None:
     """A mask painted in Gradio's image editor: where any layer has paint (alpha > 0), as 1×1×H×W; None when
     nothing is painted."""
@@ -192,7 +202,8 @@ def build(app: App):
                                      file_types=[".safetensors", ".onnx"])
                 preset = gr.Dropdown(first["presets"], value="default", label="Preset", elem_id="preset")
                 size = gr.Slider(64, 2048, 512, step=16, label="Size (long side, px)", elem_id="size")
-                style_weight = gr.Slider(0.1, 100, 15, step=0.1, label="Style weight", elem_id="style-weight")
+                style_weight = gr.Slider(0.1, 100, preset_style_weight("optimize", "default"), step=0.1,
+                                         label="Style weight", elem_id="style-weight")
                 alpha = gr.Slider(0, 1, 1.0, step=0.05, label="Alpha (style strength)", visible=False)
                 color = gr.Radio(first["colors"], value="none", label="Preserve colour")
                 seed = gr.Number(0, precision=0, label="Seed")
@@ -221,10 +232,16 @@ def build(app: App):
 
         def on_method(name: str, model: str | None):
             c = method_controls(name, model)
+            weight = preset_style_weight(name, c["presets"][0])
+            slider = gr.update(visible=False) if weight is None else gr.update(visible=True, value=weight)
             return (gr.update(value=c["note"]), gr.update(visible=c["model"]),
-                    gr.update(choices=c["presets"], value=c["presets"][0]), gr.update(visible=c["style_weight"]),
+                    gr.update(choices=c["presets"], value=c["presets"][0]), slider,
                     gr.update(visible=c["alpha"]), gr.update(choices=c["colors"], value="none"),
                     gr.update(interactive=c["ready"]), gr.update(visible=c["styles"]))
+
+        def on_preset(name: str, chosen_preset: str):
+            weight = preset_style_weight(name, chosen_preset)
+            return gr.skip() if weight is None else gr.update(value=weight)
 
         def on_content(path: str | None):
             """Read the upload with brushwork's own checks (not an image, too large, a decompression bomb: one
@@ -275,6 +292,7 @@ def build(app: App):
                       [note, model_file, preset, style_weight, alpha, color, go, shown])
         model_file.change(on_method, [method, model_file],
                           [note, model_file, preset, style_weight, alpha, color, go, shown])
+        preset.change(on_preset, [method, preset], [style_weight])
         content.change(on_content, [content], [preview, *masks])
         go.click(stylize, {content, chosen, uploads, method, preset, size, style_weight, alpha, color, seed,
                            model_file, mask_files, *blends, *masks}, [result, compare, files, sidecar, status])

@@ -3,6 +3,7 @@ painting, stylize with the fast preset at 64 px, see the result; a bad upload sh
 Stop ends a run and keeps its image.
 Skipped, with the reason, only where no Chromium is installed (`.ci/run` installs it)."""
 
+import json
 import shutil
 import socket
 from pathlib import Path
@@ -54,6 +55,12 @@ def images(tmp_path):
     return content, style, bad
 
 
+def ui_default_weight() -> float:
+    from brushwork.methods.optimize import OptimizeOptions
+
+    return OptimizeOptions().style_weight
+
+
 def _choose(page, elem_id: str, value: str) -> None:
     """Pick a value in a Gradio dropdown by typing it."""
     box = page.locator(f"#{elem_id} input")
@@ -76,6 +83,7 @@ def test_in_a_real_browser_the_page_stylizes_refuses_a_bad_upload_and_stops(serv
     page.locator("#content input[type=file]").set_input_files(str(content))
     page.locator("#styles input[type=file]").set_input_files(str(style))
     _choose(page, "preset", "fast")
+    playwright.expect(page.locator("#style-weight input[type=number]")).to_have_value("3")  # the preset's weight
     _set_number(page, "size", "64")
     page.wait_for_timeout(500)  # let the uploads and settings reach the server
     page.locator("#stylize").click()
@@ -84,6 +92,8 @@ def test_in_a_real_browser_the_page_stylizes_refuses_a_bad_upload_and_stops(serv
     assert page.locator("#result img").get_attribute("src")
     uploads = [p for p in work.rglob("*") if p.is_file()]
     assert any(p.name == "photo.png" for p in uploads) and any(p.name == "brushwork.png" for p in uploads)
+    sidecar = json.loads(next(p for p in uploads if p.name == "brushwork.png.json").read_text())
+    assert sidecar["preset"] == "fast" and sidecar["config"]["style_weight"] == 3.0  # as `brushwork --preset fast`
     page.locator("#content button[aria-label='Clear']").first.click()
     page.locator("#content input[type=file]").set_input_files(str(bad))
     page.get_by_text("not an image or unsupported format", exact=False).first.wait_for(timeout=30_000)
@@ -91,6 +101,8 @@ def test_in_a_real_browser_the_page_stylizes_refuses_a_bad_upload_and_stops(serv
     page.locator("#content button[aria-label='Clear']").first.click()
     page.locator("#content input[type=file]").set_input_files(str(content))
     _choose(page, "preset", "default")
+    playwright.expect(page.locator("#style-weight input[type=number]")).to_have_value(
+        str(ui_default_weight()).removesuffix(".0"))
     _set_number(page, "size", "128")
     page.wait_for_timeout(500)
     page.locator("#stylize").click()  # a longer run, stopped once it shows its work
@@ -113,6 +125,9 @@ def test_methods_without_shipped_weights_wait_for_a_model_file(models):
     optimize = ui.method_controls("optimize", None)
     assert optimize["ready"] and optimize["style_weight"] and not optimize["alpha"]
     assert {"default", "fast", "quality"} <= set(optimize["presets"])
+    assert ui.preset_style_weight("optimize", "fast") == 3.0 and ui.preset_style_weight("adain", "default") is None
+    assert ui.preset_style_weight("optimize", "quality") == ui.preset_style_weight("optimize", "default") \
+        == ui_default_weight()
     assert ui.method_controls("adain", None)["alpha"] and not ui.method_controls("fast", None)["styles"]
     with pytest.raises(ui.ConfigError, match="give a model file"):
         ui.App().options("adain", "default", 64, 1, 1, "none", 0, None, [1.0] * 4, 1)
