@@ -6,8 +6,9 @@ better or worse.
   python bench/bench_quality.py --contents tubingen,lenna --styles starry_night,the_scream --results bench/RESULTS.md
 
 Outputs go to out/bench_quality/PRESET-STAMP/CONTENT__STYLE.png with their sidecars, STAMP a hash of brushwork's
-source: existing ones are reused, so an interrupted run resumes, and a change of code (a new default) starts afresh. Each preset is graded by every embedded backbone, and the table marks the rows where a
-preset is graded by the backbone it optimized ("own yardstick"), which flatters it.
+source: existing ones are reused, so an interrupted run resumes, and a change of code (a new default) starts afresh.
+Each preset is graded by every embedded backbone, and the table marks the rows where a preset is graded by the
+backbone it optimized ("own yardstick"), which flatters it.
 """
 
 from __future__ import annotations
