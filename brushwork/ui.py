@@ -44,15 +44,15 @@ def unavailable(spec: MethodSpec) -> str | None:
 
 
 def method_controls(name: str, model_file: str | None) -> dict[str, Any]:
-    """Which controls a method shows, and whether Stylize can run: {"presets", "style_weight", "alpha", "model",
-    "styles", "masks", "colors", "note", "ready"}."""
+    """Which controls a method shows, and whether Stylize can run: {"presets", "style_weight" (its first preset's,
+    None for a method without one), "alpha", "model", "styles", "masks", "colors", "note", "ready"}."""
     spec = get_method(name)
     fields = {f.name for f in dataclasses.fields(spec.options)}
     reason = unavailable(spec) if not model_file else None
-    return {"presets": list(spec.presets), "style_weight": "style_weight" in fields, "alpha": "alpha" in fields,
-            "model": spec.models is not None, "styles": spec.capabilities.styles, "masks": spec.capabilities.masks,
-            "colors": ["none", *spec.capabilities.color_modes], "note": reason or spec.description,
-            "ready": reason is None}
+    return {"presets": list(spec.presets), "style_weight": preset_style_weight(name, next(iter(spec.presets))),
+            "alpha": "alpha" in fields, "model": spec.models is not None, "styles": spec.capabilities.styles,
+            "masks": spec.capabilities.masks, "colors": ["none", *spec.capabilities.color_modes],
+            "note": reason or spec.description, "ready": reason is None}
 
 
 def preset_style_weight(name: str, preset: str) -> float | None:
@@ -104,7 +104,7 @@ class App:
             raise ConfigError(controls["note"])
         options: dict[str, Any] = {"method": method, "preset": preset, "size": int(size), "seed": int(seed),
                                    "quiet": True}
-        if controls["style_weight"]:
+        if controls["style_weight"] is not None:
             options["style_weight"] = float(style_weight)
         if controls["alpha"]:
             options["alpha"] = float(alpha)
@@ -202,8 +202,8 @@ def build(app: App):
                                      file_types=[".safetensors", ".onnx"])
                 preset = gr.Dropdown(first["presets"], value="default", label="Preset", elem_id="preset")
                 size = gr.Slider(64, 2048, 512, step=16, label="Size (long side, px)", elem_id="size")
-                style_weight = gr.Slider(0.1, 100, preset_style_weight("optimize", "default"), step=0.1,
-                                         label="Style weight", elem_id="style-weight")
+                style_weight = gr.Slider(0.1, 100, first["style_weight"], step=0.1, label="Style weight",
+                                         elem_id="style-weight")
                 alpha = gr.Slider(0, 1, 1.0, step=0.05, label="Alpha (style strength)", visible=False)
                 color = gr.Radio(first["colors"], value="none", label="Preserve colour")
                 seed = gr.Number(0, precision=0, label="Seed")
@@ -232,7 +232,7 @@ def build(app: App):
 
         def on_method(name: str, model: str | None):
             c = method_controls(name, model)
-            weight = preset_style_weight(name, c["presets"][0])
+            weight = c["style_weight"]
             slider = gr.update(visible=False) if weight is None else gr.update(visible=True, value=weight)
             return (gr.update(value=c["note"]), gr.update(visible=c["model"]),
                     gr.update(choices=c["presets"], value=c["presets"][0]), slider,
