@@ -122,13 +122,20 @@ def sqrtm_psd(mat: torch.Tensor) -> torch.Tensor:
 
 
 def gaussian_w2(mean_a: torch.Tensor, cov_a: torch.Tensor, mean_b: torch.Tensor, cov_b: torch.Tensor,
-                root_b: torch.Tensor | None = None, eps: float = 0.0) -> torch.Tensor:
+                root_b: torch.Tensor | None = None, eps: float = 0.0,
+                factor_a: torch.Tensor | None = None) -> torch.Tensor:
     """Squared 2-Wasserstein (Fréchet) distance between Gaussians, batched over leading dimensions:
     |μa − μb|² + tr Σa + tr Σb − 2 tr (Σb^½ Σa Σb^½)^½, in float64 through eigendecompositions, which stay stable
     for rank-deficient covariances. root_b is Σb^½ when already known; eps > 0 keeps the gradient of the square
-    root finite where an eigenvalue is zero."""
+    root finite where an eigenvalue is zero. factor_a, a C×P matrix A with Σa = A·Aᵀ, lets a fit from fewer
+    positions than channels (a small image's deep layers) take the eigenvalues of the P×P matrix (Σb^½A)ᵀ(Σb^½A),
+    the same nonzero ones as Σb^½ Σa Σb^½'s at a fraction of the cost."""
     root_b = sqrtm_psd(cov_b) if root_b is None else root_b.double()
-    middle = root_b @ cov_a.double() @ root_b
+    if factor_a is not None and factor_a.shape[-1] < factor_a.shape[-2]:
+        side = root_b @ factor_a.double()
+        middle = side.transpose(-1, -2) @ side
+    else:
+        middle = root_b @ cov_a.double() @ root_b
     with _one_thread():
         vals = torch.linalg.eigvalsh((middle + middle.transpose(-1, -2)) / 2)
     cross = vals.clamp_min(eps).sqrt().sum(-1)
@@ -141,9 +148,12 @@ def wasserstein2_loss(feat: torch.Tensor, target: tuple[torch.Tensor, torch.Tens
                       weight: torch.Tensor | None = None) -> torch.Tensor:
     """Squared 2-Wasserstein distance between Gaussian fits of the features and of the style, relative to the
     style's second moment. target = (mean, cov, sqrtm(cov)); the root of the target is computed once."""
-    mean, cov = mean_cov(feat, weight)
+    f, w = _flat(feat, weight)
+    mean = (f * w).sum(-1)
+    factor = (f - mean[..., None]) * w.sqrt()
     t_mean, t_cov, t_root = target
-    w2 = gaussian_w2(mean, cov, t_mean, t_cov, t_root, eps=1e-10).to(feat.dtype)
+    w2 = gaussian_w2(mean, factor @ factor.transpose(1, 2), t_mean, t_cov, t_root, eps=1e-10,
+                     factor_a=factor).to(feat.dtype)
     return _relative(w2, t_mean.pow(2).sum(1) + torch.diagonal(t_cov, dim1=-2, dim2=-1).sum(-1))
 
 

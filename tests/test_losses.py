@@ -85,3 +85,28 @@ def test_gram_backward_matches_autograd_in_both_memory_layouts():
         ((g - target).pow(2).flatten(1).sum(1) / target.pow(2).flatten(1).sum(1)).mean().backward()
         torch.testing.assert_close(feat.grad, reference.grad)
         assert feat.grad.is_contiguous(memory_format=layout)
+
+
+def test_wasserstein_on_fewer_positions_than_channels_matches_the_full_covariance_form():
+    """A small image's deep layers have fewer positions than channels; the loss then takes its eigenvalues from the
+    P×P factor form, which must give the C×C form's value and gradient, masked or not."""
+    torch.manual_seed(1)
+    target = losses.style_target(torch.randn(1, 32, 8, 8) + 0.5, "wasserstein")
+    mask = torch.zeros(1, 1, 4, 5)
+    mask[..., :3] = 1.0
+    for weight in (None, mask):
+        values, grads = [], []
+        for factored in (True, False):
+            f = torch.randn(1, 32, 4, 5, generator=torch.Generator().manual_seed(2)).requires_grad_(True)
+            if factored:
+                loss = losses.wasserstein2_loss(f, target, weight)
+            else:
+                mean, cov = losses.mean_cov(f, weight)
+                w2 = losses.gaussian_w2(mean, cov, *target[:2], target[2], eps=1e-10).float()
+                loss = w2.sum() / (target[0].pow(2).sum() + torch.diagonal(target[1], dim1=-2, dim2=-1).sum())
+            loss.backward()
+            values.append(loss.item())
+            grads.append(f.grad)
+        # the C×C form adds √eps for each of its C − P zero eigenvalues: a constant, 3e-4 of the value here
+        assert abs(values[0] - values[1]) < 1e-3 * values[1]
+        assert ((grads[0] - grads[1]).norm() / grads[1].norm()) < 1e-3
