@@ -145,15 +145,17 @@ def gaussian_w2(mean_a: torch.Tensor, cov_a: torch.Tensor, mean_b: torch.Tensor,
 
 
 def wasserstein2_loss(feat: torch.Tensor, target: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                      weight: torch.Tensor | None = None) -> torch.Tensor:
+                      weight: torch.Tensor | None = None, factored: bool = True) -> torch.Tensor:
     """Squared 2-Wasserstein distance between Gaussian fits of the features and of the style, relative to the
-    style's second moment. target = (mean, cov, sqrtm(cov)); the root of the target is computed once."""
+    style's second moment. target = (mean, cov, sqrtm(cov)); the root of the target is computed once.
+    factored=False always solves the C×C eigenproblem: the reference that tests and bench/bench_w2.py compare the
+    cheaper factor form with."""
     f, w = _flat(feat, weight)
     mean = (f * w).sum(-1)
     factor = (f - mean[..., None]) * w.sqrt()
     t_mean, t_cov, t_root = target
     w2 = gaussian_w2(mean, factor @ factor.transpose(1, 2), t_mean, t_cov, t_root, eps=1e-10,
-                     factor_a=factor).to(feat.dtype)
+                     factor_a=factor if factored else None).to(feat.dtype)
     return _relative(w2, t_mean.pow(2).sum(1) + torch.diagonal(t_cov, dim1=-2, dim2=-1).sum(-1))
 
 
