@@ -69,12 +69,18 @@ def mean_std(feat: torch.Tensor, weight: torch.Tensor | None = None) -> tuple[to
     return mean, (var + 1e-5).sqrt()
 
 
-def mean_cov(feat: torch.Tensor, weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean (N×C) and covariance (N×C×C) over (weighted) positions: a Gaussian fit."""
+def mean_factor(feat: torch.Tensor, weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean (N×C) over (weighted) positions and the centred features scaled by the weights' roots
+    (N×C×P), A with covariance A·Aᵀ: the factor lets W2 work in P×P where positions are fewer than channels."""
     f, w = _flat(feat, weight)
     mean = (f * w).sum(-1)
-    d = f - mean[..., None]
-    return mean, (d * w) @ d.transpose(1, 2)
+    return mean, (f - mean[..., None]) * w.sqrt()
+
+
+def mean_cov(feat: torch.Tensor, weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean (N×C) and covariance (N×C×C) over (weighted) positions: a Gaussian fit."""
+    mean, factor = mean_factor(feat, weight)
+    return mean, factor @ factor.transpose(1, 2)
 
 
 def _relative(diff_sq: torch.Tensor, target_sq: torch.Tensor) -> torch.Tensor:
@@ -150,9 +156,7 @@ def wasserstein2_loss(feat: torch.Tensor, target: tuple[torch.Tensor, torch.Tens
     style's second moment. target = (mean, cov, sqrtm(cov)); the root of the target is computed once.
     factored=False always solves the C×C eigenproblem: the reference that tests and bench/bench_w2.py compare the
     cheaper factor form with."""
-    f, w = _flat(feat, weight)
-    mean = (f * w).sum(-1)
-    factor = (f - mean[..., None]) * w.sqrt()
+    mean, factor = mean_factor(feat, weight)
     t_mean, t_cov, t_root = target
     w2 = gaussian_w2(mean, factor @ factor.transpose(1, 2), t_mean, t_cov, t_root, eps=1e-10,
                      factor_a=factor if factored else None).to(feat.dtype)
