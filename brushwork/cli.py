@@ -366,7 +366,8 @@ def cmd_backbones(args: argparse.Namespace) -> int:
         state = "present" if row["weights_present"] else "absent"
         print(f"{row['name']}  [weights {state}]  {row['description']}")
         print(f"  weights: {row['weights']}")
-        print(f"  content layers: {', '.join(row['content_layers'])}; style layers: {', '.join(row['style_layers'])}")
+        style = ", ".join(f"{n} ×{w:g}" for n, w in row["style_weights"].items())
+        print(f"  content layers: {', '.join(row['content_layers'])}; style layers (optimize's weights): {style}")
         print(f"  layers: {' '.join(row['layers'])}")
     return 0
 

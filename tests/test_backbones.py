@@ -134,6 +134,7 @@ def test_describe_lists_every_backbone_with_weight_presence():
     assert set(rows) == {"vgg16-hed", "efficientnet-lite0", "vgg19", "vgg19-normalised"}
     assert rows["vgg16-hed"]["weights_present"] and rows["efficientnet-lite0"]["weights_present"]
     assert "relu4_2" in rows["vgg16-hed"]["content_layers"]
+    assert rows["vgg16-hed"]["style_weights"]["relu5_1"] == 0 and rows["vgg19"]["style_weights"]["relu5_1"] > 0
 
 
 def test_each_backbone_carries_its_own_layer_facts():

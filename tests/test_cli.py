@@ -44,6 +44,7 @@ def test_backbones_and_methods_commands(capsys):
     assert main(["backbones"]) == 0
     text = capsys.readouterr().out
     assert "vgg16-hed  [weights present]" in text and "relu4_2" in text and "vgg19" in text
+    assert "relu4_1 ×0.05, relu5_1 ×0" in text  # vgg16-hed's deep style layers, turned down for optimize
     assert main(["methods"]) == 0 and "optimize" in capsys.readouterr().out
 
 
