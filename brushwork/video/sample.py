@@ -14,6 +14,7 @@ import torch
 
 from .. import io
 from ..lazy import lazy
+from .media import encoder_options
 
 av = lazy("av")
 
@@ -53,7 +54,7 @@ def write_clip(path: str | os.PathLike, frames: Iterator[torch.Tensor], rate: in
             if video is None:
                 video = container.add_stream("libx264", rate=rate)
                 video.height, video.width = array.shape[:2]
-                video.pix_fmt, video.options = "yuv420p", {"crf": "12"}
+                video.pix_fmt, video.options = "yuv420p", encoder_options("libx264", 12)
                 if tone is not None:
                     audio = container.add_stream("aac", rate=16000, layout="mono")
             container.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")))
