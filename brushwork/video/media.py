@@ -122,14 +122,6 @@ def check_codec(codec: str) -> str:
     return encoder
 
 
-def encoder_options(encoder: str, crf: int) -> dict[str, str]:
-    """Constant quality, and for x264 its MB-tree off: with it on, this FFmpeg build's x264 reads memory it has
-    not set, so the same frames encode to different bytes run to run (off, files are no larger at equal PSNR)."""
-    if encoder == "libx264":
-        return {"crf": str(crf), "x264-params": "mbtree=0"}
-    return {"crf": str(crf)} if encoder == "libx265" else {}
-
-
 def even_size(height: int, width: int) -> tuple[int, int]:
     """H.264 in 4:2:0 needs even sides: round each down to even, the aspect ratio changing by under a pixel."""
     return max(2, height - height % 2), max(2, width - width % 2)
@@ -152,7 +144,7 @@ def write_video(frames: Iterable[torch.Tensor], path: str | os.PathLike, rate: F
                     stream = container.add_stream(encoder, rate=rate)
                     stream.height, stream.width = array.shape[:2]
                     stream.pix_fmt = "yuv420p"
-                    stream.options = encoder_options(encoder, crf)
+                    stream.options = {"crf": str(crf)} if encoder in ("libx264", "libx265") else {}
                     audio = _add_audio(container, source)
                 video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
                 container.mux(stream.encode(video_frame))

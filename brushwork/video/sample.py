@@ -14,7 +14,6 @@ import torch
 
 from .. import io
 from ..lazy import lazy
-from .media import encoder_options
 
 av = lazy("av")
 
@@ -54,7 +53,9 @@ def write_clip(path: str | os.PathLike, frames: Iterator[torch.Tensor], rate: in
             if video is None:
                 video = container.add_stream("libx264", rate=rate)
                 video.height, video.width = array.shape[:2]
-                video.pix_fmt, video.options = "yuv420p", encoder_options("libx264", 12)
+                # MB-tree off: with it on, this FFmpeg build's x264 encodes the same frames to different bytes after
+                # a process's first encode, and a test clip must be the same every time (bench/bench_encode.py)
+                video.pix_fmt, video.options = "yuv420p", {"crf": "12", "x264-params": "mbtree=0"}
                 if tone is not None:
                     audio = container.add_stream("aac", rate=16000, layout="mono")
             container.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")))
