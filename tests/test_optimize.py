@@ -232,6 +232,7 @@ def test_blend_weights_shift_statistics_monotonically(content, red_stripes, blue
     (dict(optimizer="sgd"), ConfigError, "lbfgs or adam"),
     (dict(init="no/such/file.png"), ConfigError, "--init"),
     (dict(style_weights={"relu1_1": -1.0}), ConfigError, "style layer weights"),
+    (dict(style_layers=["relu3_1", "relu5_1"]), ConfigError, "weighs relu5_1 0"),  # not dropped without a word
     (dict(style_weights=dict.fromkeys(["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], 0.0)), ConfigError,
      "weight above 0"),
 ])

@@ -144,6 +144,10 @@ def build_nets(opts: OptimizeOptions, device: torch.device) -> list[Net]:
         style = list(opts.style_layers or model.style_layers)
         model.check_layers(content + style)
         weights = {n: opts.style_weights.get(n, model.style_weights.get(n, 1.0)) for n in style}
+        unweighed = [n for n in opts.style_layers or [] if weights[n] == 0 and n not in opts.style_weights]
+        if unweighed:
+            raise ConfigError(f"{name} weighs {', '.join(unweighed)} 0 in its default style loss (bench/TUNING.md, "
+                              f"finding 22): leave it out of --style-layers, or weigh it with style_weights in the API")
         style = [n for n in style if weights[n] > 0]  # a layer that weighs nothing would cost time for no gradient
         if not style:
             raise ConfigError("at least one style layer with a weight above 0 is needed")
