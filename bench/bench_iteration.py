@@ -5,8 +5,10 @@
 "plain" is the loop as neural-style-pt writes it, in PyTorch's default (NCHW) layout: one forward pass to the
 deepest layer, Gram matrices divided by C·H·W, MSE losses, and torch's L-BFGS running all its iterations inside one
 `step` call. "brushwork" is a real iteration of the optimize method (`optimize.descend`: relative losses, the
-optimizer step and the projection back onto valid images), with vgg16-hed's default layers. Both count FLOPs with
-torch's flop counter and report them against this machine's fp32 matmul peak.
+optimizer step and the projection back onto valid images), with vgg16-hed's default losses and relu5_1 weighed as
+on the other VGGs: the plain loop's layers, so both do the same work (the default itself turns relu5_1 off and
+stops at relu4_2, bench/TUNING.md finding 22). Both count FLOPs with torch's flop counter and report them against
+this machine's fp32 matmul peak.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from brushwork.backbones import create_backbone
+from brushwork.backbones.vgg import VGG
 from brushwork.methods.optimize import Objective, OptimizeOptions, build_nets, descend, style_targets
 
 CONTENT_LAYER = "relu4_2"
@@ -72,8 +75,8 @@ def plain_loop(size: int, iterations: int):
 
 
 def ours(size: int):
-    """A generator of real optimize iterations, and the FLOPs of one."""
-    opts = OptimizeOptions()
+    """A generator of real optimize iterations, to the plain loop's depth, and the FLOPs of one."""
+    opts = OptimizeOptions(style_weights={"relu5_1": VGG.style_weights["relu5_1"]})
     nets = build_nets(opts, torch.device("cpu"))
     content, style = torch.rand(1, 3, size, size), torch.rand(1, 3, size, size)
     objective = Objective(nets, opts, content, style_targets(nets, opts, [style], [1.0], False), [1.0], None)
