@@ -33,7 +33,7 @@ def describe_backbones() -> list[dict]:
         rows.append({"name": spec.name, "description": spec.description, "weights": spec.source,
                      "weights_present": spec.default_weights() is not None, "layers": model.layer_names,
                      "content_layers": list(model.content_layers), "style_layers": list(model.style_layers),
-                     "style_weights": {n: model.style_weights.get(n, 1.0) for n in model.style_layers}})
+                     "style_weights": {n: model.style_weight(n) for n in model.style_layers}})
     return rows
 
 

@@ -41,6 +41,10 @@ class Backbone(nn.Module):
         """Map RGB in [0,1] to what the network was trained on."""
         return x
 
+    def style_weight(self, layer: str) -> float:
+        """The layer's weight in the optimize method's default style loss."""
+        return self.style_weights.get(layer, 1.0)
+
     def check_layers(self, layers: Iterable[str]) -> None:
         unknown = [name for name in layers if name not in self.stages]
         if unknown:

@@ -143,7 +143,7 @@ def build_nets(opts: OptimizeOptions, device: torch.device) -> list[Net]:
         content = list(opts.content_layers or model.content_layers)
         style = list(opts.style_layers or model.style_layers)
         model.check_layers(content + style)
-        weights = {n: opts.style_weights.get(n, model.style_weights.get(n, 1.0)) for n in style}
+        weights = {n: opts.style_weights.get(n, model.style_weight(n)) for n in style}
         unweighed = [n for n in opts.style_layers or [] if weights[n] == 0 and n not in opts.style_weights]
         if unweighed:
             raise ConfigError(f"{name} weighs {', '.join(unweighed)} 0 in its default style loss (bench/TUNING.md, "
