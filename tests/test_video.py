@@ -131,6 +131,9 @@ def test_a_sample_clip_is_the_same_every_time(tmp_path):
               sample.pan_frames(textured(64, 96), 60, (64, 96), step=1, disc_speed=2.0)]
     encoded = {sample.write_clip(tmp_path / f"{k}.mp4", iter(frames), tone=None).read_bytes() for k in range(4)}
     assert len(encoded) == 1
+    outputs = {media.write_video(iter(frames), tmp_path / f"out{k}.mp4", Fraction(24), None, params="mbtree=0")
+               .read_bytes() for k in range(4)}  # write_video passes x264's own parameters on (bench_encode.py)
+    assert len(outputs) == 1
 
 
 def test_a_static_region_keeps_its_colour_over_300_frames(models, tmp_path):

@@ -128,9 +128,10 @@ def even_size(height: int, width: int) -> tuple[int, int]:
 
 
 def write_video(frames: Iterable[torch.Tensor], path: str | os.PathLike, rate: Fraction, source: VideoInfo | None,
-                codec: str = "h264", crf: int = 18) -> Path:
+                codec: str = "h264", crf: int = 18, params: str | None = None) -> Path:
     """Encode frames (1×3×H×W in [0, 1], all one even size) at `rate` frames per second, then copy the source's
-    audio stream packet by packet, into a temporary file that replaces `path` only when complete."""
+    audio stream packet by packet, into a temporary file that replaces `path` only when complete. `params` are
+    x264's or x265's own (e.g. "mbtree=0", which bench/bench_encode.py weighs)."""
     out = Path(path)
     encoder = check_codec(codec)
     fmt = VIDEO_SUFFIXES.get(out.suffix.lower(), "mp4")
@@ -144,7 +145,10 @@ def write_video(frames: Iterable[torch.Tensor], path: str | os.PathLike, rate: F
                     stream = container.add_stream(encoder, rate=rate)
                     stream.height, stream.width = array.shape[:2]
                     stream.pix_fmt = "yuv420p"
-                    stream.options = {"crf": str(crf)} if encoder in ("libx264", "libx265") else {}
+                    options = {"crf": str(crf)} if encoder in ("libx264", "libx265") else {}
+                    if options and params:
+                        options[f"{encoder[3:]}-params"] = params
+                    stream.options = options
                     audio = _add_audio(container, source)
                 video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
                 container.mux(stream.encode(video_frame))
