@@ -202,7 +202,7 @@ def build(app: App):
                                      file_types=[".safetensors", ".onnx"])
                 preset = gr.Dropdown(first["presets"], value="default", label="Preset", elem_id="preset")
                 size = gr.Slider(64, 2048, 512, step=16, label="Size (long side, px)", elem_id="size")
-                style_weight = gr.Slider(0.1, 200, first["style_weight"], step=0.1, label="Style weight",
+                style_weight = gr.Slider(0.1, 400, first["style_weight"], step=0.1, label="Style weight",
                                          elem_id="style-weight")
                 alpha = gr.Slider(0, 1, 1.0, step=0.05, label="Alpha (style strength)", visible=False)
                 color = gr.Radio(first["colors"], value="none", label="Preserve colour")

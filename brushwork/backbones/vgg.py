@@ -183,10 +183,10 @@ def _normalised_default() -> Path | None:
     return next((cache_dir() / n for n in NORMALISED_NAMES if (cache_dir() / n).is_file()), None)
 
 
-# relu3_1 and relu2_1 beside relu4_2 (the content loss averages them; relu4_2 stays first, the layer metrics read):
-# a displaced edge costs more at strides 4 and 2, so shapes stay in place, a portrait's eyes stay open under heavy
-# strokes, and the structure kept pays for a higher style weight (bench/TUNING.md, findings 20 and 24)
-HED_CONTENT_LAYERS = ("relu4_2", "relu3_1", "relu2_1")
+# relu3_1, relu2_1 and relu1_1 beside relu4_2 (the content loss averages them; relu4_2 stays first, the layer metrics
+# read): a displaced edge costs more at strides 4, 2 and 1, so shapes stay in place, a portrait's eyes stay open under
+# heavy strokes, and the structure kept pays for a higher style weight (bench/TUNING.md, findings 20, 24 and 25)
+HED_CONTENT_LAYERS = ("relu4_2", "relu3_1", "relu2_1", "relu1_1")
 # relu4_1 lighter and relu5_1 off: on line drawings the deep layers copied the style's eyes and lips into skies, and
 # a higher style weight keeps the style distance without them (bench/TUNING.md, finding 22). relu5_1 stays a style
 # layer, so the style metrics read the same layers as before.

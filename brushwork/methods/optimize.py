@@ -3,6 +3,7 @@ features match the content image's and its feature statistics match the style's,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -53,7 +54,9 @@ class OptimizeOptions(CommonOptions):
     backbone: str = option("vgg16-hed", "feature network, e.g. vgg16-hed; join several with +")
     weights: str | None = option(None, "weights file for the backbone (vgg19, vgg19-normalised)")
     content_weight: float = option(1.0, "content loss weight")
-    style_weight: float = option(36.0, "style loss weight")
+    style_weight: float = option(100.0, "style loss weight at the output size (coarser scales: see --style-ramp)")
+    style_ramp: float = option(2.8, "the output scale's style weight divided by the coarsest scale's; the scales "
+                                    "between step geometrically (1 = one weight for all)")
     tv_weight: float = option(1.0, "total variation loss weight")
     content_layers: list[str] | None = option(None, "comma-separated layer names (default: the backbone's)")
     style_layers: list[str] | None = option(None, "comma-separated layer names (default: the backbone's)")
@@ -72,14 +75,15 @@ class OptimizeOptions(CommonOptions):
     style_weights: dict[str, float] = field(default_factory=dict)
 
 
-# The defaults come from bench/TUNING.md (findings 14, 16, 18, 20, 21, 22 and 24): a Gaussian (W2) style loss on two
-# scales gives the painting's palette and keeps straight lines straight; most iterations run at the coarse scale,
-# where they are cheap. The style weight spends the structure vgg16-hed's three content layers keep on style, up to
-# where line drawings' eyes start to be copied into skies, and makes up for the deep style layers it turns down.
+# The defaults come from bench/TUNING.md (findings 14, 16, 18, 20 to 22, 24 and 25): a Gaussian (W2) style loss on
+# two scales gives the painting's palette and keeps straight lines straight; most iterations run at the coarse scale,
+# where they are cheap. The style weight spends the structure vgg16-hed's four content layers keep on style, until
+# the content distance is the classic results'; the coarse scale gets a lighter weight (the ramp), because there a
+# heavy one copies line drawings' eyes into skies.
 PRESETS: dict[str, dict] = {
     "default": {},
     "fast": {"backbone": "efficientnet-lite0", "optimizer": "adam", "lr": 0.01, "iterations": 200, "scales": 3,
-             "style_loss": "gram", "style_weight": 3.0},
+             "style_loss": "gram", "style_weight": 3.0, "style_ramp": 1.0},
     "quality": {"iterations": 200, "scales": 3, "scale_factor": math.sqrt(2), "iteration_decay": 0.5},
 }
 
@@ -93,6 +97,7 @@ def validate(opts: OptimizeOptions) -> None:
         (0 < opts.iteration_decay <= 1, "iteration_decay must be in (0, 1]"),
         (opts.content_weight >= 0 and opts.style_weight >= 0 and opts.tv_weight >= 0, "loss weights must be >= 0"),
         (all(w >= 0 for w in opts.style_weights.values()), "style layer weights must be >= 0"),
+        (opts.style_ramp > 0, "--style-ramp must be positive"),
         (opts.style_loss in losses.STYLE_LOSSES, f"--style-loss must be one of {', '.join(losses.STYLE_LOSSES)}"),
         (opts.optimizer in ("lbfgs", "adam"), "--optimizer must be lbfgs or adam"),
         (opts.lr is None or opts.lr > 0, "--lr must be positive"),
@@ -120,6 +125,16 @@ def scale_schedule(height: int, width: int, opts: OptimizeOptions, min_size: int
         raise SizeError(f"the output would be {height}×{width} px, below the backbone's minimum of {min_size} px "
                         f"on the short side; use a larger --size")
     return [(h, w, max(1, round(opts.iterations * opts.iteration_decay ** i))) for i, (h, w) in enumerate(sizes)]
+
+
+def scale_style_weights(opts: OptimizeOptions, scales: int) -> list[float]:
+    """The style weight of each scale, coarse to fine: --style-weight at the output size, divided by --style-ramp
+    at the coarsest scale. The coarse scale lays out the picture, and a heavy style term there copies whole motifs
+    of the painting (a drawing's eyes) into flat regions; at the finest scale the same weight only paints
+    (bench/TUNING.md, finding 25)."""
+    if scales == 1:
+        return [opts.style_weight]
+    return [opts.style_weight / opts.style_ramp ** ((scales - 1 - i) / (scales - 1)) for i in range(scales)]
 
 
 @dataclass
@@ -422,9 +437,9 @@ def _descend_tiled(plan: ScalePlan, objective_for: Callable[[tiling.Tile], Objec
 
 def _descend_scale(plan: ScalePlan, nets: list[Net], opts: OptimizeOptions, prep: shared.Prepared,
                    image: torch.Tensor, levels: int, temporal: Temporal | None = None):
-    """Optimize one scale, whole or in tiles, with the style targets of the whole picture computed once (once per
-    clip in a video); yields (image, losses) after every iteration. A video frame that continues a shot adds the
-    temporal term."""
+    """Optimize one scale (opts carries its style weight), whole or in tiles, with the style targets of the whole
+    picture computed once (once per clip in a video); yields (image, losses) after every iteration. A video frame
+    that continues a shot adds the temporal term."""
     size = (plan.height, plan.width)
     image = io.resize(image, size).clamp(0, 1)
     content, masks = prep.work_at(size), prep.masks_at(size)
@@ -496,14 +511,15 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
         if opts.preserve_color == "luminance":
             image = color.gray(image)
     step, scale_stats, last, stopped = 0, [], {}, False
-    for index, plan in enumerate(plans):
+    for index, (plan, style_weight) in enumerate(zip(plans, scale_style_weights(opts, len(plans)))):
         if stopped:
             break
         scale_start = time.perf_counter()
         h, w = plan.height, plan.width
         tiles = f" in {plan.grids[0].tile} px tiles" if plan.grids else ""
         bar.set_description(f"scale {index + 1}/{len(plans)} {w}×{h}{tiles}")
-        for image, last in _descend_scale(plan, nets, opts, prep, image, levels, temporal):
+        scale_opts = dataclasses.replace(opts, style_weight=style_weight)
+        for image, last in _descend_scale(plan, nets, scale_opts, prep, image, levels, temporal):
             step += 1
             if not math.isfinite(last["total"]):
                 raise DivergenceError(f"the loss became non-finite at iteration {step} (scale {index + 1}, {w}×{h}); "
@@ -514,7 +530,8 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
                                                       image)):
                 stopped = True
                 break
-        scale_stats.append({"size": [w, h], "iterations": plan.iterations, "losses": dict(last),
+        scale_stats.append({"size": [w, h], "iterations": plan.iterations, "style_weight": round(style_weight, 4),
+                            "losses": dict(last),
                             "seconds": round(time.perf_counter() - scale_start, 3),
                             **({"tiling": plan.describe()} if plan.grids else {})})
     bar.close()
