@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -147,3 +151,27 @@ def folders(tmp_path):
     save_image(stripes(80, 96, (1.0, 0.3, 0.1), period=4), style / "s.png")
     save_image(dots(90, 80, (0.1, 0.2, 1.0)), style / "d.png")
     return content, style
+
+
+# The head of a script that measures a run's peak resident memory in a fresh process: reset_peak() once the model is
+# loaded (the peak so far, from imports and loading, is not the run's), peak() after the run.
+PEAK_PROBE = textwrap.dedent("""
+    def _status(key):
+        line = next(l for l in open("/proc/self/status") if l.startswith(key + ":"))
+        return int(line.split()[1]) * 1024
+
+    def reset_peak():
+        global _base
+        open("/proc/self/clear_refs", "w").write("5")
+        _base = _status("VmRSS")
+
+    def peak():
+        return _status("VmHWM") - _base
+""")
+
+
+def run_measuring(script: str, *args) -> dict:
+    """Run PEAK_PROBE + script in a fresh Python with args, and return the JSON object it prints last."""
+    out = subprocess.run([sys.executable, "-c", PEAK_PROBE + script, *map(str, args)], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])

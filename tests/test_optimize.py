@@ -1,6 +1,3 @@
-import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -15,7 +12,7 @@ from brushwork.io import load_image, resize
 from brushwork.methods.optimize import (OptimizeOptions, build_nets, estimate_bytes, from_pyramid, scale_schedule,
                                        scale_style_weights, to_pyramid)
 
-from .conftest import stripes
+from .conftest import run_measuring, stripes
 
 FAST = dict(size=64, iterations=25, scales=1, quiet=True)
 PAIRS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pairs"
@@ -107,18 +104,13 @@ MEASURE = textwrap.dedent("""
     from brushwork.api import run
     from brushwork.methods.optimize import OptimizeOptions, build_nets, estimate_bytes
 
-    def status(key):
-        line = next(l for l in open("/proc/self/status") if l.startswith(key + ":"))
-        return int(line.split()[1]) * 1024
-
     height, width = map(int, sys.argv[1:])
     content, style = torch.rand(1, 3, height, width), torch.rand(1, 3, 256, 256)
     run(content[..., :64, :64], style, size=64, scales=1, iterations=1, quiet=True)  # load the network
-    open("/proc/self/clear_refs", "w").write("5")  # the peak so far (imports, loading) is not the run's
-    base = status("VmRSS")
+    reset_peak()
     run(content, style, size=width, scales=1, iterations=2, quiet=True)
     estimate = estimate_bytes(build_nets(OptimizeOptions(), torch.device("cpu")), height, width, OptimizeOptions(), 1)
-    print(json.dumps({"measured": status("VmHWM") - base, "estimate": estimate}))
+    print(json.dumps({"measured": peak(), "estimate": estimate}))
 """)
 
 
@@ -127,8 +119,7 @@ def test_memory_estimate_matches_the_default_losses_measured_peak():
     own tensors (relu1_1's content target and error are 64 channels at full size) ride in that slack. Measured in a
     fresh process with the default losses: 1.70 GiB against an estimate of 1.63 at 768×576, 2.80 against 2.89 at
     1024×768 (bench/RESULTS.md)."""
-    out = subprocess.run([sys.executable, "-c", MEASURE, "576", "768"], capture_output=True, text=True, check=True)
-    peak = json.loads(out.stdout.strip().splitlines()[-1])
+    peak = run_measuring(MEASURE, 576, 768)
     assert 0.8 < peak["estimate"] / peak["measured"] < 1.5, peak
 
 

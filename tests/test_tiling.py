@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -21,7 +19,7 @@ from brushwork.methods import adain_model, fast_model
 from brushwork.methods.adain import AdaINStylizer
 from brushwork.methods.transformer import TransformerStylizer
 
-from .conftest import random_fast_net, scene, stripes
+from .conftest import random_fast_net, run_measuring, scene, stripes
 
 
 def _spans(grid: tiling.Grid, axis: int) -> list[tuple[int, int]]:
@@ -169,25 +167,20 @@ MEASURE = textwrap.dedent("""
     from brushwork import api
     from brushwork.methods import fast, transformer
 
-    def status(key):
-        line = next(l for l in open("/proc/self/status") if l.startswith(key + ":"))
-        return int(line.split()[1]) * 1024
-
     method, model, tile, height, width = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
     content = torch.rand(1, 3, height, width)
     style = torch.rand(1, 3, 256, 256) if method == "transformer" else None
     api.run(content[..., :64, :64], style, method=method, model=model, size=64, device="cpu")  # load the model
-    open("/proc/self/clear_refs", "w").write("5")  # the peak so far (imports, loading) is not the run's
-    base = status("VmRSS")
+    reset_peak()
     api.run(content, style, method=method, model=model, size=width, tile=tile, thumbnail=384, device="cpu")
-    peak = status("VmHWM")
+    measured = peak()
     if method == "fast":
         estimate = fast.footprint(fast.load_net(model)[0]).bytes(height, width, tile or None, 288 * 384)
     else:
         stylizer = transformer.TransformerStylizer(model, "cpu")
         estimate = (stylizer.footprint().bytes(height, width, tile or None)
                     + stylizer.token_bytes((height, width), 1))
-    print(json.dumps({"measured": peak - base, "estimate": estimate}))
+    print(json.dumps({"measured": measured, "estimate": estimate}))
 """)
 
 
@@ -198,11 +191,7 @@ def test_memory_estimate_matches_the_measured_peak(models, method, height, width
     decoder at d 32). The estimate counts live tensors and what an earlier pass freed; the allocator keeps some of
     that or not from run to run (0.24 to 0.40 GB at 1536×1152 in 512 px tiles, against an estimate of 0.37), so
     the estimate may exceed the peak, never fall far below it."""
-    peaks = {}
-    for side in (0, tile):
-        out = subprocess.run([sys.executable, "-c", MEASURE, method, str(models[method]), str(side), str(height),
-                              str(width)], capture_output=True, text=True, check=True)
-        peaks[side] = json.loads(out.stdout.strip().splitlines()[-1])
+    peaks = {side: run_measuring(MEASURE, method, models[method], side, height, width) for side in (0, tile)}
     for side, p in peaks.items():
         assert 0.7 < p["estimate"] / p["measured"] < 1.8, (side, p)
     assert peaks[tile]["measured"] < peaks[0]["measured"] / 2

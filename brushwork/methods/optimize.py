@@ -3,10 +3,9 @@ features match the content image's and its feature statistics match the style's,
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from typing import TYPE_CHECKING, Callable
@@ -518,7 +517,7 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
         h, w = plan.height, plan.width
         tiles = f" in {plan.grids[0].tile} px tiles" if plan.grids else ""
         bar.set_description(f"scale {index + 1}/{len(plans)} {w}×{h}{tiles}")
-        scale_opts = dataclasses.replace(opts, style_weight=style_weight)
+        scale_opts = replace(opts, style_weight=style_weight)
         for image, last in _descend_scale(plan, nets, scale_opts, prep, image, levels, temporal):
             step += 1
             if not math.isfinite(last["total"]):
