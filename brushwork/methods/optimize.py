@@ -169,37 +169,49 @@ def build_nets(opts: OptimizeOptions, device: torch.device) -> list[Net]:
     return nets
 
 
-def _saved_bytes(nets: list[Net], size: int) -> int:
-    """Bytes autograd keeps for backward in one forward pass at size×size, each storage counted once."""
+def _working_bytes(nets: list[Net], opts: OptimizeOptions, size: int) -> int:
+    """Memory one evaluation of the objective at size×size needs: what autograd saves for backward (the network's
+    and the losses', each storage counted once), the network's share once more for the gradients in flight during
+    the backward pass, and the content targets the objective holds (relu1_1's are 64 channels at full size)."""
+    device = next(nets[0].model.parameters()).device
     storages: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
         return t
 
-    probe = torch.zeros(1, 3, size, size, device=next(nets[0].model.parameters()).device, requires_grad=True)
+    probe = torch.rand(1, 3, size, size, device=device)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         for net in nets:
-            net.model(probe, net.layers)
-    return sum(storages.values())
+            net.model(probe.clone().requires_grad_(True), net.layers)
+    network = sum(storages.values())
+    storages.clear()
+    targets = style_targets(nets, opts, [torch.rand(1, 3, 64, 64, device=device)], [1.0], False)
+    objective = Objective(nets, opts, probe, targets, [1.0], None)
+    held = sum(t.untyped_storage().nbytes() for layers in objective.content_targets for t in layers.values())
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        objective(probe.requires_grad_(True))
+    return sum(storages.values()) + network + held
 
 
-def saved_bytes_per_pixel(nets: list[Net]) -> float:
-    """What autograd saves per pixel: the slope between two small probes, so that weights saved alongside do
-    not count."""
-    return (_saved_bytes(nets, 128) - _saved_bytes(nets, 64)) / (128**2 - 64**2)
+def working_bytes_per_pixel(nets: list[Net], opts: OptimizeOptions) -> float:
+    """The slope between two small probes, so that weights and style targets, which do not grow with the image,
+    do not count."""
+    return (_working_bytes(nets, opts, 128) - _working_bytes(nets, opts, 64)) / (128**2 - 64**2)
 
 
 def estimate_bytes(nets: list[Net], height: int, width: int, opts: OptimizeOptions, levels: int,
                    per_pixel: float | None = None) -> int:
-    """Peak memory of optimizing a height × width image (a scale, or a tile of it): what autograd saves per
-    pixel, twice over for the backward pass's temporaries, plus the optimizer's copies of the image (L-BFGS keeps
-    2 × history of them). Within 10% of the measured 11.25 GiB at 2048×1536 (bench/RESULTS.md)."""
-    per_pixel = saved_bytes_per_pixel(nets) if per_pixel is None else per_pixel
+    """Peak memory of optimizing a height × width image (a scale, or a tile of it): the objective's working memory
+    per pixel plus the image-sized copies: the optimizer's (L-BFGS: its history's 2 × 50 vectors, its direction and
+    previous gradient, the gradient it gathers and the vector it turns into the next direction; Adam: two moments
+    and two temporaries) and the descent's own six (the parameter, its gradient, the best point, the point before
+    the step, the clamped image and its pyramid)."""
+    per_pixel = working_bytes_per_pixel(nets, opts) if per_pixel is None else per_pixel
     pixels = height * width
     image_bytes = 3 * 4 * pixels * (4 / 3 if levels > 1 else 1)
-    copies = 2 * LBFGS_HISTORY if opts.optimizer == "lbfgs" else 2
-    return int(2 * per_pixel * pixels + copies * image_bytes)
+    copies = (2 * LBFGS_HISTORY + 4 if opts.optimizer == "lbfgs" else 4) + 6
+    return int(per_pixel * pixels + copies * image_bytes)
 
 
 @dataclass
@@ -241,7 +253,7 @@ def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int
     band = field_px - 2 * margin
     smallest = tiling.min_tile(margin, band, 1)
     free = resources.available_memory(device)
-    per_pixel = saved_bytes_per_pixel(nets)
+    per_pixel = working_bytes_per_pixel(nets, opts)
     plans = []
     for h, w, iterations in schedule:
         def need(th: int, tw: int) -> int:
