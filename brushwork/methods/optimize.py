@@ -169,7 +169,7 @@ def build_nets(opts: OptimizeOptions, device: torch.device) -> list[Net]:
     return nets
 
 
-def _working_bytes(nets: list[Net], opts: OptimizeOptions, size: int) -> int:
+def _working_bytes(nets: list[Net], opts: OptimizeOptions, targets: list[list[dict]], size: int) -> int:
     """Memory one evaluation of the objective at size×size needs: what autograd saves for backward (the network's
     and the losses', each storage counted once), the network's share once more for the gradients in flight during
     the backward pass, and the content targets the objective holds (relu1_1's are 64 channels at full size)."""
@@ -186,7 +186,6 @@ def _working_bytes(nets: list[Net], opts: OptimizeOptions, size: int) -> int:
             net.model(probe.clone().requires_grad_(True), net.layers)
     network = sum(storages.values())
     storages.clear()
-    targets = style_targets(nets, opts, [torch.rand(1, 3, 64, 64, device=device)], [1.0], False)
     objective = Objective(nets, opts, probe, targets, [1.0], None)
     held = sum(t.untyped_storage().nbytes() for layers in objective.content_targets for t in layers.values())
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -194,10 +193,20 @@ def _working_bytes(nets: list[Net], opts: OptimizeOptions, size: int) -> int:
     return sum(storages.values()) + network + held
 
 
+_PER_PIXEL: dict[tuple, float] = {}
+
+
 def working_bytes_per_pixel(nets: list[Net], opts: OptimizeOptions) -> float:
     """The slope between two small probes, so that weights and style targets, which do not grow with the image,
-    do not count."""
-    return (_working_bytes(nets, opts, 128) - _working_bytes(nets, opts, 64)) / (128**2 - 64**2)
+    do not count. Kept per network shape and loss: probing takes half a second."""
+    device = next(nets[0].model.parameters()).device
+    key = (device.type, opts.backbone, opts.pooling, opts.style_loss,
+           tuple((tuple(net.content_layers), tuple(net.style_layers)) for net in nets))
+    if key not in _PER_PIXEL:
+        targets = style_targets(nets, opts, [torch.rand(1, 3, 64, 64, device=device)], [1.0], False)
+        _PER_PIXEL[key] = (_working_bytes(nets, opts, targets, 128) - _working_bytes(nets, opts, targets, 64)
+                           ) / (128**2 - 64**2)
+    return _PER_PIXEL[key]
 
 
 def estimate_bytes(nets: list[Net], height: int, width: int, opts: OptimizeOptions, levels: int,
