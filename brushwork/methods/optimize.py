@@ -30,6 +30,10 @@ tiling = lazy("brushwork.tiling")
 
 INITS = ("content", "recolored", "noise", "style")
 LBFGS_HISTORY = 50
+# Resident bytes per byte of L-BFGS history: each step frees image-sized temporaries between the history vectors it
+# keeps, and glibc's heap keeps those holes resident. At 1024×768 a full history cost 1.7× its vectors, and 1.0×
+# with every large block mmapped (too slow to run that way: bench/RESULTS.md, 2026-11-27).
+LBFGS_RESIDENCY = 1.5
 # A loss this many times the best of the scale so far restarts L-BFGS from the best point. An uphill step of more
 # than 1% is the first sign of curvature pairs gone stale (see descend): on saturated stripes at 64 px the next step
 # jumped to 3× the loss, and restarting at once ended lower after 40 iterations (1.92 against 1.95). Photos at
@@ -212,14 +216,14 @@ def working_bytes_per_pixel(nets: list[Net], opts: OptimizeOptions) -> float:
 def estimate_bytes(nets: list[Net], height: int, width: int, opts: OptimizeOptions, levels: int,
                    per_pixel: float | None = None) -> int:
     """Peak memory of optimizing a height × width image (a scale, or a tile of it): the objective's working memory
-    per pixel plus the image-sized copies: the optimizer's (L-BFGS: its history's 2 × 50 vectors, its direction and
-    previous gradient, the gradient it gathers and the vector it turns into the next direction; Adam: two moments
-    and two temporaries) and the descent's own six (the parameter, its gradient, the best point, the point before
-    the step, the clamped image and its pyramid)."""
+    per pixel plus the image-sized copies: the optimizer's (L-BFGS: its history's 2 × 50 vectors, each resident
+    LBFGS_RESIDENCY times over, its direction and previous gradient, the gradient it gathers and the vector it turns
+    into the next direction; Adam: two moments and two temporaries) and the descent's own six (the parameter, its
+    gradient, the best point, the point before the step, the clamped image and its pyramid)."""
     per_pixel = working_bytes_per_pixel(nets, opts) if per_pixel is None else per_pixel
     pixels = height * width
     image_bytes = 3 * 4 * pixels * (4 / 3 if levels > 1 else 1)
-    copies = (2 * LBFGS_HISTORY + 4 if opts.optimizer == "lbfgs" else 4) + 6
+    copies = (2 * LBFGS_HISTORY * LBFGS_RESIDENCY + 4 if opts.optimizer == "lbfgs" else 4) + 6
     return int(per_pixel * pixels + copies * image_bytes)
 
 
