@@ -17,13 +17,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench_large import _status
+
 PAIRS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pairs"
 ROWS = "512x384:adam:2,1024x768:adam:2,1024x768:lbfgs:2,1024x768:lbfgs:25,1024x768:lbfgs:55"
-
-
-def _status(key: str) -> int:
-    line = next(line for line in open("/proc/self/status") if line.startswith(key + ":"))
-    return int(line.split()[1]) * 1024
 
 
 def child(width: int, height: int, optimizer: str, iterations: int) -> dict:
