@@ -11,6 +11,7 @@ from brushwork.io import save_image
 from brushwork.methods.fast import FastStyle, fast_task
 from brushwork.methods.fast_model import build_net
 from brushwork.train import TrainConfig, train
+from brushwork.train.loop import checkpoint_from_weights
 from brushwork.weights import read_safetensors
 
 from .conftest import dots, scene, stripes
@@ -126,3 +127,26 @@ def test_train_cli_trains_several_mobile_styles_together(tmp_path):
     out = tmp_path / "o.png"
     assert main(["stylize", str(photos / "p0.png"), "-o", str(out), "--method", "fast", "--model",
                  str(run / "dots.safetensors"), "--size", "40", "--quiet"]) == 0
+
+
+def test_a_run_continued_from_weights_settles_its_fresh_optimizer_first(trained, tmp_path):
+    """A fresh Adam's first step moves every weight by about the learning rate, whatever the gradient: settling
+    (lr-0 steps that fill its moments) makes the first real update the size the gradients warrant."""
+    run, style = trained
+    moved = {}
+    for settle in (0, 6):
+        cfg = TrainConfig(out=str(tmp_path / f"settle{settle}"), steps=26, batch_size=2, size=32, short_side=40,
+                          lr=2e-3, workers=0, log_every=1, checkpoint_every=100, preview_every=100, quiet=True,
+                          resume=True, settle=settle)
+        task = fast_task([FastStyle("stripes", str(style), style_weight=3.0)], str(run.parent / "photos"), cfg)
+        (net, _), = task.exports.values()
+        tensors, meta = read_safetensors(run / "fast.safetensors")
+        net.load_state_dict(tensors)
+        before = {k: v.clone() for k, v in net.state_dict().items() if k.endswith("weight") and v.dim() == 4}
+        checkpoint_from_weights(tmp_path / f"settle{settle}", task, cfg, int(meta["steps"]), float(meta["seconds"]))
+        summary = train(task, cfg)
+        assert summary["step"] == 26 and summary["segment_steps"] == 1
+        after = net.state_dict()
+        moved[settle] = sum((after[k] - v).abs().mean().item() for k, v in before.items()) / len(before)
+    assert moved[0] > 0.9 * 2e-3, moved
+    assert moved[6] < 0.8 * moved[0], moved

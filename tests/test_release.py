@@ -164,3 +164,40 @@ def test_a_stopped_release_keeps_partial_weights_back(tiny_kit, tmp_path):
     unpacked = _tool("tools/release.py", "unpack", str(out), "--models", str(models), "--logs", str(tmp_path / "l"))
     assert "kept back fast-starry_night-mobile.partial.safetensors" in unpacked.stdout
     assert not list(models.glob("*.safetensors"))
+
+
+def test_set_overrides_a_loop_setting_for_every_run_and_rejects_unknown_keys(tiny_kit, tmp_path):
+    work = tmp_path / "work"
+    started = _tool("tools/release.py", "--work", str(work), "start", "--kit", str(tiny_kit), "--dry-run",
+                    "--only", "starry_night-mobile", "--set", "steps=2", "--set", "log_every=2", "--wait")
+    assert started.returncode == 0 and "finished" in started.stdout and "2/2" in started.stdout, started.stdout
+    spec = json.loads((work / "runs" / "fast-mobile" / "group.json").read_text())
+    assert spec["overrides"]["steps"] == 2 and spec["overrides"]["log_every"] == 2
+    for bad, message in (("colour=1", "KEY a loop setting"), ("steps=many", "steps takes a int")):
+        refused = _tool("tools/release.py", "--work", str(work), "start", "--kit", str(tiny_kit), "--set", bad)
+        assert refused.returncode != 0 and message in refused.stderr, refused.stderr
+
+
+def test_a_release_continues_from_collected_weights_at_their_step(tiny_kit, tmp_path):
+    first, out, logs = tmp_path / "first", tmp_path / "out", tmp_path / "logs"
+    only = ("--only", "starry_night-mobile", "la_muse-mobile")
+    assert _tool("tools/release.py", "--work", str(first), "start", "--kit", str(tiny_kit), "--dry-run", *only,
+                 "--set", "steps=2", "--wait").returncode == 0
+    assert _tool("tools/release.py", "--work", str(first), "collect", "--out", str(out)).returncode == 0
+    assert _tool("tools/release.py", "unpack", str(out), "--models", str(tmp_path / "m"), "--logs",
+                 str(logs)).returncode == 0
+    second = tmp_path / "second"
+    started = _tool("tools/release.py", "--work", str(second), "start", "--kit", str(tiny_kit), "--dry-run", *only,
+                    "--set", "steps=4", "--continue-from", str(logs), "--wait")
+    assert started.returncode == 0 and "finished" in started.stdout and "4/4" in started.stdout, started.stdout
+    log = (second / "runs" / "fast-mobile" / "log.txt").read_text()
+    assert "continuing from step 2" in log
+    assert json.loads((second / "runs" / "fast-mobile" / "group.json").read_text())["settle"] == 2
+    rows = (second / "runs" / "fast-mobile" / "train" / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["3", "4"]  # the steps before were not trained again
+    with safe_open(str(second / "runs" / "fast-mobile" / "train" / "fast-la_muse-mobile.safetensors"), "pt") as f:
+        assert f.metadata()["steps"] == "4"
+    (logs / "fast-la_muse-mobile.safetensors").unlink()
+    refused = _tool("tools/release.py", "--work", str(tmp_path / "third"), "start", "--kit", str(tiny_kit),
+                    "--dry-run", *only, "--continue-from", str(logs))
+    assert refused.returncode != 0 and "not fast-la_muse-mobile" in refused.stderr, refused.stderr

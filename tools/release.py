@@ -43,6 +43,7 @@ DRY_RUN = {"steps": 4, "batch_size": 2, "size": 64, "precision": "32", "device":
            "log_every": 1, "preview_every": 4, "checkpoint_every": 2}
 RUN_DEFAULTS = {"quiet": True, "workers": 4, "log_every": 25, "checkpoint_every": 1000, "preview_every": 1000}
 PACK_MB = 15.0
+SETTLE, DRY_RUN_SETTLE = 100, 2  # a continued run's lr-0 steps, which fill its fresh optimizer's moments
 
 
 def _group_id(group) -> str:
@@ -89,6 +90,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         overrides["device"] = args.device
     if args.time_limit:
         overrides["time_limit"] = args.time_limit
+    for item in args.set or []:
+        overrides.update(_setting(item))
     recipes = load_recipes(code / "recipes", args.only)
     for spec in args.variant or []:
         recipes.append(_variant(spec, recipes))
@@ -104,8 +107,10 @@ def cmd_start(args: argparse.Namespace) -> int:
         ids.add(run_id)
         run = work / "runs" / run_id
         run.mkdir(parents=True, exist_ok=True)
-        (run / "group.json").write_text(json.dumps({"recipes": [r.to_dict() for r in group],
-                                                    "overrides": overrides}, indent=1))
+        carried = _continued(group, args.continue_from, work / "continue" / run_id) if args.continue_from else {}
+        settle = (DRY_RUN_SETTLE if args.dry_run else SETTLE) if carried else 0
+        (run / "group.json").write_text(json.dumps({"recipes": [r.to_dict() for r in group], "overrides": overrides,
+                                                    "continue": carried, "settle": settle}, indent=1))
         for stale in ("done.json", "failed.txt"):
             (run / stale).unlink(missing_ok=True)
         log = open(run / "log.txt", "a")
@@ -123,6 +128,45 @@ def cmd_start(args: argparse.Namespace) -> int:
             time.sleep(1)
         return cmd_status(args)
     return 0
+
+
+def _continued(group, source: Path, dest: Path) -> dict[str, str]:
+    """The weights a group continues from: each recipe's file in `source` (an earlier release's collected or
+    unpacked files, final or .partial), copied beside the run; none when `source` has none of them."""
+    found = {}
+    for r in group:
+        files = [source / f"{r.file_stem}{suffix}.safetensors" for suffix in ("", ".partial")]
+        hit = next((f for f in files if f.is_file()), None)
+        if hit is not None:
+            found[r.file_stem] = hit
+    if found and len(found) < len(group):
+        missing = sorted({r.file_stem for r in group} - set(found))
+        raise SystemExit(f"release: error: {source} holds weights for some of a group but not {', '.join(missing)}; "
+                         f"a group continues all together or starts afresh")
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = {}
+    for stem, f in found.items():
+        shutil.copy2(f, dest / f"{stem}.safetensors")
+        copied[stem] = str(dest / f"{stem}.safetensors")
+    return copied
+
+
+def _setting(item: str) -> dict:
+    """KEY=VALUE → one loop setting for every run, typed like TrainConfig's field (precision=32, data=disk)."""
+    from dataclasses import fields
+
+    from brushwork.train.loop import TrainConfig
+
+    key, sep, value = item.partition("=")
+    kinds = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
+    if not sep or key not in kinds:
+        raise SystemExit(f"release: error: --set takes KEY=VALUE with KEY a loop setting "
+                         f"({', '.join(sorted(kinds))}), got {item!r}")
+    kind = kinds[key]
+    try:
+        return {key: value.lower() in ("1", "true", "yes", "on") if kind is bool else kind(value)}
+    except ValueError:
+        raise SystemExit(f"release: error: --set {item!r}: {key} takes a {kind.__name__}") from None
 
 
 def _variant(spec: str, recipes: list):
@@ -143,7 +187,7 @@ def _variant(spec: str, recipes: list):
 
 def cmd_run(args: argparse.Namespace) -> int:
     """One group's training process (started by `start`): train, then mark the run done, stopped or failed."""
-    from brushwork.train.loop import export_weights
+    from brushwork.train.loop import checkpoint_from_weights, export_weights
     from brushwork.train.recipes import Recipe, build_task, loop_config
 
     run = args.run
@@ -158,11 +202,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         from brushwork.train import train
 
         group = [_after_init(Recipe.from_dict(r), work) for r in spec["recipes"]]
+        seeded = (run / "train" / "checkpoint").is_dir()
+        carried = spec.get("continue") or {}
+        fresh = bool(carried) and not seeded
         cfg = loop_config(group, **{**RUN_DEFAULTS, **spec["overrides"], "out": str(run / "train"),
-                                    "resume": (run / "train" / "checkpoint").is_dir()})
+                                    "resume": seeded or fresh, "settle": spec.get("settle", 0) if fresh else 0})
         kit = work / "kit"
         weights = {p.stem: str(p) for p in (kit / "weights").glob("*.safetensors")}
         task = build_task(group, cfg, kit / "data" / "content", kit / "data" / "style", kit / "styles", weights)
+        if fresh:
+            step, seconds = _load_carried(task, carried)
+            print(f"continuing from step {step} ({seconds:.0f} s trained before): {', '.join(carried.values())}",
+                  flush=True)
+            checkpoint_from_weights(run / "train", task, cfg, step, seconds)
         try:
             summary = train(task, cfg)
         except KeyboardInterrupt:  # the loop checkpointed on its way out, if it had taken a step
@@ -178,6 +230,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         (run / "failed.txt").write_text(traceback.format_exc())
         return 1
     return 0
+
+
+def _load_carried(task, carried: dict[str, str]) -> tuple[int, float]:
+    """Load each exported network's earlier weights; the step and seconds they record (the least, if they differ)."""
+    from brushwork.weights import read_safetensors
+
+    steps, seconds = [], []
+    for stem, (net, _) in task.exports.items():
+        tensors, meta = read_safetensors(carried[stem])
+        net.load_state_dict({k: v.float() for k, v in tensors.items()})
+        steps.append(int(meta.get("steps", 0)))
+        seconds.append(float(meta.get("seconds", 0)))
+    return min(steps), min(seconds)
 
 
 def _after_init(recipe, work: Path):
@@ -262,7 +327,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _split_metrics(source: Path, names: dict[str, str], out: Path) -> None:
-    """One STEM.metrics.csv per model: a multi-style run logs NAME.content, NAME.style and NAME.tv per style."""
+    """One STEM.metrics.csv per model: a multi-style run logs NAME.content, NAME.style and NAME.tv per style
+    (none for a run stopped before its first log row)."""
+    if not source.is_file():
+        return
     with source.open(newline="") as f:
         reader = csv.DictReader(f)
         rows, header = list(reader), reader.fieldnames or []
@@ -405,6 +473,11 @@ def main() -> int:
     s.add_argument("--variant", action="append", metavar="NAME=RECIPE:KEY=VALUE,...",
                    help="also train a copy of RECIPE named NAME with other settings, e.g. "
                         "adain-sw05=adain-vgg16-hed:style_weight=0.5 (repeatable)")
+    s.add_argument("--continue-from", type=Path, metavar="DIR",
+                   help="start each group from its models' weights in DIR (files an earlier release collected), at "
+                        "their step count, with fresh optimizers: training spread over machines that come and go")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a loop setting for every run, e.g. precision=32 or data=disk (repeatable)")
     s.add_argument("--dry-run", action="store_true", help="a few steps at 64 px on the CPU")
     s.add_argument("--wait", action="store_true", help="return when every run has ended, with the status")
     r = sub.add_parser("run", parents=[common])

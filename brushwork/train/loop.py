@@ -77,6 +77,8 @@ class TrainConfig:
     preview_every: int = option(500, "steps between preview grids")
     log_every: int = option(10, "steps between metrics.csv rows")
     time_limit: float = option(0.0, "stop and checkpoint after this many seconds (0 = none)")
+    settle: int = option(0, "optimizer steps at lr 0 before training, which fill a fresh optimizer's moment estimates "
+                            "and leave the weights as they are (a run continued from exported weights)")
     resume: bool = option(False, "continue the run in --out from its checkpoint")
     quiet: bool = option(False, "no progress bar")
 
@@ -85,7 +87,7 @@ class TrainConfig:
         checks = [(self.steps >= 1, "--steps must be at least 1"), (self.batch_size >= 1, "--batch-size must be >= 1"),
                   (self.size >= 16, "--size must be at least 16"), (self.lr > 0, "--lr must be positive"),
                   (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
-                  (min(self.clip, self.lr_decay, self.time_limit, self.warmup) >= 0,
+                  (min(self.clip, self.lr_decay, self.time_limit, self.warmup, self.settle) >= 0,
                    "negative clip, decay, warmup or limit"),
                   (min(self.checkpoint_every, self.preview_every, self.log_every) >= 1, "intervals must be >= 1"),
                   (self.workers >= 0 and self.devices >= 1, "--workers must be >= 0 and --devices >= 1"),
@@ -253,6 +255,14 @@ def save_checkpoint(run: Path, task: TrainTask, optimizers: dict[str, torch.opti
     shutil.rmtree(old, ignore_errors=True)
 
 
+def checkpoint_from_weights(run: Path, task: TrainTask, cfg: TrainConfig, step: int, seconds: float) -> None:
+    """A checkpoint at `step` from the weights the task's networks hold now (exported ones, loaded by the caller),
+    with fresh optimizers: `--resume` then continues a run whose full checkpoint stayed on another machine."""
+    optimizers = {name: torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
+                  for name, net in task.parts().items()}
+    save_checkpoint(run, task, optimizers, step, cfg, seconds)
+
+
 def load_checkpoint(run: Path, task: TrainTask, optimizers: dict[str, torch.optim.Optimizer]) -> tuple[int, float]:
     """Restore every part's weights and optimizer state; returns (step, seconds trained so far)."""
     ckpt = run / "checkpoint"
@@ -363,6 +373,20 @@ def _streams(task: TrainTask, cfg: TrainConfig, start: int, fabric) -> dict:
     return streams
 
 
+def _settle(module: nn.Module, optimizer: torch.optim.Optimizer, streams: dict, fabric, layout: torch.memory_format,
+            steps: int) -> None:
+    """Adam steps at lr 0: a fresh optimizer's moments fill from real gradients while the weights stay put, so a run
+    continued from exported weights is not jolted by first updates of a full learning rate on every weight."""
+    for group in optimizer.param_groups:
+        group["lr"] = 0.0
+    for _ in range(steps):
+        batch = {name: fabric.to_device(next(stream)).contiguous(memory_format=layout)
+                 for name, stream in streams.items()}
+        fabric.backward(module(**batch)["total"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
 def _setup_critic(adversary: Adversary | None, fabric, layout: torch.memory_format,
                   optimizers: dict[str, torch.optim.Optimizer]) -> nn.Module | None:
     """The critic objective set up on the devices, its optimizer added to `optimizers` as "critic"."""
@@ -401,6 +425,8 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
     run = Path(cfg.out)
     fabric = _fabric(cfg)
     fabric.seed_everything(cfg.seed, verbose=False)
+    if fabric.device.type == "cuda":  # crops have one size: let cuDNN time its kernels once and keep the fastest
+        torch.backends.cudnn.benchmark = True
     layout = torch.channels_last if cfg.channels_last == "on" or (
         cfg.channels_last == "auto" and fabric.device.type == "cuda") else torch.contiguous_format
     task.module.to(memory_format=layout)
@@ -413,6 +439,8 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
     if fabric.is_global_zero:
         (run / "previews").mkdir(parents=True, exist_ok=True)
     streams = _streams(task, cfg, start, fabric)
+    if cfg.settle:
+        _settle(module, optimizer, streams, fabric, layout, cfg.settle)
     log = None
     from tqdm import tqdm
 
