@@ -12,6 +12,7 @@ also reports images/s at batch 8 in fp32 and bf16 (autocast).
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -41,9 +42,9 @@ def best_of(fn, repeats: int = 3) -> float:
     return min(times)
 
 
-def untrained(folder: Path) -> tuple[str, str, str]:
+def untrained(folder: Path, weights: str | None = None) -> tuple[str, str, str]:
     adain = folder / "adain.safetensors"
-    save_decoder(AdaINNet().decoder, adain, {"backbone": "vgg16-hed", "method": "adain"})
+    save_decoder(AdaINNet(weights=weights).decoder, adain, {"backbone": "vgg16-hed", "method": "adain"})
     fast = folder / "fast.safetensors"
     save_file(TransformNet().state_dict(), str(fast), metadata={"method": "fast", "width": "32"})
     transformer = folder / "transformer.safetensors"
@@ -52,34 +53,34 @@ def untrained(folder: Path) -> tuple[str, str, str]:
     return str(adain), str(fast), str(transformer)
 
 
-def adain_rows(model: str) -> None:
+def adain_rows(model: str, cpu_rows: bool = True, weights: str | None = None) -> None:
     print("\n| method | device | size | batch | precision | with style encoding s | style cached s |")
     print("|---|---|---|---|---|---|---|")
-    cpu = AdaINStylizer(model, "cpu")
-    for size in (512, 1024):
+    cpu = AdaINStylizer(model, "cpu", weights)
+    for size in (512, 1024) if cpu_rows else ():
         content, style = torch.rand(1, 3, size, size), torch.rand(1, 3, size, size)
         code = cpu.encode_style(style)
         cached = best_of(lambda: cpu.stylize(content, [code]))
         full = best_of(lambda: cpu.stylize(content, [cpu.encode_style(style)]))
         print(f"| adain | cpu | {size}² | 1 | fp32 | {full:.2f} | {cached:.2f} |", flush=True)
     if torch.cuda.is_available():
-        gpu = AdaINStylizer(model, "cuda")
-        for size in (512, 1024):
+        gpu = AdaINStylizer(model, "cuda", weights)
+        for h, w in ((512, 512), (1024, 1024), (1080, 1920)):
             for precision in ("fp32", "bf16"):
-                content = torch.rand(8, 3, size, size, device="cuda")
-                code = gpu.encode_style(torch.rand(1, 3, size, size, device="cuda"))
+                content = torch.rand(8, 3, h, w, device="cuda")
+                code = gpu.encode_style(torch.rand(1, 3, 512, 512, device="cuda"))
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16"):
                     seconds = best_of(lambda: gpu.stylize(content, [code]), repeats=5)
-                print(f"| adain | {torch.cuda.get_device_name()} | {size}² | 8 | {precision} | | "
+                print(f"| adain | {torch.cuda.get_device_name()} | {w}×{h} | 8 | {precision} | | "
                       f"{seconds:.3f} ({8 / seconds:.1f} images/s) |", flush=True)
 
 
-def fast_rows(model: str, folder: Path) -> None:
+def fast_rows(model: str, folder: Path, cpu_rows: bool = True) -> None:
     print("\n| method | runtime | size | batch | precision | s / image | images/s |")
     print("|---|---|---|---|---|---|---|")
     net, _ = load_net(model)
-    session = onnx_session(export_model(model, "onnx", folder / "fast.onnx"), "cpu")
-    for h, w in ((512, 512), (1080, 1920)):
+    session = onnx_session(export_model(model, "onnx", folder / "fast.onnx"), "cpu") if cpu_rows else None
+    for h, w in ((512, 512), (1080, 1920)) if cpu_rows else ():
         image = torch.rand(1, 3, h, w)
         with torch.no_grad():
             seconds = best_of(lambda: net(image))
@@ -89,39 +90,40 @@ def fast_rows(model: str, folder: Path) -> None:
         print(f"| fast | onnxruntime cpu | {w}×{h} | 1 | fp32 | {seconds:.2f} | {1 / seconds:.2f} |", flush=True)
     if torch.cuda.is_available():
         gpu = net.to("cuda")
-        for precision in ("fp32", "bf16"):
-            image = torch.rand(8, 3, 1080, 1920, device="cuda")
+        for (h, w), precision in itertools.product(((512, 512), (1080, 1920)), ("fp32", "bf16")):
+            image = torch.rand(8, 3, h, w, device="cuda")
             with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16"):
                 seconds = best_of(lambda: gpu(image), repeats=5)
-            print(f"| fast | torch {torch.cuda.get_device_name()} | 1920×1080 | 8 | {precision} | "
+            print(f"| fast | torch {torch.cuda.get_device_name()} | {w}×{h} | 8 | {precision} | "
                   f"{seconds / 8:.4f} | {8 / seconds:.1f} |", flush=True)
 
 
-def transformer_rows(model: str, folder: Path) -> None:
+def transformer_rows(model: str, folder: Path, cpu_rows: bool = True) -> None:
     print("\n| method | runtime | size | batch | precision | s / image | images/s |")
     print("|---|---|---|---|---|---|---|")
-    cpu = TransformerStylizer(model, "cpu")
-    code = cpu.encode_style(torch.rand(1, 3, 512, 512))
-    for h, w in ((512, 512), (1080, 1920)):
-        image = torch.rand(1, 3, h, w)
-        seconds = best_of(lambda: cpu.stylize(image, [code]))
-        print(f"| transformer | torch cpu | {w}×{h} | 1 | fp32 | {seconds:.2f} | {1 / seconds:.2f} |", flush=True)
-    session = onnx_session(export_model(model, "onnx", folder / "transformer.onnx"), "cpu")
-    inputs = {"content": torch.rand(1, 3, 512, 512).numpy(), "style": torch.rand(1, 3, 512, 512).numpy(),
-              "alpha": torch.tensor(1.0).numpy()}
-    seconds = best_of(lambda: session.run(None, inputs))
-    print(f"| transformer | onnxruntime cpu (the graph encodes the style and runs the alpha branch) | 512×512 | 1 "
-          f"| fp32 | {seconds:.2f} | {1 / seconds:.2f} |", flush=True)
+    if cpu_rows:
+        cpu = TransformerStylizer(model, "cpu")
+        code = cpu.encode_style(torch.rand(1, 3, 512, 512))
+        for h, w in ((512, 512), (1080, 1920)):
+            image = torch.rand(1, 3, h, w)
+            seconds = best_of(lambda: cpu.stylize(image, [code]))
+            print(f"| transformer | torch cpu | {w}×{h} | 1 | fp32 | {seconds:.2f} | {1 / seconds:.2f} |",
+                  flush=True)
+        session = onnx_session(export_model(model, "onnx", folder / "transformer.onnx"), "cpu")
+        inputs = {"content": torch.rand(1, 3, 512, 512).numpy(), "style": torch.rand(1, 3, 512, 512).numpy(),
+                  "alpha": torch.tensor(1.0).numpy()}
+        seconds = best_of(lambda: session.run(None, inputs))
+        print(f"| transformer | onnxruntime cpu (the graph encodes the style and runs the alpha branch) | 512×512 "
+              f"| 1 | fp32 | {seconds:.2f} | {1 / seconds:.2f} |", flush=True)
     if torch.cuda.is_available():
         gpu = TransformerStylizer(model, "cuda")
         code = gpu.encode_style(torch.rand(1, 3, 512, 512, device="cuda")).expand(8, -1, -1)
-        for h, w in ((512, 512), (1080, 1920)):
-            for precision in ("fp32", "bf16"):
-                image = torch.rand(8, 3, h, w, device="cuda")
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                    seconds = best_of(lambda: gpu.stylize(image, [code]), repeats=5)
-                print(f"| transformer | torch {torch.cuda.get_device_name()} | {w}×{h} | 8 | {precision} | "
-                      f"{seconds / 8:.4f} | {8 / seconds:.1f} |", flush=True)
+        for (h, w), precision in itertools.product(((512, 512), (1080, 1920)), ("fp32", "bf16")):
+            image = torch.rand(8, 3, h, w, device="cuda")
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                seconds = best_of(lambda: gpu.stylize(image, [code]), repeats=5)
+            print(f"| transformer | torch {torch.cuda.get_device_name()} | {w}×{h} | 8 | {precision} | "
+                  f"{seconds / 8:.4f} | {8 / seconds:.1f} |", flush=True)
 
 
 def main() -> None:
@@ -130,17 +132,19 @@ def main() -> None:
     parser.add_argument("--fast", help="fast model file (default: an untrained one, same cost)")
     parser.add_argument("--transformer", help="transformer model file (default: an untrained small one, same cost)")
     parser.add_argument("--only", default="adain,fast,transformer", help="comma-separated methods to time")
+    parser.add_argument("--gpu-only", action="store_true", help="skip the CPU rows (on a lent GPU machine)")
+    parser.add_argument("--weights", help="the encoder's weight file, where its package is not installed (the kit's)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp())
-    adain, fast, transformer = untrained(folder)
+    adain, fast, transformer = untrained(folder, args.weights)
     only = args.only.split(",")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if "adain" in only:
-        adain_rows(args.adain or adain)
+        adain_rows(args.adain or adain, not args.gpu_only, args.weights)
     if "fast" in only:
-        fast_rows(args.fast or fast, folder)
+        fast_rows(args.fast or fast, folder, not args.gpu_only)
     if "transformer" in only:
-        transformer_rows(args.transformer or transformer, folder)
+        transformer_rows(args.transformer or transformer, folder, not args.gpu_only)
 
 
 if __name__ == "__main__":
