@@ -17,8 +17,10 @@ Back here:
 
 Each command there returns in seconds: training runs in processes started with setsid, which outlive the call, from
 a copy on the machine's local disk (a new call replaces the working tree, and the carried kit with it). Runs stop
-and checkpoint by themselves at --time-limit; `start --resume` continues them on the same machine. `--dry-run`
-trains each group for a few steps at 64 px on the CPU: the test suite runs it.
+and checkpoint by themselves at --time-limit; `start --resume` continues them on the same machine, and
+`start --continue-from DIR` on the next machine, from the weights an earlier `collect` brought back (their step
+count and wall time go on; fresh optimizers settle at lr 0 first). `--dry-run` trains each group for a few steps
+at 64 px on the CPU: the test suite runs it.
 """
 
 from __future__ import annotations
