@@ -1,0 +1,47 @@
+#!/bin/bash
+# One call on a lent GPU machine: train release recipes for SECONDS (continuing from the weights in DIR, which an
+# earlier loan brought back, when given), collect the weights, logs and previews into $OUT, then time the GPU rows
+# of bench/bench_feedforward.py in what is left of LIMIT seconds. From the development machine:
+#
+#   run(command="bash tools/gpu_loan.sh 420 runs/release-2", carry=["kit", "runs/release-2"], timeout_s=600)
+#   python tools/release.py unpack FILES_AT [--allow-partial]
+#
+# Usage: tools/gpu_loan.sh SECONDS [DIR|-] [LIMIT] [RECIPE...]   (default recipes: adain and the 8 classic styles)
+set -u
+SECONDS_TRAIN=${1:?usage: gpu_loan.sh SECONDS [DIR|-] [LIMIT] [RECIPE...]}
+FROM=${2:--}
+LIMIT=${3:-590}
+shift $(( $# < 3 ? $# : 3 ))
+RECIPES=${*:-adain-vgg16-hed starry_night the_scream la_muse composition_vii shipwreck impronte_d_artista \
+picasso_selfport1907 en_campo_gris}
+export PYTHONUNBUFFERED=1
+BEGIN=$(date +%s)
+elapsed() { echo $(( $(date +%s) - BEGIN )); }
+R="python3 tools/release.py"
+LOG=${OUT:?OUT must name the folder that comes back}/log.txt
+report() { echo "== t=$(elapsed)s $*" | tee -a "$LOG"; $R status 2>&1 | tee -a "$LOG"; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$LOG"
+CONTINUE=()
+[ "$FROM" != - ] && CONTINUE=(--continue-from "$FROM")
+# shellcheck disable=SC2086
+$R start --only $RECIPES --time-limit "$SECONDS_TRAIN" "${CONTINUE[@]}" 2>&1 | tee -a "$LOG" || exit 1
+sleep 40
+report
+for run in $($R status | awk '$2=="failed"{print $1}'); do
+  echo "== $run failed:" | tee -a "$LOG"; tail -25 "/tmp/brushwork-release/runs/$run/failed.txt" | tee -a "$LOG"
+done
+# The runs stop by themselves at SECONDS of training (plus start-up and 100 settling steps when continuing).
+while $R status | grep -q " running " && [ "$(elapsed)" -lt $((SECONDS_TRAIN + 90)) ]; do
+  sleep 20
+  [ $(( $(elapsed) % 60 )) -lt 20 ] && report
+done
+if $R status | grep -q " running "; then report "stopping"; $R stop; sleep 25; fi
+report final
+$R collect --out "$OUT" --pack-mb 15.5 2>&1 | tee -a "$LOG"
+left=$((LIMIT - $(elapsed) - 5))
+if [ "$left" -gt 20 ]; then
+  echo "== t=$(elapsed)s bench ($left s)" | tee -a "$LOG"
+  PYTHONPATH=. timeout "$left" python3 bench/bench_feedforward.py --gpu-only \
+    --weights kit/weights/vgg16-hed.safetensors 2>&1 | tee -a "$LOG"
+fi
+echo "== t=$(elapsed)s end" | tee -a "$LOG"
