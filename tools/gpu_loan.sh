@@ -7,6 +7,8 @@
 #   python tools/release.py unpack FILES_AT [--allow-partial]
 #
 # Usage: tools/gpu_loan.sh SECONDS [DIR|-] [LIMIT] [RECIPE...]   (default recipes: adain and the 8 classic styles)
+# START_ARGS (environment) goes to `release.py start` as well, e.g. START_ARGS="--set channels_last=off".
+# TRAIN_BENCH=1 first times the groups' layouts with bench/bench_train.py (about a minute of the loan).
 set -u
 SECONDS_TRAIN=${1:?usage: gpu_loan.sh SECONDS [DIR|-] [LIMIT] [RECIPE...]}
 FROM=${2:--}
@@ -21,10 +23,14 @@ R="python3 tools/release.py"
 LOG=${OUT:?OUT must name the folder that comes back}/log.txt
 report() { echo "== t=$(elapsed)s $*" | tee -a "$LOG"; $R status 2>&1 | tee -a "$LOG"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$LOG"
+if [ "${TRAIN_BENCH:-0}" = 1 ]; then
+  echo "== t=$(elapsed)s train bench" | tee -a "$LOG"
+  timeout 150 python3 bench/bench_train.py --groups adain,fast --configs default,nchw --steps 20 2>&1 | tee -a "$LOG"
+fi
 CONTINUE=()
 [ "$FROM" != - ] && CONTINUE=(--continue-from "$FROM")
 # shellcheck disable=SC2086
-$R start --only $RECIPES --time-limit "$SECONDS_TRAIN" "${CONTINUE[@]}" 2>&1 | tee -a "$LOG" || exit 1
+$R start --only $RECIPES --time-limit "$SECONDS_TRAIN" "${CONTINUE[@]}" ${START_ARGS:-} 2>&1 | tee -a "$LOG" || exit 1
 sleep 40
 report
 for run in $($R status | awk '$2=="failed"{print $1}'); do
