@@ -3,6 +3,7 @@ picks the fastest before it trains: steps/s, images/s, achieved TFLOP/s and peak
 
   python3 bench/bench_train.py                         adain and the 8 classic styles, default and NCHW
   python3 bench/bench_train.py --groups adain --configs default,nchw,compile --steps 40
+  python3 bench/bench_train.py --profile 5              then each group's 15 costliest kernels over 5 steps
   python bench/bench_train.py --device cpu --size 64 --batch 2 --steps 2     a smoke run on this CPU
 
 Configs: default (the recipe: bf16 autocast on a GPU, channels-last, images resident on the device), nchw
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import sys
 import tempfile
 import time
@@ -60,9 +62,9 @@ def _flops(kit: Path, group: list, batch: int, size: int) -> float:
 
 def _import_fabric() -> None:
     try:
-        import lightning_fabric  # noqa: F401
+        importlib.import_module("lightning_fabric")
     except ImportError:  # images with the `lightning` bundle only
-        import lightning.fabric  # noqa: F401
+        importlib.import_module("lightning.fabric")
 
 
 def main() -> None:
@@ -74,6 +76,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="then N steps of each group under torch.profiler: the 15 costliest kernels")
     args = parser.parse_args()
     cuda = torch.cuda.is_available() and args.device != "cpu"
     name = torch.cuda.get_device_name() if cuda else f"cpu ({torch.get_num_threads()} threads)"
@@ -109,6 +113,33 @@ def main() -> None:
             print(f"| {key} ({len(group)}) | {config} | {per_step:.4f} | {1 / per_step:.2f} | "
                   f"{args.batch / per_step * len(group):.0f} | {flops / per_step / 1e12:.1f} | {peak:.1f} | "
                   f"{compile_s} |", flush=True)
+    for key in args.groups.split(",") if args.profile else ():
+        _profile(args, key, cuda)
+
+
+def _profile(args: argparse.Namespace, key: str, cuda: bool) -> None:
+    """The group's costliest operators over N steps in the recipe's layout (after N warm-up steps)."""
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    group = group_recipes(load_recipes(ROOT / "recipes", GROUPS[key]))[0]
+    cfg = loop_config(group, out=tempfile.mkdtemp(), steps=2 * args.profile + 1, batch_size=args.batch, size=args.size,
+                      short_side=max(args.size, 288), log_every=10 ** 9, checkpoint_every=10 ** 9,
+                      preview_every=10 ** 9, quiet=True, device=args.device, workers=0,
+                      **({} if cuda else {"precision": "32"}))
+    task = _task(args.kit, group, cfg)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    forward = task.module.forward
+
+    def counted(**batch):  # the profiler's schedule advances once per training step
+        prof.step()
+        return forward(**batch)
+
+    with profile(activities=activities, schedule=schedule(wait=0, warmup=args.profile, active=args.profile, repeat=1)) as prof:
+        task.module.forward = counted
+        train(task, cfg)
+    sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    print(f"\n{key}: the costliest operators over {args.profile} steps\n")
+    print(prof.key_averages().table(sort_by=sort, row_limit=15, max_name_column_width=60))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
 #
 # Usage: tools/gpu_loan.sh SECONDS [DIR|-] [LIMIT] [RECIPE...]   (default recipes: adain and the 8 classic styles)
 # START_ARGS (environment) goes to `release.py start` as well, e.g. START_ARGS="--set channels_last=off".
-# TRAIN_BENCH=1 first times the groups' layouts with bench/bench_train.py (about a minute of the loan).
+# TRAIN_BENCH=1 first times the groups in two layouts and profiles their kernels (bench/bench_train.py, 1-2 min).
 set -u
 SECONDS_TRAIN=${1:?usage: gpu_loan.sh SECONDS [DIR|-] [LIMIT] [RECIPE...]}
 FROM=${2:--}
@@ -25,7 +25,7 @@ report() { echo "== t=$(elapsed)s $*" | tee -a "$LOG"; $R status 2>&1 | tee -a "
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$LOG"
 if [ "${TRAIN_BENCH:-0}" = 1 ]; then
   echo "== t=$(elapsed)s train bench" | tee -a "$LOG"
-  timeout 150 python3 bench/bench_train.py --groups adain,fast --configs default,nchw --steps 20 2>&1 | tee -a "$LOG"
+  timeout 180 python3 bench/bench_train.py --groups adain,fast --configs default,nchw --steps 20 --profile 5 2>&1 | tee -a "$LOG"
 fi
 CONTINUE=()
 [ "$FROM" != - ] && CONTINUE=(--continue-from "$FROM")
