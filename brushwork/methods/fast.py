@@ -145,7 +145,7 @@ class FastStyle:
     name: str
     style: str
     content_weight: float = 1.0
-    style_weight: float = 3.0
+    style_weight: float = 10.0
     tv_weight: float = 1.0
     style_size: int | None = None  # long side of the style image (default: the crop size)
 
@@ -212,7 +212,7 @@ class FastTrainOptions:
     weights: str | None = option(None, "weights file for the loss network")
     style_size: int | None = option(None, "long side of the style image (default: --size)")
     content_weight: float = option(1.0, "content loss weight")
-    style_weight: float = option(3.0, "style loss weight, relative to content, as in optimize")
+    style_weight: float = option(10.0, "style loss weight, relative to content (bench/TUNING.md, finding 27)")
     tv_weight: float = option(1.0, "total variation loss weight")
     adv_weight: float = option(0.0, "train against the gan method's critic, which sees crops of the style image: "
                                     "the adversarial gradient relative to the style term's (0 = no critic)")

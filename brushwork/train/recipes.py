@@ -40,7 +40,7 @@ MODEL_KEYS = {"adain": {"backbone": "vgg16-hed", "style_weight": 10.0},
               "transformer": {"config": "small", "backbone": "vgg16-hed", "content_weight": 7.0, "style_weight": 10.0,
                               "identity_pixels": 70.0, "identity_features": 1.0},
               "fast": {"arch": "classic", "backbone": "vgg16-hed", "style": None, "style_size": None,
-                       "content_weight": 1.0, "style_weight": 3.0, "tv_weight": 1.0}}
+                       "content_weight": 1.0, "style_weight": 10.0, "tv_weight": 1.0}}
 
 
 @dataclass(frozen=True)
