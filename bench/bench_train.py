@@ -134,7 +134,8 @@ def _profile(args: argparse.Namespace, key: str, cuda: bool) -> None:
         prof.step()
         return forward(**batch)
 
-    with profile(activities=activities, schedule=schedule(wait=0, warmup=args.profile, active=args.profile, repeat=1)) as prof:
+    plan = schedule(wait=0, warmup=args.profile, active=args.profile, repeat=1)
+    with profile(activities=activities, schedule=plan) as prof:
         task.module.forward = counted
         train(task, cfg)
     sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"

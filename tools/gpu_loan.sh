@@ -25,7 +25,8 @@ report() { echo "== t=$(elapsed)s $*" | tee -a "$LOG"; $R status 2>&1 | tee -a "
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$LOG"
 if [ "${TRAIN_BENCH:-0}" = 1 ]; then
   echo "== t=$(elapsed)s train bench" | tee -a "$LOG"
-  timeout 180 python3 bench/bench_train.py --groups adain,fast --configs default,nchw --steps 20 --profile 5 2>&1 | tee -a "$LOG"
+  timeout 180 python3 bench/bench_train.py --groups adain,fast --configs default,nchw --steps 20 --profile 5 2>&1 \
+    | tee -a "$LOG"
 fi
 CONTINUE=()
 [ "$FROM" != - ] && CONTINUE=(--continue-from "$FROM")
