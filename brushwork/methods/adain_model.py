@@ -167,11 +167,17 @@ class AdaINNet(nn.Module):
             fs = self.encode(style, self.style_layers)
             target = adain(fc, fs[self.layer])
         out = self.decoder(target)
+        return (out, *self.output_losses(out, target, fs))
+
+    def output_losses(self, out: torch.Tensor, target: torch.Tensor, style_feats: dict[str, torch.Tensor]
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(content loss, style loss) of any output image against the AdaIN target and the style's features: the
+        decoder's objective, and what bench/loss_optimum.py optimizes an image for directly."""
         fo = self.encode(out, self.style_layers)
         content_loss = F.mse_loss(fo[self.layer], target)
         style_loss = sum(F.mse_loss(a, b) for k in self.style_layers
-                         for a, b in zip(feature_stats(fo[k]), feature_stats(fs[k])))
-        return out, content_loss, style_loss
+                         for a, b in zip(feature_stats(fo[k]), feature_stats(style_feats[k])))
+        return content_loss, style_loss
 
     def training_losses(self, content: torch.Tensor, style: torch.Tensor, style_weight: float
                         ) -> dict[str, torch.Tensor]:

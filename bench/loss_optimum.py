@@ -1,10 +1,12 @@
-"""What a fast recipe's loss asks for: the output image itself optimized (no network) under FastTraining's exact loss,
-from the photo, at the training crop size, one column per style weight. A trained network can at best approach
-this look, so it shows whether a weight under- or over-stylizes before any GPU time goes into training.
+"""What a training recipe's loss asks for: the output image itself optimized (no network) under the exact training
+loss of `fast` (FastTraining) or `adain` (AdaINNet's content and style losses against the AdaIN target), from the
+photo, at the training crop size, one column per style weight. A trained network can at best approach this look,
+so it shows whether a weight under- or over-stylizes before any GPU time goes into training.
 
-  python bench/fast_optimum.py --weights 3,10,30 --contents tubingen,brad_pitt --styles starry_night,la_muse
-        prints the relative content / style / TV losses per pair and weight; out/fast_optimum.png: one row per
-        pair (style, photo, then one result per weight)
+  python bench/loss_optimum.py --weights 3,10,30 --contents tubingen,brad_pitt --styles starry_night,la_muse
+  python bench/loss_optimum.py --method adain --weights 0.5,2 --contents tubingen --styles starry_night
+        print the content / style losses per pair and weight; out/loss_optimum-METHOD.png: one row per pair
+        (style, photo, then one result per weight)
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from torch import nn
 
 from brushwork import io
+from brushwork.methods.adain_model import AdaINNet, adain
 from brushwork.methods.fast_model import FastTraining
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,18 +41,35 @@ def _load(path: Path, side: int) -> torch.Tensor:
     return io.resize(image, io.fit_long_side(*image.shape[-2:], side))
 
 
-def optimum(photo: torch.Tensor, style: torch.Tensor, style_weight: float, iterations: int,
+def _objective(method: str, image: _Image, photo: torch.Tensor, style: torch.Tensor, style_weight: float,
+               backbone: str):
+    """() → {"total", "content", "style"} of the image under the method's training loss."""
+    if method == "fast":
+        loss = FastTraining({"s": image}, {"s": style}, {"s": (1.0, style_weight, 1.0)}, backbone)
+        return lambda: loss(photo)
+    net = AdaINNet(backbone)
+    with torch.no_grad():
+        style_feats = net.encode(style, net.style_layers)
+        target = adain(net.encode(photo)[net.layer], style_feats[net.layer])
+
+    def losses() -> dict[str, torch.Tensor]:
+        content, style_loss = net.output_losses(image(photo), target, style_feats)
+        return {"total": content + style_weight * style_loss, "content": content, "style": style_loss}
+    return losses
+
+
+def optimum(method: str, photo: torch.Tensor, style: torch.Tensor, style_weight: float, iterations: int,
             backbone: str) -> tuple[torch.Tensor, dict[str, float]]:
     image = _Image(photo)
-    loss = FastTraining({"s": image}, {"s": style}, {"s": (1.0, style_weight, 1.0)}, backbone)
+    objective = _objective(method, image, photo, style, style_weight, backbone)
     optimizer = torch.optim.LBFGS([image.x], max_iter=iterations, history_size=20, line_search_fn="strong_wolfe")
     last: dict[str, float] = {}
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        out = loss(photo)
+        out = objective()
         out["total"].backward()
-        last.update({k: float(out[k]) for k in ("content", "style", "tv")})
+        last.update({k: out[k].item() for k in ("content", "style")})
         return out["total"]
 
     optimizer.step(closure)
@@ -58,6 +78,7 @@ def optimum(photo: torch.Tensor, style: torch.Tensor, style_weight: float, itera
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", choices=("fast", "adain"), default="fast")
     parser.add_argument("--weights", default="3,10,30")
     parser.add_argument("--contents", default="tubingen")
     parser.add_argument("--styles", default="starry_night,the_scream")
@@ -65,8 +86,9 @@ def main() -> None:
     parser.add_argument("--style-size", type=int, default=512, help="the style image's long side (the recipes')")
     parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--backbone", default="vgg16-hed")
-    parser.add_argument("--out", type=Path, default=ROOT / "out" / "fast_optimum.png")
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    args.out = args.out or ROOT / "out" / f"loss_optimum-{args.method}.png"
     weights = [float(w) for w in args.weights.split(",")]
     rows = []
     print("| pair | " + " | ".join(f"{w:g}: content / style" for w in weights) + " |")
@@ -77,9 +99,9 @@ def main() -> None:
             photo = _load(PAIRS / "content" / f"{content_name}.jpg", args.size)
             row, cells = [io.resize(style, photo.shape[-2:]), photo], []
             for weight in weights:
-                image, parts = optimum(photo, style, weight, args.iterations, args.backbone)
+                image, parts = optimum(args.method, photo, style, weight, args.iterations, args.backbone)
                 row.append(image)
-                cells.append(f"{parts['content']:.2f} / {parts['style']:.3f}")
+                cells.append(f"{parts['content']:.3g} / {parts['style']:.3g}")
             print(f"| {content_name} × {style_name} | " + " | ".join(cells) + " |", flush=True)
             rows.append(torch.cat(row, -1))
     height, width = min(r.shape[-2] for r in rows), max(r.shape[-1] for r in rows)
