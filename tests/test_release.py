@@ -166,23 +166,24 @@ def test_a_stopped_release_keeps_partial_weights_back(tiny_kit, tmp_path):
     assert not list(models.glob("*.safetensors"))
 
 
-def test_set_overrides_a_loop_setting_for_every_run_and_rejects_unknown_keys(tiny_kit, tmp_path):
-    work = tmp_path / "work"
-    started = _tool("tools/release.py", "--work", str(work), "start", "--kit", str(tiny_kit), "--dry-run",
-                    "--only", "starry_night-mobile", "--set", "steps=2", "--set", "log_every=2", "--wait")
-    assert started.returncode == 0 and "finished" in started.stdout and "2/2" in started.stdout, started.stdout
-    spec = json.loads((work / "runs" / "fast-mobile" / "group.json").read_text())
-    assert spec["overrides"]["steps"] == 2 and spec["overrides"]["log_every"] == 2
-    for bad, message in (("colour=1", "KEY a loop setting"), ("steps=many", "steps takes a int")):
-        refused = _tool("tools/release.py", "--work", str(work), "start", "--kit", str(tiny_kit), "--set", bad)
+def test_set_refuses_unknown_keys_and_mistyped_values(tiny_kit, tmp_path):
+    for bad, message in (("colour=1", "KEY a loop setting"), ("steps=many", "steps takes an integer"),
+                         ("lr", "KEY a loop setting")):
+        refused = _tool("tools/release.py", "--work", str(tmp_path / "w"), "start", "--kit", str(tiny_kit),
+                        "--set", bad)
         assert refused.returncode != 0 and message in refused.stderr, refused.stderr
+    refused = _tool("tools/release.py", "--work", str(tmp_path / "w"), "start", "--kit", str(tiny_kit),
+                    "--continue-from", str(tmp_path / "nowhere"))
+    assert refused.returncode != 0 and "no such folder" in refused.stderr, refused.stderr
 
 
 def test_a_release_continues_from_collected_weights_at_their_step(tiny_kit, tmp_path):
     first, out, logs = tmp_path / "first", tmp_path / "out", tmp_path / "logs"
     only = ("--only", "starry_night-mobile", "la_muse-mobile")
     assert _tool("tools/release.py", "--work", str(first), "start", "--kit", str(tiny_kit), "--dry-run", *only,
-                 "--set", "steps=2", "--wait").returncode == 0
+                 "--set", "steps=2", "--set", "log_every=2", "--wait").returncode == 0
+    spec = json.loads((first / "runs" / "fast-mobile" / "group.json").read_text())
+    assert spec["overrides"]["steps"] == 2 and spec["overrides"]["log_every"] == 2 and spec["settle"] == 0
     assert _tool("tools/release.py", "--work", str(first), "collect", "--out", str(out)).returncode == 0
     assert _tool("tools/release.py", "unpack", str(out), "--models", str(tmp_path / "m"), "--logs",
                  str(logs)).returncode == 0
@@ -191,7 +192,7 @@ def test_a_release_continues_from_collected_weights_at_their_step(tiny_kit, tmp_
                     "--set", "steps=4", "--continue-from", str(logs), "--wait")
     assert started.returncode == 0 and "finished" in started.stdout and "4/4" in started.stdout, started.stdout
     log = (second / "runs" / "fast-mobile" / "log.txt").read_text()
-    assert "continuing from step 2" in log
+    assert "continuing from step 2" in log and "continues from" in started.stdout
     assert json.loads((second / "runs" / "fast-mobile" / "group.json").read_text())["settle"] == 2
     rows = (second / "runs" / "fast-mobile" / "train" / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["3", "4"]  # the steps before were not trained again

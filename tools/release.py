@@ -74,6 +74,8 @@ def cmd_start(args: argparse.Namespace) -> int:
     work, kit = args.work, args.kit
     if not (kit / "manifest.json").is_file():
         raise SystemExit(f"release: error: {kit} is not a kit (no manifest.json); build it with `make weights-kit`")
+    if args.continue_from and not args.continue_from.is_dir():
+        raise SystemExit(f"release: error: --continue-from {args.continue_from}: no such folder")
     running = [r.name for r in _runs(work) if (r / "pid").is_file() and _alive(int((r / "pid").read_text()))]
     if running:
         raise SystemExit(f"release: error: runs still going in {work}: {', '.join(running)} (status, or stop)")
@@ -123,7 +125,9 @@ def cmd_start(args: argparse.Namespace) -> int:
                                 env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
         (run / "pid").write_text(str(proc.pid))
-        started.append(f"{run.name} (pid {proc.pid}): {', '.join(r.name for r in group)}")
+        how = "" if not args.continue_from else " (continues from " + (
+            f"{args.continue_from})" if carried else f"nothing: {args.continue_from} has none of its weights)")
+        started.append(f"{run.name} (pid {proc.pid}){how}: {', '.join(r.name for r in group)}")
     print(f"started {len(started)} run(s) in {work}:\n  " + "\n  ".join(started))
     if args.wait:
         while any(_state(r)[0] == "running" for r in _runs(work)):
@@ -168,7 +172,8 @@ def _setting(item: str) -> dict:
     try:
         return {key: value.lower() in ("1", "true", "yes", "on") if kind is bool else kind(value)}
     except ValueError:
-        raise SystemExit(f"release: error: --set {item!r}: {key} takes a {kind.__name__}") from None
+        wanted = {int: "an integer", float: "a number"}.get(kind, kind.__name__)
+        raise SystemExit(f"release: error: --set {item!r}: {key} takes {wanted}") from None
 
 
 def _variant(spec: str, recipes: list):
