@@ -22,6 +22,7 @@ elapsed() { echo $(( $(date +%s) - BEGIN )); }
 R="python3 tools/release.py"
 LOG=${OUT:?OUT must name the folder that comes back}/log.txt
 report() { echo "== t=$(elapsed)s $*" | tee -a "$LOG"; $R status 2>&1 | tee -a "$LOG"; }
+running() { $R status 2>/dev/null | grep " running " > /dev/null; }  # grep reads it all: no broken pipe
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$LOG"
 if [ "${TRAIN_BENCH:-0}" = 1 ]; then
   echo "== t=$(elapsed)s train bench" | tee -a "$LOG"
@@ -30,19 +31,21 @@ if [ "${TRAIN_BENCH:-0}" = 1 ]; then
 fi
 CONTINUE=()
 [ "$FROM" != - ] && CONTINUE=(--continue-from "$FROM")
+STARTED=$(date +%s)
 # shellcheck disable=SC2086
-$R start --only $RECIPES --time-limit "$SECONDS_TRAIN" "${CONTINUE[@]}" ${START_ARGS:-} 2>&1 | tee -a "$LOG" || exit 1
+$R start --only $RECIPES --time-limit "$SECONDS_TRAIN" "${CONTINUE[@]}" ${START_ARGS:-} 2>&1 | tee -a "$LOG"
+[ "${PIPESTATUS[0]}" = 0 ] || exit 1
 sleep 40
 report
 for run in $($R status | awk '$2=="failed"{print $1}'); do
   echo "== $run failed:" | tee -a "$LOG"; tail -25 "/tmp/brushwork-release/runs/$run/failed.txt" | tee -a "$LOG"
 done
 # The runs stop by themselves at SECONDS of training (plus start-up and 100 settling steps when continuing).
-while $R status | grep -q " running " && [ "$(elapsed)" -lt $((SECONDS_TRAIN + 90)) ]; do
+while running && [ $(( $(date +%s) - STARTED )) -lt $((SECONDS_TRAIN + 90)) ]; do
   sleep 20
   [ $(( $(elapsed) % 60 )) -lt 20 ] && report
 done
-if $R status | grep -q " running "; then report "stopping"; $R stop; sleep 25; fi
+if running; then report "stopping"; $R stop; sleep 25; fi
 report final
 $R collect --out "$OUT" --pack-mb 15.5 2>&1 | tee -a "$LOG"
 left=$((LIMIT - $(elapsed) - 5))

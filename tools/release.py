@@ -2,7 +2,7 @@
 
 On the GPU machine (the kit travels with `carry=["kit"]`; build it here with `make weights-kit`):
 
-  python3 tools/release.py start --time-limit 1200     copy code, recipes and kit to local disk, start one detached
+  python3 tools/release.py start --time-limit 420      copy code, recipes and kit to local disk, start one detached
                                                        process per group of recipes (all fast styles of one
                                                        architecture train together), return at once
   python3 tools/release.py status                      per run: state, step, steps/s, ETA, losses; GPU load
