@@ -4,6 +4,8 @@
                                                     in torch and in onnxruntime
   python bench/bench_feedforward.py --adain FILE --fast FILE    the same with trained models
   python bench/bench_feedforward.py --only transformer          the transformer (small) at 512² and 1920×1080
+  python3 bench/bench_feedforward.py --gpu-only --weights kit/weights/vgg16-hed.safetensors
+                                                    on a lent GPU machine: the GPU rows alone, with the kit's encoder
 
 Without model files it times freshly initialized networks, which cost exactly what trained ones do. On a GPU it
 also reports images/s at batch 8 in fp32 and bf16 (autocast).
