@@ -138,7 +138,7 @@ def _profile(args: argparse.Namespace, key: str, cuda: bool) -> None:
     with profile(activities=activities, schedule=plan) as prof:
         task.module.forward = counted
         train(task, cfg)
-    sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    sort = "self_device_time_total" if cuda else "self_cpu_time_total"
     print(f"\n{key}: the costliest operators over {args.profile} steps\n")
     print(prof.key_averages().table(sort_by=sort, row_limit=15, max_name_column_width=60))
 
