@@ -4,7 +4,8 @@
 # of bench/bench_feedforward.py in what is left of LIMIT seconds. From the development machine:
 #
 #   run(command="bash tools/gpu_loan.sh 420 runs/release-2", carry=["kit", "runs/release-2"], timeout_s=600)
-#   python tools/release.py unpack FILES_AT [--allow-partial]
+#   python tools/release.py unpack FILES_AT --logs out/release-3    finished models into brushwork/models/; all
+#       files, partial ones too, into out/release-3 (copy its *.safetensors to runs/release-3 for the next loan)
 #
 # Usage: tools/gpu_loan.sh SECONDS [DIR|-] [LIMIT] [RECIPE...]   (default recipes: adain and the 8 classic styles)
 # START_ARGS (environment) goes to `release.py start` as well, e.g. START_ARGS="--set channels_last=off".
