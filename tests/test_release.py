@@ -8,6 +8,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from safetensors import safe_open
 
 from brushwork.cli import main
@@ -125,6 +126,7 @@ def test_the_release_dry_run_trains_every_recipe_and_collects_loadable_fp16_mode
     for name in ("fast-the_scream.metrics.csv", "fast-the_scream-mobile.preview.png", "adain-vgg16-hed.preview.png",
                  "gan-vgg16-hed.preview.png", "transformer-small.preview.png"):
         assert (logs / name).is_file(), name
+    assert Image.open(logs / "adain-vgg16-hed.preview.png").width == 6 * 256  # photo, 4 styles, alpha 0
     gan_log = (logs / "gan-vgg16-hed.log.txt").read_text()  # the gan run fine-tuned the adain run's decoder
     assert "waiting for adain-vgg16-hed" in gan_log and "adain-vgg16-hed.safetensors" in gan_log
     gan_rows = (logs / "gan-vgg16-hed.metrics.csv").read_text().splitlines()

@@ -376,9 +376,12 @@ def _preview(model: Path, kit: Path, out: Path, device: str) -> None:
     if meta.get("method") in ("adain", "gan", "transformer"):
         styles = sorted((kit / "styles").glob("*.jpg"))[:4]
         encoder = {"weights": weights} if meta["method"] != "transformer" else {}  # it has its own encoders
-        rows = [[p] + [api.run(p, s, method=meta["method"], model=str(model), size=side, device=device,
-                               **encoder).image for s in styles] for p in fit]
-        heads = [torch.ones_like(fit[0])] + [io.load_image(s) for s in styles]
+        # the last column is alpha 0, the photo's own features decoded (the transformer: the photo stylized by
+        # itself), which a trained model gives back: how far a decoder has come shows there first
+        rows = [[p] + [api.run(p, s, method=meta["method"], model=str(model), size=side, device=device, alpha=a,
+                               **encoder).image for s, a in [*((s, 1.0) for s in styles), (styles[0], 0.0)]]
+                for p in fit]
+        heads = [torch.ones_like(fit[0])] + [io.load_image(s) for s in styles] + [torch.ones_like(fit[0])]
         rows.insert(0, heads)
     else:
         style = kit / "styles" / meta.get("style", "")
