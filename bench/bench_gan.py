@@ -32,14 +32,7 @@ GRADER = "efficientnet-lite0"
 
 def _images(folder: Path, count: int, size: int) -> torch.Tensor:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:count]
-    return torch.cat([io.resize(_square(io.load_image(f)), (size, size)) for f in files])
-
-
-def _square(image: torch.Tensor) -> torch.Tensor:
-    """The centre square, so that the grid's cells line up whatever the aspect ratios."""
-    h, w = image.shape[-2:]
-    side = min(h, w)
-    return image[..., (h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
+    return torch.cat([io.square_cell(io.load_image(f), size) for f in files])
 
 
 def _net(init: str | None, attention: bool = False) -> adain_model.AdaINNet:
@@ -132,7 +125,7 @@ def cmd_quality(args: argparse.Namespace) -> None:
     print(f"\nacceptance (lower Fréchet and art_fid, content at most 5% higher): {'met' if verdict else 'NOT met'}")
     rows = []
     for (ao, c, s), (go, _, _) in list(zip(made["adain"], made["gan"]))[:args.grid]:
-        rows.append(torch.cat([io.resize(_square(io.load_image(p)), (256, 256)) for p in (c, s, ao, go)], dim=-1))
+        rows.append(torch.cat([io.square_cell(io.load_image(p), 256) for p in (c, s, ao, go)], dim=-1))
     grid = args.out / "grid.png"
     io.save_image(torch.cat(rows, dim=-2), grid)
     print(f"grid (content | style | adain | gan): {grid}")

@@ -123,6 +123,13 @@ def resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(img, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
 
 
+def square_cell(img: torch.Tensor, side: int) -> torch.Tensor:
+    """The centre square resized to side × side: grid cells that line up whatever the images' aspect ratios."""
+    h, w = img.shape[-2:]
+    s = min(h, w)
+    return resize(img[..., (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s], (side, side))
+
+
 def pad_for_stride(img: torch.Tensor, stride: int) -> torch.Tensor:
     """Pad the bottom and right edges by stride − 1 pixels (repeating the edge), so a network with that total
     stride returns at least the input's size; crop back with [..., :h, :w]. The pad is fixed rather than

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from brushwork import ImageError, OutputError
-from brushwork.io import fit_long_side, load_image, load_mask, save_image, save_json
+from brushwork.io import fit_long_side, load_image, load_mask, save_image, save_json, square_cell
 
 
 def test_formats_modes_and_exif(tmp_path):
@@ -91,3 +91,11 @@ def test_load_strict_says_which_tensors_do_not_fit():
                     "m does not fit")
     with pytest.raises(WeightsError, match=r"1 tensors of another shape \(first: 0.weight\)"):
         load_strict(net, {**good, "0.weight": torch.zeros(2, 2)}, "m does not fit")
+
+
+def test_square_cell_takes_the_centre_square():
+    image = torch.zeros(1, 3, 40, 60)
+    image[..., :, 10:50] = 1.0  # the centre 40×40 square is white, the side bands black
+    cell = square_cell(image, 20)
+    assert cell.shape == (1, 3, 20, 20) and cell.min() == 1.0
+    assert square_cell(image.transpose(-1, -2), 20).shape == (1, 3, 20, 20)

@@ -29,12 +29,6 @@ ARBITRARY_STYLES = ("starry_night", "the_scream", "composition_vii", "la_muse")
 ARBITRARY = ("adain", "gan", "transformer")
 
 
-def _square(image: torch.Tensor, side: int) -> torch.Tensor:
-    h, w = image.shape[-2:]
-    s = min(h, w)
-    return io.resize(image[..., (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s], (side, side))
-
-
 def _optimize(photo: Path, style: Path, size: int, iterations: int | None, cache: Path) -> torch.Tensor:
     key = cache / f"{photo.stem}__{style.stem}__{size}__{iterations or 'default'}.png"
     if not key.is_file():
@@ -58,11 +52,11 @@ def build(models: Path, pairs: Path, out: Path, size: int, cache: Path, iteratio
             continue
         style = pairs / "style" / meta["style"]
         mobile = files.get(f"{stem}-mobile")
-        row = [_square(io.load_image(style), size)]
+        row = [io.square_cell(io.load_image(style), size)]
         for photo in photo_files:
-            row.append(_square(_optimize(photo, style, size, iterations, cache), size))
-            row.append(_square(api.run(str(photo), method="fast", model=str(path), size=size).image, size))
-            row.append(_square(api.run(str(photo), method="fast", model=str(mobile[0]), size=size).image, size)
+            row.append(io.square_cell(_optimize(photo, style, size, iterations, cache), size))
+            row.append(io.square_cell(api.run(str(photo), method="fast", model=str(path), size=size).image, size))
+            row.append(io.square_cell(api.run(str(photo), method="fast", model=str(mobile[0]), size=size).image, size)
                        if mobile else blank)
         fast_rows.append(torch.cat(row, -1))
     arbitrary = [(m, files[m][0]) for m in (f"{name}-vgg16-hed" if name != "transformer" else "transformer-small"
@@ -71,11 +65,11 @@ def build(models: Path, pairs: Path, out: Path, size: int, cache: Path, iteratio
     for style_name in styles if arbitrary else ():
         style = pairs / "style" / f"{style_name}.jpg"
         for photo in photo_files:
-            row = [_square(io.load_image(style), size), _square(io.load_image(photo), size),
-                   _square(_optimize(photo, style, size, iterations, cache), size)]
+            row = [io.square_cell(io.load_image(style), size), io.square_cell(io.load_image(photo), size),
+                   io.square_cell(_optimize(photo, style, size, iterations, cache), size)]
             for stem, path in arbitrary:
                 method = files[stem][1]["method"]
-                row.append(_square(api.run(str(photo), str(style), method=method, model=str(path),
+                row.append(io.square_cell(api.run(str(photo), str(style), method=method, model=str(path),
                                            size=size).image, size))
             arbitrary_rows.append(torch.cat(row, -1))
     out.mkdir(parents=True, exist_ok=True)

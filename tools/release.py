@@ -351,13 +351,6 @@ def _split_metrics(source: Path, names: dict[str, str], out: Path) -> None:
             writer.writerows([row[k] for k in base] + [row[v] for v in columns.values()] for row in rows)
 
 
-def _square(image):
-    """The centre square of an image, so that grid cells line up whatever the photos' aspect ratios."""
-    h, w = image.shape[-2:]
-    s = min(h, w)
-    return image[..., (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-
-
 def _preview(model: Path, kit: Path, out: Path, device: str) -> None:
     """The model on the kit's preview photos: a fast model's style image and outputs, or an arbitrary-style model
     (adain, gan, transformer) with the kit's style images, in one PNG."""
@@ -388,7 +381,7 @@ def _preview(model: Path, kit: Path, out: Path, device: str) -> None:
         head = io.load_image(style) if style.is_file() else torch.ones_like(fit[0])
         rows = [[head] + fit, [torch.ones_like(fit[0])] + [api.run(p, method="fast", model=str(model), size=side,
                                                                     device=device).image for p in fit]]
-    cells = [[io.resize(_square(c), (side, side)) for c in row] for row in rows]
+    cells = [[io.square_cell(c, side) for c in row] for row in rows]
     grid = torch.cat([torch.cat(row, dim=-1) for row in cells], dim=-2)
     io.save_image(grid, out)
 
