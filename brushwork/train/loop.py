@@ -373,6 +373,10 @@ def _streams(task: TrainTask, cfg: TrainConfig, start: int, fabric) -> dict:
     return streams
 
 
+def _next_batch(streams: dict, fabric, layout: torch.memory_format) -> dict[str, torch.Tensor]:
+    return {name: fabric.to_device(next(stream)).contiguous(memory_format=layout) for name, stream in streams.items()}
+
+
 def _settle(module: nn.Module, optimizer: torch.optim.Optimizer, streams: dict, fabric, layout: torch.memory_format,
             steps: int) -> None:
     """Adam steps at lr 0: a fresh optimizer's moments fill from real gradients while the weights stay put, so a run
@@ -380,9 +384,7 @@ def _settle(module: nn.Module, optimizer: torch.optim.Optimizer, streams: dict, 
     for group in optimizer.param_groups:
         group["lr"] = 0.0
     for _ in range(steps):
-        batch = {name: fabric.to_device(next(stream)).contiguous(memory_format=layout)
-                 for name, stream in streams.items()}
-        fabric.backward(module(**batch)["total"])
+        fabric.backward(module(**_next_batch(streams, fabric, layout))["total"])
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -462,8 +464,7 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
         while step < cfg.steps and not stop:
             if cfg.time_limit and time.perf_counter() - began > cfg.time_limit:
                 break
-            batch = {name: fabric.to_device(next(stream)).contiguous(memory_format=layout)
-                     for name, stream in streams.items()}
+            batch = _next_batch(streams, fabric, layout)
             factor = min(1.0, (step + 1) / cfg.warmup if cfg.warmup else 1.0) / (1 + cfg.lr_decay * step)
             lr = cfg.lr * factor
             for group in optimizer.param_groups:
