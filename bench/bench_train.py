@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # on a GPU machine brushwork is not installed
 
 from brushwork.train import train  # noqa: E402
-from brushwork.train.recipes import build_task, group_recipes, load_recipes, loop_config  # noqa: E402
+from brushwork.train.recipes import build_kit_task, group_recipes, load_recipes, loop_config  # noqa: E402
 
 GROUPS = {"adain": ["adain-vgg16-hed"],
           "fast": ["starry_night", "the_scream", "la_muse", "composition_vii", "shipwreck", "impronte_d_artista",
@@ -42,12 +42,23 @@ GROUPS = {"adain": ["adain-vgg16-hed"],
 CONFIGS = {"default": {}, "nchw": {"channels_last": "off"}, "fp32": {"precision": "32"}, "compile": {}}
 
 
+def _group(key: str) -> list:
+    return group_recipes(load_recipes(ROOT / "recipes", GROUPS[key]))[0]
+
+
 def _task(kit: Path, group: list, cfg):
     """The group's task on the kit; a gan recipe starts from scratch here (its speed does not depend on the adain
     weights the release starts it from)."""
-    group = [replace(r, model={k: v for k, v in r.model.items() if k != "init"}) for r in group]
-    weights = {p.stem: str(p) for p in (kit / "weights").glob("*.safetensors")}
-    return build_task(group, cfg, kit / "data" / "content", kit / "data" / "style", kit / "styles", weights)
+    return build_kit_task([replace(r, model={k: v for k, v in r.model.items() if k != "init"}) for r in group],
+                          cfg, kit)
+
+
+def _config(group: list, args: argparse.Namespace, cuda: bool, steps: int, log_every: int, **overrides):
+    """The recipe's loop settings at the bench's batch and size, in a scratch folder, with nothing saved between."""
+    return loop_config(group, out=tempfile.mkdtemp(), steps=steps, batch_size=args.batch, size=args.size,
+                       short_side=max(args.size, 288), log_every=log_every, checkpoint_every=10 ** 9,
+                       preview_every=10 ** 9, quiet=True, device=args.device, workers=0,
+                       **{**({} if cuda else {"precision": "32"}), **overrides})
 
 
 def _flops(kit: Path, group: list, batch: int, size: int) -> float:
@@ -85,16 +96,10 @@ def main() -> None:
     print("| group | config | s / step | steps/s | images/s | TFLOP/s | peak GiB | compile s |")
     print("|---|---|---|---|---|---|---|---|")
     for key in args.groups.split(","):
-        group = group_recipes(load_recipes(ROOT / "recipes", GROUPS[key]))[0]
+        group = _group(key)
         flops = _flops(args.kit, group, args.batch, args.size)
         for config in args.configs.split(","):
-            out = Path(tempfile.mkdtemp())
-            overrides = {"precision": "32"} if not cuda else {}
-            overrides.update(CONFIGS[config])
-            cfg = loop_config(group, out=str(out), steps=2 * args.steps, batch_size=args.batch, size=args.size,
-                              short_side=max(args.size, 288), log_every=args.steps, checkpoint_every=10 ** 9,
-                              preview_every=10 ** 9, quiet=True, device=args.device, workers=0,
-                              **overrides)
+            cfg = _config(group, args, cuda, 2 * args.steps, args.steps, **CONFIGS[config])
             task = _task(args.kit, group, cfg)
             if config == "compile":
                 _import_fabric()  # Fabric must be imported before torch.compile to unwrap the compiled module
@@ -104,7 +109,7 @@ def main() -> None:
             began = time.perf_counter()
             train(task, cfg)
             total = time.perf_counter() - began
-            with (out / "metrics.csv").open(newline="") as f:
+            with (Path(cfg.out) / "metrics.csv").open(newline="") as f:
                 rows = list(csv.DictReader(f))
             per_step = float(rows[-1]["seconds_per_step"])
             warm = total - per_step * args.steps
@@ -121,11 +126,8 @@ def _profile(args: argparse.Namespace, key: str, cuda: bool) -> None:
     """The group's costliest operators over N steps in the recipe's layout (after N warm-up steps)."""
     from torch.profiler import ProfilerActivity, profile, schedule
 
-    group = group_recipes(load_recipes(ROOT / "recipes", GROUPS[key]))[0]
-    cfg = loop_config(group, out=tempfile.mkdtemp(), steps=2 * args.profile + 1, batch_size=args.batch, size=args.size,
-                      short_side=max(args.size, 288), log_every=10 ** 9, checkpoint_every=10 ** 9,
-                      preview_every=10 ** 9, quiet=True, device=args.device, workers=0,
-                      **({} if cuda else {"precision": "32"}))
+    group = _group(key)
+    cfg = _config(group, args, cuda, 2 * args.profile + 1, 10 ** 9)
     task = _task(args.kit, group, cfg)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     forward = task.module.forward

@@ -195,7 +195,7 @@ def _variant(spec: str, recipes: list):
 def cmd_run(args: argparse.Namespace) -> int:
     """One group's training process (started by `start`): train, then mark the run done, stopped or failed."""
     from brushwork.train.loop import checkpoint_from_weights, export_weights
-    from brushwork.train.recipes import Recipe, build_task, loop_config
+    from brushwork.train.recipes import Recipe, build_kit_task, loop_config
 
     run = args.run
     work = run.parent.parent
@@ -214,9 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         fresh = bool(carried) and not seeded
         cfg = loop_config(group, **{**RUN_DEFAULTS, **spec["overrides"], "out": str(run / "train"),
                                     "resume": seeded or fresh, "settle": spec.get("settle", 0) if fresh else 0})
-        kit = work / "kit"
-        weights = {p.stem: str(p) for p in (kit / "weights").glob("*.safetensors")}
-        task = build_task(group, cfg, kit / "data" / "content", kit / "data" / "style", kit / "styles", weights)
+        task = build_kit_task(group, cfg, work / "kit")
         if fresh:
             step, seconds = _load_carried(task, carried)
             print(f"continuing from step {step} ({seconds:.0f} s trained before): {', '.join(carried.values())}",

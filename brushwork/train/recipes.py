@@ -199,3 +199,10 @@ def build_task(group: list[Recipe], cfg: TrainConfig, content_dir: str | Path, s
                                                  "recipe": by_name[n].path.name})
                     for n, (net, meta) in zip(names, task.exports.values())}
     return task
+
+
+def build_kit_task(group: list[Recipe], cfg: TrainConfig, kit: Path) -> TrainTask:
+    """build_task on a release kit's layout (tools/weights_kit.py): data/content, data/style, styles, and each
+    backbone's weights as weights/NAME.safetensors."""
+    weights = {p.stem: str(p) for p in (kit / "weights").glob("*.safetensors")}
+    return build_task(group, cfg, kit / "data" / "content", kit / "data" / "style", kit / "styles", weights)
