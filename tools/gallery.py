@@ -26,7 +26,7 @@ from brushwork.weights import read_safetensors  # noqa: E402
 
 PHOTOS = ("tubingen", "brad_pitt")
 ARBITRARY_STYLES = ("starry_night", "the_scream", "composition_vii", "la_muse")
-ARBITRARY = ("adain", "gan", "transformer")
+ARBITRARY = ("adain-vgg16-hed", "gan-vgg16-hed", "transformer-small")  # file stems, in column order
 
 
 def _optimize(photo: Path, style: Path, size: int, iterations: int | None, cache: Path) -> torch.Tensor:
@@ -59,18 +59,16 @@ def build(models: Path, pairs: Path, out: Path, size: int, cache: Path, iteratio
             row.append(io.square_cell(api.run(str(photo), method="fast", model=str(mobile[0]), size=size).image, size)
                        if mobile else blank)
         fast_rows.append(torch.cat(row, -1))
-    arbitrary = [(m, files[m][0]) for m in (f"{name}-vgg16-hed" if name != "transformer" else "transformer-small"
-                                            for name in ARBITRARY) if m in files]
+    arbitrary = [files[stem] for stem in ARBITRARY if stem in files]
     arbitrary_rows = []
     for style_name in styles if arbitrary else ():
         style = pairs / "style" / f"{style_name}.jpg"
         for photo in photo_files:
             row = [io.square_cell(io.load_image(style), size), io.square_cell(io.load_image(photo), size),
                    io.square_cell(_optimize(photo, style, size, iterations, cache), size)]
-            for stem, path in arbitrary:
-                method = files[stem][1]["method"]
-                row.append(io.square_cell(api.run(str(photo), str(style), method=method, model=str(path),
-                                           size=size).image, size))
+            for path, meta in arbitrary:
+                row.append(io.square_cell(api.run(str(photo), str(style), method=meta["method"], model=str(path),
+                                                  size=size).image, size))
             arbitrary_rows.append(torch.cat(row, -1))
     out.mkdir(parents=True, exist_ok=True)
     for name, rows in (("fast.jpg", fast_rows), ("arbitrary.jpg", arbitrary_rows)):
