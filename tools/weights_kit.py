@@ -10,7 +10,10 @@ stay under 64 MiB):
   kit/manifest.json   what is in it, from where, and its size
 
   make weights-kit                                  (the same as: python tools/weights_kit.py --out kit)
-  python tools/weights_kit.py --out kit --data ../shared/data --content-mb 29 --style-mb 13
+  python tools/weights_kit.py --out kit --data ../shared/data --content-mb 20 --style-mb 9
+
+The default --max-mb is what the repository's tracked files leave of the 64 MiB (less 0.5 MiB), so that a kit
+which builds also travels, with the weights committed in checkpoints/.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -36,8 +40,21 @@ PREVIEW_CONTENTS = ("tubingen.jpg", "golden_gate.jpg", "brad_pitt.jpg")
 PREVIEW_SIDE = 256
 
 
+CARRY_MIB = 64.0  # what the GPU machine takes: the tree and the carried paths together
+
+
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def tree_bytes(root: Path = ROOT) -> int:
+    """The repository's tracked files, which travel beside the kit; 0 outside a git checkout."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return 0
+    files = (root / name for name in listed.decode().split("\0") if name)
+    return sum(f.stat().st_size for f in files if f.is_file())
 
 
 def build(out: Path, data: Path, recipes_dir: Path, content_mb: float, style_mb: float, short_side: int,
@@ -94,7 +111,7 @@ def build(out: Path, data: Path, recipes_dir: Path, content_mb: float, style_mb:
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
     if manifest["bytes"] > max_mb * 2 ** 20:
         shutil.rmtree(tmp)
-        raise BrushworkError(f"the kit would take {manifest['bytes'] / 2 ** 20:.1f} MiB, over --max-mb {max_mb}: "
+        raise BrushworkError(f"the kit would take {manifest['bytes'] / 2 ** 20:.1f} MiB, over --max-mb {max_mb:.1f}: "
                              f"lower --content-mb or --style-mb")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
@@ -107,12 +124,14 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
                         help="holds content/, style/ and pairs/style/")
     parser.add_argument("--recipes", type=Path, default=ROOT / "recipes")
-    parser.add_argument("--content-mb", type=float, default=29.0)
-    parser.add_argument("--style-mb", type=float, default=13.0)
+    parser.add_argument("--content-mb", type=float, default=20.0)
+    parser.add_argument("--style-mb", type=float, default=9.0)
     parser.add_argument("--short-side", type=int, default=288, help="must be at least the recipes' crop size")
-    parser.add_argument("--max-mb", type=float, default=62.0, help="refuse a kit larger than this (the tree "
-                                                                    "travels too, within 64 MiB)")
+    parser.add_argument("--max-mb", type=float, help="refuse a kit larger than this (default: what the tracked "
+                                                      "files leave of the 64 MiB that travel, less 0.5)")
     args = parser.parse_args()
+    if args.max_mb is None:
+        args.max_mb = CARRY_MIB - 0.5 - tree_bytes() / 2 ** 20
     try:
         manifest = build(args.out, args.data, args.recipes, args.content_mb, args.style_mb, args.short_side,
                          args.max_mb)
