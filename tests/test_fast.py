@@ -9,7 +9,8 @@ from brushwork.cli import main
 from brushwork.errors import ConfigError, MaskError, WeightsError
 from brushwork.io import save_image
 from brushwork.methods.fast import FastStyle, fast_task
-from brushwork.methods.fast_model import build_net
+from brushwork.backbones import create_backbone
+from brushwork.methods.fast_model import FastTraining, build_net, loss_layers
 from brushwork.train import TrainConfig, train
 from brushwork.train.loop import checkpoint_from_weights
 from brushwork.weights import read_safetensors
@@ -29,6 +30,20 @@ def test_the_mobile_net_is_a_fraction_of_the_classic_one():
     assert count["classic"] > 1_600_000 and count["mobile"] < 80_000
     with pytest.raises(ConfigError, match="unknown fast architecture"):
         build_net("tiny")
+
+
+def test_the_loss_layers_are_the_optimize_defaults_or_the_papers():
+    hed = create_backbone("vgg16-hed")
+    assert loss_layers("vgg16-hed", hed) == ("relu2_2", ("relu1_1", "relu2_1", "relu3_1", "relu4_1"))
+    assert loss_layers("vgg16-hed", hed, "johnson") == ("relu2_2", ("relu1_2", "relu2_2", "relu3_3", "relu4_3"))
+    with pytest.raises(ConfigError, match="unknown fast loss layers 'deep'"):
+        loss_layers("vgg16-hed", hed, "deep")
+    photo, style = torch.rand(1, 3, 48, 48), torch.rand(1, 3, 48, 48)
+    for layers, shares in (("backbone", [1.0, 0.6, 0.3, 0.05]), ("johnson", [1.0] * 4)):
+        loss = FastTraining({"s": build_net("mobile")}, {"s": style}, {"s": (1.0, 10.0, 1.0)}, "vgg16-hed",
+                            layers=layers)
+        assert loss.layer_shares == pytest.approx([w / sum(shares) for w in shares])
+        assert set(loss(photo)) >= {"total", "content", "style", "tv"}
 
 
 @pytest.fixture(scope="module")

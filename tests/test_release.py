@@ -30,7 +30,7 @@ def test_the_repo_recipes_cover_the_release():
     classic = {r.name for r in recipes if r.method == "fast" and r.model["arch"] == "classic"}
     mobile = {r.name for r in recipes if r.method == "fast" and r.model["arch"] == "mobile"}
     assert classic == RELEASE_STYLES and mobile == {f"{n}-mobile" for n in RELEASE_STYLES}
-    assert all(r.train["steps"] >= 5000 and r.train["batch_size"] == 8 for r in recipes if r.method == "fast")
+    assert all(r.train["steps"] >= 20000 and r.train["batch_size"] == 8 for r in recipes if r.method == "fast")
     groups = group_recipes(recipes)
     assert sorted(len(g) for g in groups) == [1, 1, 1, 8, 8]  # adain, gan, transformer alone; fast by architecture
     gan = by_name["gan-vgg16-hed"]
@@ -46,6 +46,7 @@ def test_recipe_mistakes_are_config_errors(tmp_path):
     bad = {"method = 'cyclegan'\nname = 'x'": "method must be one of",
            "method = 'fast'\nname = 'x'\n[model]\nstyle = 'a.jpg'\ncolour = 1": "unknown keys model.colour",
            "method = 'fast'\nname = 'x'": "needs model.style",
+           "method = 'fast'\nname = 'x'\n[model]\nstyle = 'a.jpg'\nlayers = 'deep'": "model.layers must be one of",
            "method = 'adain'\nname = 'x'\n[train]\nsteps = 0": "--steps must be at least 1",
            "method = 'adain'\nname = 'a b'": "name must be",
            "method = [": "cannot read recipe"}
@@ -62,8 +63,10 @@ def test_a_variant_changes_one_setting_and_trains_beside_its_siblings():
     recipes = load_recipes(ROOT / "recipes")
     base = next(r for r in recipes if r.name == "starry_night")
     low = variant(base, "starry_night-sw1", {"style_weight": "1.0"})
-    assert low.model["style_weight"] == 1.0 and base.model["style_weight"] == 10.0
+    assert low.model["style_weight"] == 1.0 and base.model["style_weight"] == 30.0
     assert low.group_key == base.group_key
+    paper = variant(base, "starry_night-johnson", {"layers": '"johnson"'})
+    assert paper.group_key != base.group_key  # one process computes one set of loss layers
     longer = variant(base, "starry_night-long", {"steps": "9000"})
     assert longer.train["steps"] == 9000 and longer.group_key != base.group_key
     with pytest.raises(ConfigError, match="no setting 'colour'"):
@@ -98,11 +101,11 @@ def test_the_kit_holds_data_styles_and_cut_fp16_weights(tiny_kit):
     manifest = json.loads((tiny_kit / "manifest.json").read_text())
     assert manifest["sets"]["content"]["images"] == 4 and manifest["sets"]["style"]["images"] == 4
     assert set(manifest["styles"]) == {f"{n}.jpg" for n in RELEASE_STYLES}
-    assert manifest["weights"]["vgg16-hed"]["cut_after"] == "relu4_3"  # fast's deepest loss layer
+    assert manifest["weights"]["vgg16-hed"]["cut_after"] == "relu4_1"  # the recipes' deepest loss layer
     with safe_open(str(tiny_kit / "weights" / "vgg16-hed.safetensors"), "pt") as f:
         keys = set(f.keys())
-        assert f.get_tensor("conv1_1.weight").dtype.is_floating_point and f.get_tensor("conv4_3.weight").itemsize == 2
-    assert "conv4_3.weight" in keys and "conv5_1.weight" not in keys
+        assert f.get_tensor("conv1_1.weight").dtype.is_floating_point and f.get_tensor("conv4_1.weight").itemsize == 2
+    assert "conv4_1.weight" in keys and "conv4_2.weight" not in keys
     assert manifest["bytes"] < 20 * 2 ** 20
 
 

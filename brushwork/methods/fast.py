@@ -145,7 +145,7 @@ class FastStyle:
     name: str
     style: str
     content_weight: float = 1.0
-    style_weight: float = 10.0
+    style_weight: float = 30.0
     tv_weight: float = 1.0
     style_size: int | None = None  # long side of the style image (default: the crop size)
 
@@ -160,8 +160,8 @@ def _style_crops(style: FastStyle, image: torch.Tensor, cfg: TrainConfig) -> dat
 
 
 def fast_task(styles: list[FastStyle], content_dir: str, cfg: TrainConfig, backbone: str = "vgg16-hed",
-              arch: str = "classic", weights: str | None = None, adversary: CriticSettings | None = None
-              ) -> TrainTask:
+              arch: str = "classic", weights: str | None = None, adversary: CriticSettings | None = None,
+              layers: str = "backbone") -> TrainTask:
     """A TrainTask for one or more style images, one `arch` network each; each style's Gram matrices are computed
     once, at its `style_size` on the long side. With `adversary`, one style's network also trains against a
     critic that has seen crops of its style image."""
@@ -187,12 +187,12 @@ def fast_task(styles: list[FastStyle], content_dir: str, cfg: TrainConfig, backb
         datasets["style"] = _style_crops(styles[0], images[styles[0].name], cfg)
         extra = adversary.metadata()
     held = (opponent.critic, adversary.gan_loss, adversary.adv_weight) if opponent is not None else None
-    module = model_lib.FastTraining(nets, images, weights_by_style, backbone, weights, held)
+    module = model_lib.FastTraining(nets, images, weights_by_style, backbone, weights, held, layers)
     exports = {}
     for s in styles:
         exports[s.name] = (nets[s.name], {
-            "method": "fast", "arch": arch, "backbone": backbone, "style": str(s.style), "width": "32",
-            "content_weight": str(s.content_weight), "style_weight": str(s.style_weight),
+            "method": "fast", "arch": arch, "backbone": backbone, "layers": layers, "style": str(s.style),
+            "width": "32", "content_weight": str(s.content_weight), "style_weight": str(s.style_weight),
             "tv_weight": str(s.tv_weight), "style_size": str(s.style_size or cfg.size), **extra,
             "format": "brushwork-fast/1"})
     if len(styles) == 1:  # a single run keeps the historical file name RUN/fast.safetensors
@@ -209,10 +209,13 @@ class FastTrainOptions:
     content_dir: str = option(help="photos, read recursively")
     arch: str = option("classic", "classic (Johnson et al.) | mobile (CPU real time)")
     backbone: str = option("vgg16-hed", "the frozen loss network")
+    layers: str = option("backbone", "the loss network's layers: backbone (the style layers and weights of the "
+                                     "optimize method's default) | johnson (the paper's, weighted equally)")
     weights: str | None = option(None, "weights file for the loss network")
     style_size: int | None = option(None, "long side of the style image (default: --size)")
     content_weight: float = option(1.0, "content loss weight")
-    style_weight: float = option(10.0, "style loss weight, relative to content (bench/TUNING.md, finding 27)")
+    style_weight: float = option(30.0, "style loss weight, relative to content (bench/TUNING.md, findings 27 "
+                                       "and 30)")
     tv_weight: float = option(1.0, "total variation loss weight")
     adv_weight: float = option(0.0, "train against the gan method's critic, which sees crops of the style image: "
                                     "the adversarial gradient relative to the style term's (0 = no critic)")
@@ -228,7 +231,8 @@ def _train_task(opts: FastTrainOptions, cfg: TrainConfig) -> TrainTask:
     styles = [FastStyle(Path(p).stem, p, opts.content_weight, opts.style_weight, opts.tv_weight, opts.style_size)
               for p in opts.style]
     adversary = gan.CriticSettings.of(opts) if opts.adv_weight else None
-    return fast_task(styles, opts.content_dir, cfg, opts.backbone, opts.arch, opts.weights, adversary)
+    return fast_task(styles, opts.content_dir, cfg, opts.backbone, opts.arch, opts.weights, adversary,
+                     opts.layers)
 
 
 def _network(path: str) -> nn.Module:

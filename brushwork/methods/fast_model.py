@@ -149,25 +149,41 @@ def build_net(arch: str = "classic", width: int = 32) -> _StrideNet:
     return ARCHS[arch](width=width)
 
 
-def loss_layers(backbone: str, model: Backbone) -> LossLayers:
-    """The layers fast training reads on a backbone: Johnson et al.'s where the backbone names them, else its
-    default content layer and style layers."""
-    return get_spec(backbone).johnson_layers or LossLayers(model.content_layers[0], model.style_layers)
+LAYER_SETS = ("backbone", "johnson")
+
+
+def loss_layers(backbone: str, model: Backbone, layers: str = "backbone") -> LossLayers:
+    """The layers fast training reads on a backbone. `backbone`: the style layers the optimize method's default
+    weighs above zero (their weights are `model.style_weight`), which ask for the painting's palette and strokes
+    where Johnson et al.'s equal-weight layers ask for a light texture over the photo (bench/TUNING.md, finding
+    30); `johnson`: the paper's layers where the backbone names them. The content layer is Johnson et al.'s in
+    both (else the backbone's first)."""
+    if layers not in LAYER_SETS:
+        raise ConfigError(f"unknown fast loss layers '{layers}'; choose from {', '.join(LAYER_SETS)}")
+    johnson = get_spec(backbone).johnson_layers
+    content = johnson.content if johnson else model.content_layers[0]
+    if layers == "johnson":
+        return johnson or LossLayers(content, model.style_layers)
+    return LossLayers(content, tuple(layer for layer in model.style_layers if model.style_weight(layer) > 0))
 
 
 class FastTraining(nn.Module):
     """forward(content) → losses: relative content and Gram losses (so the weights carry across sizes, as in the
-    optimize method) and total variation, for every style's network; the total is their sum."""
+    optimize method; the style layers weighted as `loss_layers` says) and total variation, for every style's
+    network; the total is their sum."""
 
     def __init__(self, nets: dict[str, nn.Module], styles: dict[str, torch.Tensor], weights: dict[str, tuple],
-                 backbone: str, backbone_weights: str | None = None, adversary: tuple | None = None):
+                 backbone: str, backbone_weights: str | None = None, adversary: tuple | None = None,
+                 layers: str = "backbone"):
         super().__init__()
         self.nets = nn.ModuleDict(nets)
         # (critic, GAN loss, weight) when one style trains against a critic; a tuple, so the critic is not a
         # submodule: it has its own optimizer and checkpoint (loop.Adversary)
         self.adversary = adversary
         self.loss_net = create_backbone(backbone, backbone_weights)
-        self.content_layer, self.style_layers = loss_layers(backbone, self.loss_net)
+        self.content_layer, self.style_layers = loss_layers(backbone, self.loss_net, layers)
+        shares = [self.loss_net.style_weight(layer) if layers == "backbone" else 1.0 for layer in self.style_layers]
+        self.layer_shares = [share / sum(shares) for share in shares]
         gain = self.loss_net.style_gain
         self.weights = {name: (wc, ws * gain, wt) for name, (wc, ws, wt) in weights.items()}
         for i, name in enumerate(nets):
@@ -188,8 +204,8 @@ class FastTraining(nn.Module):
         total, sums = 0.0, {"content": 0.0, "style": 0.0, "tv": 0.0}
         for i, (name, out) in enumerate(zip(self.nets, outs)):
             parts = {"content": losses.content_loss(chunks[self.content_layer][i], target),
-                     "style": sum(losses.gram_loss(chunks[layer][i], getattr(self, f"gram_{i}_{j}"))
-                                  for j, layer in enumerate(self.style_layers)) / len(self.style_layers),
+                     "style": sum(share * losses.gram_loss(chunks[layer][i], getattr(self, f"gram_{i}_{j}"))
+                                  for j, (layer, share) in enumerate(zip(self.style_layers, self.layer_shares))),
                      "tv": losses.tv_loss(out)}
             wc, ws, wt = self.weights[name]
             total = total + wc * parts["content"] + ws * parts["style"] + wt * parts["tv"]

@@ -4,7 +4,7 @@ the README can be reproduced and a short loan of a GPU trains all of them from o
     name = "starry_night"            # the model's name: brushwork/models/fast-NAME.safetensors
     method = "fast"                  # fast | adain | gan | transformer
     [train]                          # the shared loop's settings (TrainConfig)
-    steps = 5000
+    steps = 20000
     batch_size = 8
     ...
     [model]                          # the method's settings
@@ -29,7 +29,7 @@ from ..methods.adain import adain_task
 from ..methods.fast import FastStyle, fast_task
 from ..methods.gan import GANTrainOptions, gan_task
 from ..methods.transformer import TransformerTrainOptions, transformer_task
-from ..methods.fast_model import loss_layers
+from ..methods.fast_model import LAYER_SETS, loss_layers
 from .loop import TrainConfig, TrainTask
 
 LOOP_KEYS = ("steps", "batch_size", "size", "short_side", "lr", "lr_decay", "warmup", "clip", "precision", "seed")
@@ -39,8 +39,8 @@ MODEL_KEYS = {"adain": {"backbone": "vgg16-hed", "style_weight": 10.0},
                       "gp_weight": None, "attention": False},
               "transformer": {"config": "small", "backbone": "vgg16-hed", "content_weight": 7.0, "style_weight": 10.0,
                               "identity_pixels": 70.0, "identity_features": 1.0},
-              "fast": {"arch": "classic", "backbone": "vgg16-hed", "style": None, "style_size": None,
-                       "content_weight": 1.0, "style_weight": 10.0, "tv_weight": 1.0}}
+              "fast": {"arch": "classic", "backbone": "vgg16-hed", "layers": "backbone", "style": None,
+                       "style_size": None, "content_weight": 1.0, "style_weight": 30.0, "tv_weight": 1.0}}
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,8 @@ class Recipe:
         """Recipes with equal keys train together in one process (fast styles sharing an architecture and loop)."""
         if self.method != "fast":
             return (self.method, self.name)
-        return (self.method, self.model["arch"], self.model["backbone"], tuple(sorted(self.train.items())))
+        return (self.method, self.model["arch"], self.model["backbone"], self.model["layers"],
+                tuple(sorted(self.train.items())))
 
     def loss_layers(self, model: Backbone) -> list[str]:
         """The backbone layers this recipe's losses read (a training kit keeps `model` up to the deepest), from
@@ -66,7 +67,7 @@ class Recipe:
         if self.method in ("adain", "gan", "transformer"):
             content, style = get_spec(self.model["backbone"]).adain_layers
         else:
-            content, style = loss_layers(self.model["backbone"], model)
+            content, style = loss_layers(self.model["backbone"], model, self.model["layers"])
         return [content, *style]
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,6 +104,8 @@ def load_recipe(path: str | Path) -> Recipe:
     model = {**MODEL_KEYS[method], **data.get("model", {})}
     if method == "fast" and not model["style"]:
         raise ConfigError(f"{path}: a fast recipe needs model.style, a file in the styles folder")
+    if method == "fast" and model["layers"] not in LAYER_SETS:
+        raise ConfigError(f"{path}: model.layers must be one of {', '.join(LAYER_SETS)}, got {model['layers']!r}")
     train = dict(data.get("train", {}))
     TrainConfig(**train).validate()
     return Recipe(name, method, train, model, path)
@@ -192,7 +195,8 @@ def build_task(group: list[Recipe], cfg: TrainConfig, content_dir: str | Path, s
             raise ConfigError(f"{r.path}: style image {path} not found")
         styles.append(FastStyle(r.name, str(path), float(r.model["content_weight"]), float(r.model["style_weight"]),
                                 float(r.model["tv_weight"]), r.model["style_size"]))
-    task = fast_task(styles, str(content_dir), cfg, backbone, first.model["arch"], weights.get(backbone))
+    task = fast_task(styles, str(content_dir), cfg, backbone, first.model["arch"], weights.get(backbone),
+                     layers=first.model["layers"])
     by_name = {r.name: r for r in group}
     names = [s.name for s in styles]
     task.exports = {by_name[n].file_stem: (net, {**meta, "name": n, "style": by_name[n].model["style"],
