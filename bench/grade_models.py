@@ -55,7 +55,7 @@ def main() -> int:
         if meta.get("method") != "fast":
             print(f"| {path.stem} | not a fast model: skipped |")
             continue
-        style = io.load_image(DATA / "pairs" / "style" / meta["style"])
+        style = io.load_image(DATA / "pairs" / "style" / Path(meta["style"]).name)
         cells = []
         for size in sizes:
             out = api.run(str(photo_file), method="fast", model=str(path), size=size).image
