@@ -180,6 +180,9 @@ def test_set_refuses_unknown_keys_and_mistyped_values(tiny_kit, tmp_path):
     refused = _tool("tools/release.py", "--work", str(tmp_path / "w"), "start", "--kit", str(tiny_kit),
                     "--continue-from", str(tmp_path / "nowhere"))
     assert refused.returncode != 0 and "no such folder" in refused.stderr, refused.stderr
+    refused = _tool("tools/release.py", "--work", str(tmp_path / "w"), "start", "--kit", str(tiny_kit), "--only",
+                    "starry_night", "--variant", 'paper=starry_night:layers="johnson"', "--dry-run")
+    assert refused.returncode != 0 and "reads vgg16-hed's relu4_3, past the kit's cut after relu4_1" in refused.stderr
 
 
 def test_a_release_continues_from_collected_weights_at_their_step(tiny_kit, tmp_path):

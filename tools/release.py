@@ -104,6 +104,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         if crop > manifest["short_side"]:
             raise SystemExit(f"release: error: {r.name} crops {crop} px but the kit's images are "
                              f"{manifest['short_side']} px on the short side; rebuild the kit")
+    _check_layers(recipes, manifest)
     started, ids = [], set()
     for group in group_recipes(recipes):
         run_id = _group_id(group)
@@ -134,6 +135,26 @@ def cmd_start(args: argparse.Namespace) -> int:
             time.sleep(1)
         return cmd_status(args)
     return 0
+
+
+def _check_layers(recipes, manifest: dict) -> None:
+    """Every recipe reads only layers the kit's cut weights hold: the kit is cut for the recipes it was built
+    from, and a variant (`--variant NAME=starry_night:layers="johnson"`) may read deeper."""
+    from brushwork.backbones import get_spec
+
+    models: dict = {}
+    for r in recipes:
+        backbone = r.model["backbone"]
+        entry = manifest["weights"].get(backbone)
+        if entry is None:
+            raise SystemExit(f"release: error: {r.name} trains on {backbone}, which the kit has no weights for; "
+                             f"rebuild the kit")
+        model = models.setdefault(backbone, get_spec(backbone).architecture())
+        names = model.layer_names
+        deepest = max(r.loss_layers(model), key=names.index)
+        if names.index(deepest) > names.index(entry["cut_after"]):
+            raise SystemExit(f"release: error: {r.name} reads {backbone}'s {deepest}, past the kit's cut after "
+                             f"{entry['cut_after']}; rebuild the kit with a recipe that reads it in recipes/")
 
 
 def _continued(group, source: Path, dest: Path) -> dict[str, str]:
