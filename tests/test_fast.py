@@ -121,6 +121,18 @@ def test_a_folder_is_stylized_image_by_image(trained, tmp_path, capsys):
     assert "wrote 2 image(s)" in captured.out
 
 
+def test_train_cli_refuses_unknown_loss_layers_in_one_line(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    save_image(scene(64, 72), photos / "p0.png")
+    save_image(stripes(48, 48, (1.0, 0.2, 0.1)), tmp_path / "stripes.png")
+    assert main(["train", "fast", "--style", str(tmp_path / "stripes.png"), "--content-dir", str(photos),
+                 "--layers", "deep", "--out", str(tmp_path / "run"), "--steps", "1", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == ("brushwork: error: unknown fast loss layers 'deep'; "
+                                               "choose from backbone, johnson")
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_cli_trains_several_mobile_styles_together(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -136,6 +148,7 @@ def test_train_cli_trains_several_mobile_styles_together(tmp_path):
     for name in ("stripes", "dots"):
         meta = read_safetensors(run / f"{name}.safetensors")[1]
         assert meta["arch"] == "mobile" and meta["steps"] == "3" and meta["style"].endswith(f"{name}.png")
+        assert meta["layers"] == "backbone" and meta["style_weight"] == "30.0"
     with (run / "metrics.csv").open() as f:
         header = next(csv.reader(f))
     assert {"stripes.style", "dots.style", "style", "total"} <= set(header)
