@@ -141,6 +141,7 @@ def _check_layers(recipes, manifest: dict) -> None:
     """Every recipe reads only layers the kit's cut weights hold: the kit is cut for the recipes it was built
     from, and a variant (`--variant NAME=starry_night:layers="johnson"`) may read deeper."""
     from brushwork.backbones import get_spec
+    from brushwork.train.recipes import deepest_loss_layer
 
     models: dict = {}
     for r in recipes:
@@ -151,7 +152,7 @@ def _check_layers(recipes, manifest: dict) -> None:
                              f"rebuild the kit")
         model = models.setdefault(backbone, get_spec(backbone).architecture())
         names = model.layer_names
-        deepest = max(r.loss_layers(model), key=names.index)
+        deepest = deepest_loss_layer([r], model)
         if names.index(deepest) > names.index(entry["cut_after"]):
             raise SystemExit(f"release: error: {r.name} reads {backbone}'s {deepest}, past the kit's cut after "
                              f"{entry['cut_after']}; rebuild the kit with a recipe that reads it in recipes/")

@@ -30,7 +30,7 @@ from PIL import Image
 from brushwork.backbones import create_backbone
 from brushwork.backbones.vgg import save_cut_convs
 from brushwork.errors import BrushworkError
-from brushwork.train.recipes import load_recipes
+from brushwork.train.recipes import deepest_loss_layer, load_recipes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_subset import pack_subset  # noqa: E402
@@ -102,8 +102,7 @@ def build(out: Path, data: Path, recipes_dir: Path, content_mb: float, style_mb:
     (tmp / "weights").mkdir(parents=True)
     for backbone in sorted({r.model["backbone"] for r in recipes}):
         model = create_backbone(backbone)
-        wanted = [layer for r in recipes if r.model["backbone"] == backbone for layer in r.loss_layers(model)]
-        deepest = max(wanted, key=model.layer_names.index)
+        deepest = deepest_loss_layer([r for r in recipes if r.model["backbone"] == backbone], model)
         path = save_cut_convs(model, deepest, tmp / "weights" / f"{backbone}.safetensors")
         manifest["weights"][backbone] = {"file": f"weights/{path.name}", "cut_after": deepest,
                                          "bytes": path.stat().st_size}

@@ -84,6 +84,11 @@ class Recipe:
         return f"fast-{self.name}" if self.method == "fast" else self.name
 
 
+def deepest_loss_layer(recipes: list[Recipe], model: Backbone) -> str:
+    """The deepest layer of `model` that any of the recipes' losses read: where a training kit cuts its weights."""
+    return max((layer for r in recipes for layer in r.loss_layers(model)), key=model.layer_names.index)
+
+
 def load_recipe(path: str | Path) -> Recipe:
     """Parse and check one recipe file; every mistake is a ConfigError that names the file and the key."""
     path = Path(path)
