@@ -24,13 +24,12 @@ import json
 import math
 import os
 import shutil
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import signals
 from ..errors import ConfigError, DivergenceError, Interrupted, OutputError, WeightsError
 from ..lazy import lazy
 from ..options import check_finite, option
@@ -164,29 +163,6 @@ def check_run(cfg: TrainConfig) -> None:
                 check_safetensors(ckpt / f"{optim}-{i:03d}.safetensors")
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise WeightsError(f"cannot resume from {ckpt}: {str(e).splitlines()[0]}") from None
-
-
-@contextlib.contextmanager
-def _stop_requests():
-    """SIGINT and SIGTERM (what schedulers and `docker stop` send) ask the loop to stop at the next step boundary,
-    so the checkpoint it saves resumes exactly; a second signal stops at once. Yields a list that holds the
-    signal number once one has come. Outside the main thread, signals keep their usual behaviour."""
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def handler(signum, frame):
-        if received:
-            raise KeyboardInterrupt
-        received.append(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _fabric(cfg: TrainConfig):
@@ -460,7 +436,7 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
 
     # Any exception, or a second signal, mid-step leaves the last checkpoint as it was: the state in memory may be
     # half a step ahead of `step`. A stop request ends the loop at a step boundary instead, and is saved below.
-    with _stop_requests() as stop, contextlib.closing(bar):
+    with signals.stop_requests() as stop, contextlib.closing(bar):
         while step < cfg.steps and not stop:
             if cfg.time_limit and time.perf_counter() - began > cfg.time_limit:
                 break
@@ -502,9 +478,8 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
         if fabric.is_global_zero and step > saved:
             save_checkpoint(run, task, optimizers, step, cfg, seconds)
     if stop:
-        name = signal.Signals(stop[0]).name
-        raise Interrupted(stop[0], f"stopped by {name} at step {step} of {cfg.steps}; the checkpoint in {run} "
-                                   f"continues it with --resume")
+        raise Interrupted(stop[0], f"stopped by {signals.name(stop[0])} at step {step} of {cfg.steps}; the checkpoint "
+                                   f"in {run} continues it with --resume")
     if step >= cfg.steps and fabric.is_global_zero:
         export_weights(task, run, cfg, step, seconds, hardware(fabric.device))
     return {"segment_steps": step - start, "step": step, "losses": losses, "seconds": round(seconds, 1),
