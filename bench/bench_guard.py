@@ -38,7 +38,7 @@ def child(width: int, height: int, optimizer: str, iterations: int) -> dict:
     run(content, style, size=width, scales=1, iterations=iterations, optimizer=optimizer, quiet=True)
     measured = _status("VmHWM") - base
     opts = OptimizeOptions(optimizer=optimizer)
-    estimate = estimate_bytes(build_nets(opts, torch.device("cpu")), height, width, opts, 1)
+    estimate = estimate_bytes(build_nets(opts, torch.device("cpu")), height, width, opts, 1, iterations=iterations)
     return {"measured": measured / 2**30, "estimate": estimate / 2**30}
 
 

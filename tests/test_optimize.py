@@ -295,3 +295,19 @@ def test_mask_problems_raise_mask_errors(content, red_stripes, blue_dots):
         run(content, red_stripes, masks=[torch.ones(1, 1, 10, 50)], **FAST)
     with pytest.raises(MaskError, match="no pixels"):
         run(content, red_stripes, masks=[torch.zeros(1, 1, h, w)], **FAST)
+
+
+def test_tiles_are_sized_for_the_lbfgs_history_they_can_fill(monkeypatch):
+    """A tile starts a new optimizer, so in the default's tiled scales (25 iterations per tile and pass) its history
+    holds 25 pairs, not 50: counting 50 cut 4K images into 1536 px tiles where 2048 px ones fit (bench/RESULTS.md)."""
+    from brushwork import resources
+    from brushwork.methods.optimize import IMAGE_BYTES_PER_PIXEL, LBFGS_HISTORY, plan_scales
+
+    opts = OptimizeOptions()
+    nets = build_nets(opts, torch.device("cpu"))
+    sizes = [estimate_bytes(nets, 512, 512, opts, 1, iterations=n) for n in (2, 25, LBFGS_HISTORY, 200)]
+    assert sizes[0] < sizes[1] < sizes[2] == sizes[3] == estimate_bytes(nets, 512, 512, opts, 1)
+    need = estimate_bytes(nets, 2048, 2048, opts, 1, iterations=25) + IMAGE_BYTES_PER_PIXEL * 3072 * 4096
+    monkeypatch.setattr(resources, "available_memory", lambda device: need + 2**20)
+    [plan] = plan_scales(nets, opts, [(3072, 4096, 50)], 1, torch.device("cpu"))
+    assert plan.grids[0].tile == 2048 and plan.per_pass == 25

@@ -214,17 +214,25 @@ def working_bytes_per_pixel(nets: list[Net], opts: OptimizeOptions) -> float:
 
 
 def estimate_bytes(nets: list[Net], height: int, width: int, opts: OptimizeOptions, levels: int,
-                   per_pixel: float | None = None) -> int:
-    """Peak memory of optimizing a height × width image (a scale, or a tile of it): the objective's working memory
-    per pixel plus the image-sized copies: the optimizer's (L-BFGS: its history's 2 × 50 vectors, each resident
-    LBFGS_RESIDENCY times over, its direction and previous gradient, the gradient it gathers and the vector it turns
-    into the next direction; Adam: two moments and two temporaries) and the descent's own six (the parameter, its
-    gradient, the best point, the point before the step, the clamped image and its pyramid)."""
+                   per_pixel: float | None = None, iterations: int | None = None) -> int:
+    """Peak memory of optimizing a height × width image (a scale, or a tile of it) for `iterations` (None: enough
+    to fill L-BFGS's history): the objective's working memory per pixel plus the image-sized copies: the
+    optimizer's (L-BFGS: its history's two vectors per iteration up to 50, each resident LBFGS_RESIDENCY times over,
+    its direction and previous gradient, the gradient it gathers and the vector it turns into the next direction;
+    Adam: two moments and two temporaries) and the descent's own six (the parameter, its gradient, the best point,
+    the point before the step, the clamped image and its pyramid). A tile starts a new optimizer, so its history
+    never holds more than its own iterations: 25 of 50 per tile and pass in the default's tiled scales."""
     per_pixel = working_bytes_per_pixel(nets, opts) if per_pixel is None else per_pixel
     pixels = height * width
     image_bytes = 3 * 4 * pixels * (4 / 3 if levels > 1 else 1)
-    copies = (2 * LBFGS_HISTORY * LBFGS_RESIDENCY + 4 if opts.optimizer == "lbfgs" else 4) + 6
+    history = LBFGS_HISTORY if iterations is None else min(LBFGS_HISTORY, iterations)
+    copies = (2 * history * LBFGS_RESIDENCY + 4 if opts.optimizer == "lbfgs" else 4) + 6
     return int(per_pixel * pixels + copies * image_bytes)
+
+
+def tile_iterations(iterations: int) -> int:
+    """A tiled scale's iterations for each tile in each of its passes."""
+    return max(1, round(iterations / min(TILE_PASSES, iterations)))
 
 
 @dataclass
@@ -240,7 +248,7 @@ class ScalePlan:
     @property
     def per_pass(self) -> int:
         """Iterations for each tile in each pass."""
-        return max(1, round(self.iterations / len(self.grids))) if self.grids else self.iterations
+        return tile_iterations(self.iterations) if self.grids else self.iterations
 
     @property
     def steps(self) -> int:
@@ -270,7 +278,8 @@ def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int
     plans = []
     for h, w, iterations in schedule:
         def need(th: int, tw: int) -> int:
-            return estimate_bytes(nets, th, tw, opts, levels, per_pixel) + IMAGE_BYTES_PER_PIXEL * h * w
+            run_for = iterations if (th, tw) == (h, w) else tile_iterations(iterations)
+            return estimate_bytes(nets, th, tw, opts, levels, per_pixel, run_for) + IMAGE_BYTES_PER_PIXEL * h * w
 
         tile = tiling.choose(opts.tile, h, w, lambda th, tw: need(th, tw) <= free, smallest)
         resources.check_fits(need(min(h, tile or h), min(w, tile or w)), device,
