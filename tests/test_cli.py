@@ -76,12 +76,14 @@ def _bad_cases(files, tmp_path):
         "unsupported output": [c, a, "-o", str(tmp_path / "o.gif")],
         "overwrite input": [c, a, "-o", c],
         "unknown preset": [c, a, "-o", out, "--preset", "turbo"],
+        "checkpoint dir is a file": [c, a, "-o", out, "--checkpoint-dir", str(note)],
     }
 
 
 CASES = ["missing content", "corrupt style", "empty image", "unsupported format", "mask count", "mask aspect",
          "blend count", "blend negative", "blend not numbers", "unknown backbone", "unknown layer", "missing weights",
-         "too small", "too large", "missing output dir", "unsupported output", "overwrite input", "unknown preset"]
+         "too small", "too large", "missing output dir", "unsupported output", "overwrite input", "unknown preset",
+         "checkpoint dir is a file"]
 
 
 @pytest.mark.parametrize("case", CASES)

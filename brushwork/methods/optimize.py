@@ -3,6 +3,7 @@ features match the content image's and its feature statistics match the style's,
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -10,7 +11,8 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING, Callable
 
-from ..errors import ConfigError, DivergenceError, SizeError
+from .. import signals
+from ..errors import ConfigError, DivergenceError, Interrupted, SizeError
 from ..lazy import lazy
 from ..options import option
 from .base import Callback, CommonOptions, MethodSpec, Result, Step, Temporal, register_method
@@ -25,6 +27,7 @@ color = lazy("brushwork.color")
 io = lazy("brushwork.io")
 losses = lazy("brushwork.losses")
 resources = lazy("brushwork.resources")
+resume = lazy("brushwork.methods.resume")
 shared = lazy("brushwork.methods.prepare")
 tiling = lazy("brushwork.tiling")
 
@@ -75,6 +78,8 @@ class OptimizeOptions(CommonOptions):
     init: str = option("content", "content | recolored (the content in the style's colours) | noise | style | "
                                   "PATH")
     pooling: str = option("max", "max | avg, for VGG backbones")
+    checkpoint_dir: str | None = option(None, "save progress in this folder at most once a minute (in tiles: as "
+                                              "a tile ends); the same command run again continues from it")
     style_weights: dict[str, float] = field(default_factory=dict)
 
 
@@ -252,7 +257,12 @@ class ScalePlan:
 
     @property
     def steps(self) -> int:
-        return sum(len(g.tiles) for g in self.grids) * self.per_pass if self.grids else self.iterations
+        return self.units * self.per_pass if self.grids else self.iterations
+
+    @property
+    def units(self) -> int:
+        """What progress counts in: iterations of a whole scale, tiles (over every pass) of a tiled one."""
+        return sum(len(g.tiles) for g in self.grids) if self.grids else self.iterations
 
     def describe(self) -> dict:
         """What the sidecar records of a tiled scale: every pass's seams, for `brushwork eval`."""
@@ -264,11 +274,12 @@ class ScalePlan:
 
 
 def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int, int, int]], levels: int,
-                device: torch.device) -> list[ScalePlan]:
+                device: torch.device, tiles: list[int] | None = None) -> list[ScalePlan]:
     """Decide for each scale whether it runs whole or in tiles (tiling.choose), and refuse what fits neither way.
     Tiles overlap by the receptive field of the deepest layer used: a quarter of it as margin on each side, where a
     tile's pixels, seeing zero padding beyond the cut, are not written back, and half of it as the blend band. A
-    tiled scale runs in TILE_PASSES passes, each later pass with its cuts moved along by a share of the tile step."""
+    tiled scale runs in TILE_PASSES passes, each later pass with its cuts moved along by a share of the tile step.
+    `tiles` fixes each scale's tile side (0: whole), as a resumed run must."""
     field_px = max(net.model.receptive_field(n) for net in nets for n in net.layers)
     margin = field_px // 4
     band = field_px - 2 * margin
@@ -276,12 +287,13 @@ def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int
     free = resources.available_memory(device)
     per_pixel = working_bytes_per_pixel(nets, opts)
     plans = []
-    for h, w, iterations in schedule:
+    for index, (h, w, iterations) in enumerate(schedule):
         def need(th: int, tw: int) -> int:
             run_for = iterations if (th, tw) == (h, w) else tile_iterations(iterations)
             return estimate_bytes(nets, th, tw, opts, levels, per_pixel, run_for) + IMAGE_BYTES_PER_PIXEL * h * w
 
-        tile = tiling.choose(opts.tile, h, w, lambda th, tw: need(th, tw) <= free, smallest)
+        requested = opts.tile if tiles is None else tiles[index]
+        tile = tiling.choose(requested, h, w, lambda th, tw: need(th, tw) <= free, smallest)
         resources.check_fits(need(min(h, tile or h), min(w, tile or w)), device,
                              f"stylizing at {w}×{h}" + (f" in {tile} px tiles" if tile else ""))
         plan = ScalePlan(h, w, iterations)
@@ -455,24 +467,29 @@ def descend(objective: Objective, image: torch.Tensor, iterations: int, levels: 
 
 
 def _descend_tiled(plan: ScalePlan, objective_for: Callable[[tiling.Tile], Objective], image: torch.Tensor,
-                   levels: int, opts: OptimizeOptions):
-    """Optimize one scale tile by tile, pass by pass; yields (whole image, losses) after every tile iteration.
-    Each tile's result is blended into the image with its window, so the next tile starts from its neighbours'
-    results. `objective_for(tile)` builds a tile's objective."""
-    for grid in plan.grids:
-        for t in grid.tiles:
-            window = grid.window(t, image.device)
-            for result, last in descend(objective_for(t), t.crop(image).clone(), plan.per_pass, levels, opts):
-                yield image, last
-            region = t.crop(image)
-            region.mul_(1 - window).add_(result * window)
+                   levels: int, opts: OptimizeOptions, start: int = 0):
+    """Optimize one scale tile by tile, pass by pass, from its `start`-th tile; yields (whole image, losses, tiles
+    done) after every tile iteration, tiles done being None until a tile's result is in the image. Each tile's
+    result is blended into the image with its window, so the next tile starts from its neighbours' results.
+    `objective_for(tile)` builds a tile's objective. The image changes only between tiles, so a tile boundary is a
+    point a stopped run resumes from exactly: each tile starts a new optimizer."""
+    tiles = [(grid, t) for grid in plan.grids for t in grid.tiles]
+    for k, (grid, t) in enumerate(tiles[start:], start):
+        window = grid.window(t, image.device)
+        steps = descend(objective_for(t), t.crop(image).clone(), plan.per_pass, levels, opts)
+        for i, (result, last) in enumerate(steps, 1):
+            if i < plan.per_pass:
+                yield image, last, None
+        t.crop(image).copy_(t.crop(image) * (1 - window) + result * window)
+        yield image, last, k + 1
 
 
 def _descend_scale(plan: ScalePlan, nets: list[Net], opts: OptimizeOptions, prep: shared.Prepared,
-                   image: torch.Tensor, levels: int, temporal: Temporal | None = None):
-    """Optimize one scale (opts carries its style weight), whole or in tiles, with the style targets of the whole
-    picture computed once (once per clip in a video); yields (image, losses) after every iteration. A video frame
-    that continues a shot adds the temporal term."""
+                   image: torch.Tensor, levels: int, temporal: Temporal | None = None, start: int = 0):
+    """Optimize one scale (opts carries its style weight), whole or in tiles, from `start` units of it done, with
+    the style targets of the whole picture computed once (once per clip in a video); yields (image, losses, units
+    done or None) after every iteration, as _descend_tiled does. A video frame that continues a shot adds the
+    temporal term."""
     size = (plan.height, plan.width)
     image = io.resize(image, size).clamp(0, 1)
     content, masks = prep.work_at(size), prep.masks_at(size)
@@ -487,8 +504,10 @@ def _descend_scale(plan: ScalePlan, nets: list[Net], opts: OptimizeOptions, prep
         follow = TemporalTarget(temporal.previous.to(image.device), temporal.reliable.to(image.device),
                                 temporal.temporal_weight)
     if not plan.grids:
-        yield from descend(Objective(nets, opts, content, targets, prep.blend, masks, follow), image,
-                           plan.iterations, levels, opts)
+        steps = descend(Objective(nets, opts, content, targets, prep.blend, masks, follow), image,
+                        plan.iterations - start, levels, opts)
+        for i, (image, last) in enumerate(steps, start + 1):
+            yield image, last, i
         return
 
     def objective_for(t: tiling.Tile) -> Objective:
@@ -496,7 +515,7 @@ def _descend_scale(plan: ScalePlan, nets: list[Net], opts: OptimizeOptions, prep
         return Objective(nets, opts, t.crop(content), targets, prep.blend, crop_masks,
                          follow.crop(t) if follow is not None else None)
 
-    yield from _descend_tiled(plan, objective_for, image, levels, opts)
+    yield from _descend_tiled(plan, objective_for, image, levels, opts, start)
 
 
 def _video_frame_start(opts: OptimizeOptions, prep: shared.Prepared, temporal: Temporal, size: tuple[int, int]
@@ -510,17 +529,51 @@ def _video_frame_start(opts: OptimizeOptions, prep: shared.Prepared, temporal: T
     return reliable * temporal.previous.to(fresh.device) + (1 - reliable) * fresh
 
 
+@dataclass
+class _Start:
+    """Where a run begins: its first image, and for a resumed run the scale, units and steps already done."""
+
+    image: torch.Tensor
+    scale: int = 0
+    done: int = 0
+    step: int = 0
+    scale_seconds: float = 0.0
+    seconds: float = 0.0
+    scales: list[dict] = field(default_factory=list)
+
+
+def _resumed(saved: tuple[resume.Progress, torch.Tensor], plans: list[ScalePlan], where: Path,
+             device: torch.device) -> _Start:
+    progress, image = saved
+    if not 0 <= progress.scale < len(plans) or tuple(image.shape[-2:]) != (plans[progress.scale].height,
+                                                                           plans[progress.scale].width):
+        raise ConfigError(f"cannot resume from {where}: its image does not fit this run's scales; delete it to "
+                          f"start afresh")
+    start = _Start(image.to(device), progress.scale, progress.done, progress.step, progress.scale_seconds,
+                   progress.seconds, list(progress.scales))
+    if start.done >= plans[start.scale].units:  # saved at the end of a scale: the next one starts from its image
+        start.scale, start.done, start.scale_seconds = start.scale + 1, 0, 0.0
+    return start
+
+
 def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions,
         masks: list[torch.Tensor] | None = None, callback: Callback | None = None,
         temporal: Temporal | None = None) -> Result:
     """Stylize `content` (1×3×H×W in [0,1]) with `styles`; see OptimizeOptions for every option. Scales too large
     for memory (or larger than --tile) are optimized in tiles. In a video (`temporal`), a frame that continues a
     shot is optimized at the output size only, for the frame's iterations, from the warped previous output and with
-    the temporal loss (Ruder et al. 2016); networks and style targets are built once per clip."""
+    the temporal loss (Ruder et al. 2016); networks and style targets are built once per clip. With
+    --checkpoint-dir the run saves its progress and continues from it: exactly at a tile boundary, and with a fresh
+    L-BFGS history (a little off an unbroken run) within a whole scale."""
     validate(opts)
+    if temporal is not None and opts.checkpoint_dir is not None:
+        raise ConfigError("--checkpoint-dir applies to single images, not to video frames")
     started = time.perf_counter()
     device = resources.resolve_device(opts.device)
     prep = shared.prepare(SPEC, opts, content, styles, masks, device)
+    checkpoint = None if opts.checkpoint_dir is None else resume.Checkpoint(
+        opts.checkpoint_dir, resume.fingerprint(content, styles, masks, opts))
+    saved = checkpoint.load() if checkpoint is not None else None
     nets = temporal.once("optimize.nets", lambda: build_nets(opts, device)) if temporal is not None else \
         build_nets(opts, device)
     min_size = max(net.model.min_size for net in nets)
@@ -529,51 +582,85 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
     follows = temporal is not None and temporal.previous is not None
     schedule = [(height, width, temporal.frame_iterations)] if follows else scale_schedule(height, width, opts,
                                                                                            min_size)
-    plans = plan_scales(nets, opts, schedule, levels, device)
+    if saved is not None and len(saved[0].tiles) != len(schedule):
+        raise ConfigError(f"cannot resume from {checkpoint.path}: it has {len(saved[0].tiles)} scales where this run "
+                          f"has {len(schedule)}; delete it to start afresh")
+    plans = plan_scales(nets, opts, schedule, levels, device, saved[0].tiles if saved is not None else None)
     setup_seconds = time.perf_counter() - started
 
-    total_steps = sum(p.steps for p in plans)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total_steps, disable=opts.quiet, unit="it", dynamic_ncols=True)
-    if follows:
-        image = _video_frame_start(opts, prep, temporal, (height, width))
+    if saved is not None:
+        begin = _resumed(saved, plans, checkpoint.path, device)
+    elif follows:
+        begin = _Start(_video_frame_start(opts, prep, temporal, (height, width)))
     else:
         image = _init_image(opts, prep.work, prep.styles, prep.blend, (plans[0].height, plans[0].width),
                             prep.generator)
-        if opts.preserve_color == "luminance":
-            image = color.gray(image)
-    step, scale_stats, last, stopped = 0, [], {}, False
-    for index, (plan, style_weight) in enumerate(zip(plans, scale_style_weights(opts, len(plans)))):
-        if stopped:
-            break
-        scale_start = time.perf_counter()
-        h, w = plan.height, plan.width
-        tiles = f" in {plan.grids[0].tile} px tiles" if plan.grids else ""
-        bar.set_description(f"scale {index + 1}/{len(plans)} {w}×{h}{tiles}")
-        scale_opts = replace(opts, style_weight=style_weight)
-        for image, last in _descend_scale(plan, nets, scale_opts, prep, image, levels, temporal):
-            step += 1
-            if not math.isfinite(last["total"]):
-                raise DivergenceError(f"the loss became non-finite at iteration {step} (scale {index + 1}, {w}×{h}); "
-                                      f"nothing was written: lower the weights or --lr")
-            bar.update(1)
-            bar.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
-            if callback is not None and callback(Step(step, total_steps, index + 1, len(plans), (h, w), dict(last),
-                                                      image)):
-                stopped = True
+        begin = _Start(color.gray(image) if opts.preserve_color == "luminance" else image)
+    total_steps = sum(p.steps for p in plans)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total_steps, initial=begin.step, disable=opts.quiet, unit="it", dynamic_ncols=True)
+    image, step, scale_stats, last, stopped = begin.image, begin.step, begin.scales, {}, False
+    tile_sides = [p.grids[0].tile if p.grids else 0 for p in plans]
+    safe: tuple | None = None  # the latest point a stopped run can resume from, until it is saved
+    last_save = time.perf_counter()
+
+    def save() -> None:
+        nonlocal safe, last_save
+        index, done, at_step, point, scale_started = safe
+        checkpoint.save(resume.Progress(index, done, at_step, begin.seconds + time.perf_counter() - started,
+                                        tile_sides, time.perf_counter() - scale_started, scale_stats), point)
+        safe, last_save = None, time.perf_counter()
+
+    stops = signals.stop_requests() if checkpoint is not None else contextlib.nullcontext([])
+    with stops as signalled, contextlib.closing(bar):
+        for index, (plan, style_weight) in enumerate(zip(plans, scale_style_weights(opts, len(plans)))):
+            if index < begin.scale:
+                continue
+            if stopped or signalled:
                 break
-        scale_stats.append({"size": [w, h], "iterations": plan.iterations, "style_weight": round(style_weight, 4),
-                            "losses": dict(last),
-                            "seconds": round(time.perf_counter() - scale_start, 3),
-                            **({"tiling": plan.describe()} if plan.grids else {})})
-    bar.close()
+            first = index == begin.scale
+            scale_start = time.perf_counter() - (begin.scale_seconds if first else 0.0)
+            h, w = plan.height, plan.width
+            tiles = f" in {plan.grids[0].tile} px tiles" if plan.grids else ""
+            bar.set_description(f"scale {index + 1}/{len(plans)} {w}×{h}{tiles}")
+            scale_opts = replace(opts, style_weight=style_weight)
+            for image, last, done in _descend_scale(plan, nets, scale_opts, prep, image, levels, temporal,
+                                                    begin.done if first else 0):
+                step += 1
+                if not math.isfinite(last["total"]):
+                    raise DivergenceError(f"the loss became non-finite at iteration {step} (scale {index + 1}, "
+                                          f"{w}×{h}); nothing was written: lower the weights or --lr")
+                bar.update(1)
+                bar.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
+                if done is not None:
+                    safe = (index, done, step, image, scale_start)
+                if callback is not None and callback(Step(step, total_steps, index + 1, len(plans), (h, w),
+                                                          dict(last), image)):
+                    stopped = True
+                if checkpoint is not None and safe is not None and (
+                        stopped or signalled or time.perf_counter() - last_save >= resume.SAVE_SECONDS):
+                    save()
+                if stopped or signalled:
+                    break
+            if not signalled:
+                scale_stats.append({"size": [w, h], "iterations": plan.iterations,
+                                    "style_weight": round(style_weight, 4), "losses": dict(last),
+                                    "seconds": round(time.perf_counter() - scale_start, 3),
+                                    **({"tiling": plan.describe()} if plan.grids else {})})
+    if signalled:
+        kept = (f"run the same command again to continue from {checkpoint.path}" if checkpoint.path.exists() else
+                "it had reached no point to resume from, so nothing was saved")
+        raise Interrupted(signalled[0], f"stopped by {signals.name(signalled[0])} at iteration {step} of "
+                                        f"{total_steps}; {kept}")
+    if checkpoint is not None and not stopped:
+        checkpoint.remove()
     if stopped and tuple(image.shape[-2:]) != (height, width):
         image = io.resize(image, (height, width))
     output = prep.finish(image)
     seconds = {"setup": round(setup_seconds, 3), "total": round(time.perf_counter() - started, 3)}
     details = {"scales": scale_stats, "iterations": step, "pyramid_levels": levels,
-               **({"stopped_at": step} if stopped else {})}
+               **({"stopped_at": step} if stopped else {}), **resume.describe(saved[0] if saved else None)}
     if plans[-1].grids:
         details["tiling"] = plans[-1].describe()
     return Result(output, opts, seconds, last, opts.backbone, str(device), details)
