@@ -49,19 +49,21 @@ def test_a_tiled_run_stopped_mid_tile_resumes_exactly_from_the_last_tile(tmp_pat
     assert not saved.exists()  # a finished run leaves nothing behind
 
 
-def test_a_whole_scale_resumes_from_the_iteration_it_stopped_at_and_other_runs_keep_their_files(tmp_path):
+@pytest.mark.parametrize("stop", [3, 6])  # within the coarse scale's 6 iterations, and at its end
+def test_a_whole_scale_resumes_from_the_iteration_it_stopped_at_and_other_runs_keep_their_files(tmp_path, stop):
     content, style = _photo(96, 128), stripes(64, 64, (0.1, 0.3, 1.0))
     opts = dict(size=128, scales=2, iterations=6, quiet=True, device="cpu", checkpoint_dir=str(tmp_path))
     with pytest.raises(Interrupted):
-        run(content, style, callback=_signal_at(3), **opts)
+        run(content, style, callback=_signal_at(stop), **opts)
     [saved] = tmp_path.iterdir()
     seen: list[int] = []
     run(content, style, seed=1, callback=lambda s: seen.append(s.step), **opts)  # another seed: another run
     assert seen[0] == 1 and saved.exists()
     seen.clear()
     result = run(content, style, callback=lambda s: seen.append(s.step), **opts)
-    assert seen == list(range(4, 9)) and result.details["resumed"]["step"] == 3
+    assert seen == list(range(stop + 1, 9)) and result.details["resumed"]["step"] == stop
     assert [s["size"] for s in result.details["scales"]] == [[64, 48], [128, 96]]
+    assert result.details["scales"][0]["iterations"] == 6
     assert not saved.exists()
 
 

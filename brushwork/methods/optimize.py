@@ -556,6 +556,13 @@ def _resumed(saved: tuple[resume.Progress, torch.Tensor], plans: list[ScalePlan]
     return start
 
 
+def _scale_record(plan: ScalePlan, style_weight: float, losses: dict[str, float], seconds: float) -> dict:
+    """What the sidecar records of a finished scale."""
+    return {"size": [plan.width, plan.height], "iterations": plan.iterations, "style_weight": round(style_weight, 4),
+            "losses": dict(losses), "seconds": round(seconds, 3),
+            **({"tiling": plan.describe()} if plan.grids else {})}
+
+
 def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions,
         masks: list[torch.Tensor] | None = None, callback: Callback | None = None,
         temporal: Temporal | None = None) -> Result:
@@ -602,19 +609,19 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
     bar = tqdm(total=total_steps, initial=begin.step, disable=opts.quiet, unit="it", dynamic_ncols=True)
     image, step, scale_stats, last, stopped = begin.image, begin.step, begin.scales, {}, False
     tile_sides = [p.grids[0].tile if p.grids else 0 for p in plans]
-    safe: tuple | None = None  # the latest point a stopped run can resume from, until it is saved
+    weights = scale_style_weights(opts, len(plans))
+    safe: resume.Progress | None = None  # the latest point a stopped run can resume from, until it is saved
+    safe_image = image
     last_save = time.perf_counter()
 
     def save() -> None:
         nonlocal safe, last_save
-        index, done, at_step, point, scale_started = safe
-        checkpoint.save(resume.Progress(index, done, at_step, begin.seconds + time.perf_counter() - started,
-                                        tile_sides, time.perf_counter() - scale_started, scale_stats), point)
+        checkpoint.save(safe, safe_image)
         safe, last_save = None, time.perf_counter()
 
     stops = signals.stop_requests() if checkpoint is not None else contextlib.nullcontext([])
     with stops as signalled, contextlib.closing(bar):
-        for index, (plan, style_weight) in enumerate(zip(plans, scale_style_weights(opts, len(plans)))):
+        for index, (plan, style_weight) in enumerate(zip(plans, weights)):
             if index < begin.scale:
                 continue
             if stopped or signalled:
@@ -633,21 +640,23 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
                                           f"{w}×{h}); nothing was written: lower the weights or --lr")
                 bar.update(1)
                 bar.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
-                if done is not None:
-                    safe = (index, done, step, image, scale_start)
+                if done is not None and checkpoint is not None:
+                    now = time.perf_counter()
+                    finished = scale_stats + ([_scale_record(plan, style_weight, last, now - scale_start)]
+                                              if done == plan.units else [])
+                    safe = resume.Progress(index, done, step, begin.seconds + now - started, tile_sides,
+                                           now - scale_start, finished)
+                    safe_image = image
                 if callback is not None and callback(Step(step, total_steps, index + 1, len(plans), (h, w),
                                                           dict(last), image)):
                     stopped = True
-                if checkpoint is not None and safe is not None and (
-                        stopped or signalled or time.perf_counter() - last_save >= resume.SAVE_SECONDS):
+                if safe is not None and (stopped or signalled or
+                                         time.perf_counter() - last_save >= resume.SAVE_SECONDS):
                     save()
                 if stopped or signalled:
                     break
             if not signalled:
-                scale_stats.append({"size": [w, h], "iterations": plan.iterations,
-                                    "style_weight": round(style_weight, 4), "losses": dict(last),
-                                    "seconds": round(time.perf_counter() - scale_start, 3),
-                                    **({"tiling": plan.describe()} if plan.grids else {})})
+                scale_stats.append(_scale_record(plan, style_weight, last, time.perf_counter() - scale_start))
     if signalled:
         kept = (f"run the same command again to continue from {checkpoint.path}" if checkpoint.path.exists() else
                 "it had reached no point to resume from, so nothing was saved")

@@ -36,9 +36,9 @@ class Progress:
     scale: int
     done: int
     step: int
-    seconds: float  # spent by this run's processes before this one, and this one up to the save
+    seconds: float  # what the saved image cost: this run's time up to it, over every process
     tiles: list[int]
-    scale_seconds: float = 0.0  # spent on the scale in progress
+    scale_seconds: float = 0.0  # of that, on the scale in progress
     scales: list[dict] = field(default_factory=list)  # the finished scales' records, for the sidecar
 
 
