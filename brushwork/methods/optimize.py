@@ -529,31 +529,17 @@ def _video_frame_start(opts: OptimizeOptions, prep: shared.Prepared, temporal: T
     return reliable * temporal.previous.to(fresh.device) + (1 - reliable) * fresh
 
 
-@dataclass
-class _Start:
-    """Where a run begins: its first image, and for a resumed run the scale, units and steps already done."""
-
-    image: torch.Tensor
-    scale: int = 0
-    done: int = 0
-    step: int = 0
-    scale_seconds: float = 0.0
-    seconds: float = 0.0
-    scales: list[dict] = field(default_factory=list)
-
-
 def _resumed(saved: tuple[resume.Progress, torch.Tensor], plans: list[ScalePlan], where: Path,
-             device: torch.device) -> _Start:
+             device: torch.device) -> tuple[resume.Progress, torch.Tensor]:
+    """Where a saved run begins again, and its image; a run saved as a scale ended begins the next one."""
     progress, image = saved
     if not 0 <= progress.scale < len(plans) or tuple(image.shape[-2:]) != (plans[progress.scale].height,
                                                                            plans[progress.scale].width):
         raise ConfigError(f"cannot resume from {where}: its image does not fit this run's scales; delete it to "
                           f"start afresh")
-    start = _Start(image.to(device), progress.scale, progress.done, progress.step, progress.scale_seconds,
-                   progress.seconds, list(progress.scales))
-    if start.done >= plans[start.scale].units:  # saved at the end of a scale: the next one starts from its image
-        start.scale, start.done, start.scale_seconds = start.scale + 1, 0, 0.0
-    return start
+    if progress.done >= plans[progress.scale].units:
+        progress = replace(progress, scale=progress.scale + 1, done=0, scale_seconds=0.0)
+    return progress, image.to(device)
 
 
 def _scale_record(plan: ScalePlan, style_weight: float, losses: dict[str, float], seconds: float) -> dict:
@@ -595,20 +581,22 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
     plans = plan_scales(nets, opts, schedule, levels, device, saved[0].tiles if saved is not None else None)
     setup_seconds = time.perf_counter() - started
 
+    tile_sides = [p.grids[0].tile if p.grids else 0 for p in plans]
     if saved is not None:
-        begin = _resumed(saved, plans, checkpoint.path, device)
-    elif follows:
-        begin = _Start(_video_frame_start(opts, prep, temporal, (height, width)))
+        begin, image = _resumed(saved, plans, checkpoint.path, device)
     else:
-        image = _init_image(opts, prep.work, prep.styles, prep.blend, (plans[0].height, plans[0].width),
-                            prep.generator)
-        begin = _Start(color.gray(image) if opts.preserve_color == "luminance" else image)
+        begin = resume.Progress(scale=0, done=0, step=0, seconds=0.0, tiles=tile_sides)
+        if follows:
+            image = _video_frame_start(opts, prep, temporal, (height, width))
+        else:
+            image = _init_image(opts, prep.work, prep.styles, prep.blend, (plans[0].height, plans[0].width),
+                                prep.generator)
+            image = color.gray(image) if opts.preserve_color == "luminance" else image
     total_steps = sum(p.steps for p in plans)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total_steps, initial=begin.step, disable=opts.quiet, unit="it", dynamic_ncols=True)
-    image, step, scale_stats, last, stopped = begin.image, begin.step, begin.scales, {}, False
-    tile_sides = [p.grids[0].tile if p.grids else 0 for p in plans]
+    step, scale_stats, last, stopped = begin.step, list(begin.scales), {}, False
     weights = scale_style_weights(opts, len(plans))
     safe: resume.Progress | None = None  # the latest point a stopped run can resume from, until it is saved
     safe_image = image
