@@ -34,8 +34,9 @@ def test_the_mobile_net_is_a_fraction_of_the_classic_one():
 
 def test_the_loss_layers_are_the_optimize_defaults_or_the_papers():
     hed = create_backbone("vgg16-hed")
-    assert loss_layers("vgg16-hed", hed) == ("relu2_2", ("relu1_1", "relu2_1", "relu3_1", "relu4_1"))
-    assert loss_layers("vgg16-hed", hed, "johnson") == ("relu2_2", ("relu1_2", "relu2_2", "relu3_3", "relu4_3"))
+    assert loss_layers("vgg16-hed", hed) == ("relu2_2", ("relu1_1", "relu2_1", "relu3_1", "relu4_1"),
+                                             (1.0, 0.6, 0.3, 0.05))
+    assert loss_layers("vgg16-hed", hed, "johnson")[:2] == ("relu2_2", ("relu1_2", "relu2_2", "relu3_3", "relu4_3"))
     with pytest.raises(ConfigError, match="unknown fast loss layers 'deep'"):
         loss_layers("vgg16-hed", hed, "deep")
     photo, style = torch.rand(1, 3, 48, 48), torch.rand(1, 3, 48, 48)

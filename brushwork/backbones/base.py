@@ -94,10 +94,17 @@ class Backbone(nn.Module):
 
 
 class LossLayers(NamedTuple):
-    """The layers a training objective reads on one backbone: one content layer and the style layers."""
+    """The layers a training objective reads on one backbone: one content layer and the style layers, with the
+    style layers' relative weights (None: equal)."""
 
     content: str
     style: tuple[str, ...]
+    weights: tuple[float, ...] | None = None
+
+    def shares(self) -> list[float]:
+        """The style layers' weights scaled to sum to 1, so a style weight means the same for any set of layers."""
+        weights = self.weights or (1.0,) * len(self.style)
+        return [w / sum(weights) for w in weights]
 
 
 @dataclass(frozen=True)

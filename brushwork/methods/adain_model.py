@@ -132,7 +132,7 @@ class AdaINNet(nn.Module):
             designed = ", ".join(n for n in backbone_names() if get_spec(n).adain_layers)
             raise WeightsError(f"adain has no decoder design for backbone '{backbone}'; use {designed}")
         self.backbone_name = backbone
-        self.layer, self.style_layers = layers
+        self.layer, self.style_layers = layers.content, layers.style
         self.encoder: Backbone = create_backbone(backbone, weights)
         self.stride = self.encoder.stride(self.layer)
         with torch.random.fork_rng(devices=[]):

@@ -164,7 +164,8 @@ def loss_layers(backbone: str, model: Backbone, layers: str = "backbone") -> Los
     content = johnson.content if johnson else model.content_layers[0]
     if layers == "johnson":
         return johnson or LossLayers(content, model.style_layers)
-    return LossLayers(content, tuple(layer for layer in model.style_layers if model.style_weight(layer) > 0))
+    style = tuple(layer for layer in model.style_layers if model.style_weight(layer) > 0)
+    return LossLayers(content, style, tuple(model.style_weight(layer) for layer in style))
 
 
 class FastTraining(nn.Module):
@@ -181,9 +182,8 @@ class FastTraining(nn.Module):
         # submodule: it has its own optimizer and checkpoint (loop.Adversary)
         self.adversary = adversary
         self.loss_net = create_backbone(backbone, backbone_weights)
-        self.content_layer, self.style_layers = loss_layers(backbone, self.loss_net, layers)
-        shares = [self.loss_net.style_weight(layer) if layers == "backbone" else 1.0 for layer in self.style_layers]
-        self.layer_shares = [share / sum(shares) for share in shares]
+        read = loss_layers(backbone, self.loss_net, layers)
+        self.content_layer, self.style_layers, self.layer_shares = read.content, read.style, read.shares()
         gain = self.loss_net.style_gain
         self.weights = {name: (wc, ws * gain, wt) for name, (wc, ws, wt) in weights.items()}
         for i, name in enumerate(nets):

@@ -65,10 +65,10 @@ class Recipe:
         """The backbone layers this recipe's losses read (a training kit keeps `model` up to the deepest), from
         the same tables the training tasks use."""
         if self.method in ("adain", "gan", "transformer"):
-            content, style = get_spec(self.model["backbone"]).adain_layers
+            read = get_spec(self.model["backbone"]).adain_layers
         else:
-            content, style = loss_layers(self.model["backbone"], model, self.model["layers"])
-        return [content, *style]
+            read = loss_layers(self.model["backbone"], model, self.model["layers"])
+        return [read.content, *read.style]
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "method": self.method, "train": self.train, "model": self.model,
