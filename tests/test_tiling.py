@@ -43,6 +43,8 @@ def test_grid_covers_the_image_on_stride_with_the_promised_overlap(height, width
         spans = _spans(grid, axis)
         assert spans[0][0] == 0 and spans[-1][1] == length
         assert all(a[1] - b[0] >= grid.overlap for a, b in zip(spans, spans[1:]))
+        # and no more than that: a tile longer than its count needs repeats work (optimize's time goes with area)
+        assert all(a[1] - b[0] < grid.overlap + 2 * stride for a, b in zip(spans, spans[1:]))
 
 
 def test_blending_identical_tiles_gives_the_image_back_and_a_shift_moves_the_cuts():
@@ -55,6 +57,14 @@ def test_blending_identical_tiles_gives_the_image_back_and_a_shift_moves_the_cut
     assert len(before & after) < len(before) / 2
     with pytest.raises(ConfigError, match="too small"):
         tiling.plan(300, 500, 100, margin=24, band=16, stride=8)
+
+
+def test_tiles_are_only_as_long_as_their_count_needs():
+    """At 4K in 2048 px tiles (optimize's margins), each pass optimizes little more than the image's area, where
+    tiles cut 2048 px long would cover it about 1.5 times."""
+    for shift in (0, 986):
+        grid = tiling.plan(2880, 3840, 2048, margin=19, band=38, stride=1, shift=(shift, shift))
+        assert sum((t.y1 - t.y0) * (t.x1 - t.x0) for t in grid.tiles) < 1.1 * 2880 * 3840
 
 
 def _support_radius(grad: torch.Tensor, centre: int) -> int:
