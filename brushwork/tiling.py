@@ -83,22 +83,26 @@ class Tile:
         return image[..., self.y0:self.y1, self.x0:self.x1]
 
 
-def _starts(length: int, tile: int, overlap: int, stride: int, shift: int = 0) -> list[tuple[int, int]]:
+def _starts(length: int, tile: int, overlap: int, stride: int, shift: float = 0.0) -> list[tuple[int, int]]:
     """(start, end) spans covering 0:length, as few as spans of at most `tile` allow (the last may be stride − 1
     longer), starting on multiples of `stride`, neighbours overlapping by at least `overlap`. Spans are only as
     long as that count needs, not `tile` long: at 2880 px, two 2048 px spans would repeat 1216 px that two 1478 px
-    spans do not, and the optimize method's time goes with the pixels it optimizes. A `shift` moves the interior
-    cuts (the first span gets shorter), so that passes over the same image cut it in different places."""
-    if length + shift <= tile:
+    spans do not, and the optimize method's time goes with the pixels it optimizes. `shift` (a fraction of the
+    spacing between starts) moves every cut that far along, with one more span at the start, so that passes over
+    the same image cut it in different places: 0.5 puts each cut halfway between the unshifted ones."""
+    if length <= tile:
         return [(0, length)]
-    span = length + shift
     step = tile - overlap - stride  # the largest spacing that keeps the overlap after rounding starts down
-    n = math.ceil((span - tile) / step) + 1
-    size = math.ceil((span + (n - 1) * (overlap + stride - 1)) / n)  # ≤ tile, by the choice of n
-    starts = [(k * (span - size) // (n - 1)) // stride * stride for k in range(n)]
-    spans = [(max(0, s - shift), min(s - shift + size, length)) for s in starts]
+    n = math.ceil((length - tile) / step) + 1
+    size = math.ceil((length + (n - 1) * (overlap + stride - 1)) / n)  # ≤ tile, by the choice of n
+    starts = [(k * (length - size) // (n - 1)) // stride * stride for k in range(n)]
+    move = int(shift * min(b - a for a, b in zip(starts, starts[1:]))) // stride * stride
+    spans = [(s + move, min(s + move + size, length)) for s in starts]
+    if move:
+        spans.insert(0, (0, move + size - (starts[1] - starts[0])))
+    spans = [(a, b) for a, b in spans if b > a]
     spans[-1] = (spans[-1][0], length)
-    return [(a, b) for (a, b), after in zip(spans, spans[1:] + [(length, length)]) if b > a and after[0] > 0]
+    return spans
 
 
 @dataclass
@@ -158,8 +162,9 @@ def _rise(t: torch.Tensor) -> torch.Tensor:
 
 
 def plan(height: int, width: int, tile: int, margin: int, band: int, stride: int = 1,
-         shift: tuple[int, int] = (0, 0)) -> Grid:
-    """Tiles of at most tile × tile covering height × width, overlapping by 2 · margin + band (see module doc)."""
+         shift: tuple[float, float] = (0.0, 0.0)) -> Grid:
+    """Tiles of at most tile × tile covering height × width, overlapping by 2 · margin + band (see module doc);
+    `shift`: how far along each axis the cuts move, as a fraction of the spacing between tiles (`_starts`)."""
     overlap = 2 * margin + band
     smallest = min_tile(margin, band, stride)
     if tile < smallest:

@@ -278,7 +278,8 @@ def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int
     """Decide for each scale whether it runs whole or in tiles (tiling.choose), and refuse what fits neither way.
     Tiles overlap by the receptive field of the deepest layer used: a quarter of it as margin on each side, where a
     tile's pixels, seeing zero padding beyond the cut, are not written back, and half of it as the blend band. A
-    tiled scale runs in TILE_PASSES passes, each later pass with its cuts moved along by a share of the tile step.
+    tiled scale runs in TILE_PASSES passes, each later pass with its cuts moved along by a share of the spacing
+    between tiles.
     `tiles` fixes each scale's tile side (0: whole), as a resumed run must."""
     field_px = max(net.model.receptive_field(n) for net in nets for n in net.layers)
     margin = field_px // 4
@@ -299,8 +300,7 @@ def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int
         plan = ScalePlan(h, w, iterations)
         if tile is not None:
             passes = min(TILE_PASSES, iterations)
-            step = tile - (2 * margin + band)
-            plan.grids = [tiling.plan(h, w, tile, margin, band, 1, (p * step // passes,) * 2) for p in range(passes)]
+            plan.grids = [tiling.plan(h, w, tile, margin, band, 1, (p / passes,) * 2) for p in range(passes)]
         plans.append(plan)
     return plans
 
