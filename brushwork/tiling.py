@@ -150,6 +150,12 @@ class Grid:
         return {"rows": lines({(t.y0, t.y1) for t in self.tiles}, self.height),
                 "cols": lines({(t.x0, t.x1) for t in self.tiles}, self.width)}
 
+    @property
+    def largest(self) -> tuple[int, int]:
+        """Height and width of the tile with the most pixels: what one tile's processing must hold."""
+        t = max(self.tiles, key=lambda t: (t.y1 - t.y0) * (t.x1 - t.x0))
+        return t.y1 - t.y0, t.x1 - t.x0
+
     def describe(self) -> dict:
         """What the sidecar records: enough for `brushwork eval` to find the seams."""
         return {"size": [self.width, self.height], "tile": self.tile, "margin": self.margin, "band": self.band,
@@ -199,18 +205,19 @@ def blend(process: Callable[[Tile, torch.Tensor], torch.Tensor], image: torch.Te
     return canvas.div_(weight.clamp_min(1e-12))
 
 
-def choose(requested: int | None, height: int, width: int, fits: Callable[[int, int], bool], smallest: int
+def choose(requested: int | None, height: int, width: int, fits: Callable[[int | None], bool], smallest: int
            ) -> int | None:
     """The tile side to use: None for the whole image. `requested` 0 never tiles, N tiles at N (whole image when
-    it is no larger), None tiles only when the whole image does not fit, then at the largest side that does."""
+    it is no larger), None tiles only when the whole image does not fit (`fits(None)`), then at the largest side
+    that does (`fits(side)`)."""
     if requested == 0:
         return None
     if requested is not None:
         return requested if max(height, width) > requested else None
-    if fits(height, width):
+    if fits(None):
         return None
     for side in TILE_CHOICES:
-        if smallest <= side < max(height, width) and fits(min(height, side), min(width, side)):
+        if smallest <= side < max(height, width) and fits(side):
             return side
     return None
 
@@ -255,7 +262,7 @@ def decide(requested: int | None, height: int, width: int, footprint: Footprint,
 
     smallest = min_tile(footprint.margin, FEED_FORWARD_BAND, footprint.stride)
     free = resources.available_memory(device)
-    tile = choose(requested, height, width, lambda h, w: need(max(h, w)) <= free, smallest)
+    tile = choose(requested, height, width, lambda side: need(side) <= free, smallest)
     resources.check_fits(need(tile), device,
                          f"stylizing at {width}×{height}" + (f" in {tile} px tiles" if tile else ""))
     return tile

@@ -311,3 +311,11 @@ def test_tiles_are_sized_for_the_lbfgs_history_they_can_fill(monkeypatch):
     monkeypatch.setattr(resources, "available_memory", lambda device: need + 2**20)
     [plan] = plan_scales(nets, opts, [(3072, 4096, 50)], 1, torch.device("cpu"))
     assert plan.grids[0].tile == 2048 and plan.per_pass == 25
+    # and for its largest tile, not for side × side: 4096 px cut in three are 1416 px tiles, not 2048 px ones
+    th, tw = max((g.largest for g in plan.grids), key=lambda d: d[0] * d[1])
+    assert th * tw < 0.6 * 2048 * 2048
+    tile_need = estimate_bytes(nets, th, tw, opts, 1, iterations=25) + IMAGE_BYTES_PER_PIXEL * 3072 * 4096
+    for spare, side in ((2**20, 2048), (-(2**20), 1536)):
+        monkeypatch.setattr(resources, "available_memory", lambda device: tile_need + spare)
+        [plan] = plan_scales(nets, opts, [(3072, 4096, 50)], 1, torch.device("cpu"))
+        assert plan.grids[0].tile == side

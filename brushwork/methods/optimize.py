@@ -289,18 +289,24 @@ def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int
     per_pixel = working_bytes_per_pixel(nets, opts)
     plans = []
     for index, (h, w, iterations) in enumerate(schedule):
-        def need(th: int, tw: int) -> int:
-            run_for = iterations if (th, tw) == (h, w) else tile_iterations(iterations)
+        passes = min(TILE_PASSES, iterations)
+
+        def grids(side: int) -> list[tiling.Grid]:
+            return [tiling.plan(h, w, side, margin, band, 1, (p / passes,) * 2) for p in range(passes)]
+
+        def need(side: int | None) -> int:
+            """Bytes for the whole scale (None) or its largest tile at that side, which is often smaller than
+            side × side (tiling._starts)."""
+            th, tw = (h, w) if side is None else max((g.largest for g in grids(side)), key=lambda d: d[0] * d[1])
+            run_for = iterations if side is None else tile_iterations(iterations)
             return estimate_bytes(nets, th, tw, opts, levels, per_pixel, run_for) + IMAGE_BYTES_PER_PIXEL * h * w
 
         requested = opts.tile if tiles is None else tiles[index]
-        tile = tiling.choose(requested, h, w, lambda th, tw: need(th, tw) <= free, smallest)
-        resources.check_fits(need(min(h, tile or h), min(w, tile or w)), device,
-                             f"stylizing at {w}×{h}" + (f" in {tile} px tiles" if tile else ""))
+        tile = tiling.choose(requested, h, w, lambda side: need(side) <= free, smallest)
+        resources.check_fits(need(tile), device, f"stylizing at {w}×{h}" + (f" in {tile} px tiles" if tile else ""))
         plan = ScalePlan(h, w, iterations)
         if tile is not None:
-            passes = min(TILE_PASSES, iterations)
-            plan.grids = [tiling.plan(h, w, tile, margin, band, 1, (p / passes,) * 2) for p in range(passes)]
+            plan.grids = grids(tile)
         plans.append(plan)
     return plans
 
