@@ -8,6 +8,7 @@ statistics are averages over positions (optionally weighted by a soft mask), so 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -93,21 +94,30 @@ def _energy(x: torch.Tensor) -> torch.Tensor:
     return (x * x).sum(tuple(range(1, x.dim())))
 
 
-def content_loss(feat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Feature reconstruction error relative to the target's energy (Gatys' content loss, scale-free)."""
-    return _relative(_energy(feat - target), _energy(target))
+def content_loss(feat: torch.Tensor, target: torch.Tensor, norm: torch.Tensor | None = None) -> torch.Tensor:
+    """Feature reconstruction error relative to the target's energy (Gatys' content loss, scale-free). `norm`
+    replaces the target's energy: a tile of a larger picture divides by its share of the whole picture's, so that a
+    flat tile (little energy) does not weigh its content more than the untiled loss would."""
+    return _relative(_energy(feat - target), _energy(target) if norm is None else norm)
 
 
 def gram_loss(feat: torch.Tensor, target_gram: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Relative squared Frobenius distance between Gram matrices (Gatys' style loss, scale-free)."""
-    g = gram(feat, weight)
+    return _gram_distance(gram(feat, weight), target_gram)
+
+
+def _gram_distance(g: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
     return _relative(_energy(g - target_gram), _energy(target_gram))
 
 
 def mean_std_loss(feat: torch.Tensor, target: tuple[torch.Tensor, torch.Tensor],
                   weight: torch.Tensor | None = None) -> torch.Tensor:
     """Relative distance between per-channel means and standard deviations (the AdaIN style loss)."""
-    mean, std = mean_std(feat, weight)
+    return _mean_std_distance(*mean_std(feat, weight), target)
+
+
+def _mean_std_distance(mean: torch.Tensor, std: torch.Tensor, target: tuple[torch.Tensor, torch.Tensor]
+                       ) -> torch.Tensor:
     t_mean, t_std = target
     diff = (mean - t_mean).pow(2).sum(1) + (std - t_std).pow(2).sum(1)
     return _relative(diff, t_mean.pow(2).sum(1) + t_std.pow(2).sum(1))
@@ -163,9 +173,13 @@ def wasserstein2_loss(feat: torch.Tensor, target: tuple[torch.Tensor, torch.Tens
     factored=False always solves the C×C eigenproblem: the reference that tests and bench/bench_w2.py compare the
     cheaper factor form with."""
     mean, factor = mean_factor(feat, weight)
+    return _w2_distance(mean, factor @ factor.transpose(1, 2), target, feat.dtype, factor if factored else None)
+
+
+def _w2_distance(mean: torch.Tensor, cov: torch.Tensor, target: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                 dtype: torch.dtype, factor: torch.Tensor | None = None) -> torch.Tensor:
     t_mean, t_cov, t_root = target
-    w2 = gaussian_w2(mean, factor @ factor.transpose(1, 2), t_mean, t_cov, t_root, eps=1e-10,
-                     factor_a=factor if factored else None).to(feat.dtype)
+    w2 = gaussian_w2(mean, cov, t_mean, t_cov, t_root, eps=1e-10, factor_a=factor).to(dtype)
     return _relative(w2, t_mean.pow(2).sum(1) + torch.diagonal(t_cov, dim1=-2, dim2=-1).sum(-1))
 
 
@@ -217,6 +231,52 @@ def style_loss(feat: torch.Tensor, target, kind: str, weight: torch.Tensor | Non
     if kind == "mean_std":
         return mean_std_loss(feat, target, weight)
     return wasserstein2_loss(feat, target, weight)
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Sums over (weighted) positions of the features, their products and the weights, in float64: what every style
+    statistic here is made of. Sums add, so a picture's moments are the sum of its parts', and a picture optimized
+    part by part can score its style as a whole (the optimize method's tiles). `second` is C×C (gram, wasserstein)
+    or its diagonal C (mean_std)."""
+
+    weight: torch.Tensor  # N
+    first: torch.Tensor  # N×C
+    second: torch.Tensor  # N×C×C or N×C
+
+    def __add__(self, other: Moments) -> Moments:
+        return Moments(self.weight + other.weight, self.first + other.first, self.second + other.second)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.untyped_storage().nbytes() for t in (self.weight, self.first, self.second))
+
+
+def moments(feat: torch.Tensor, kind: str, weight: torch.Tensor | None = None) -> Moments:
+    """The feature map's Moments for style loss `kind`, each position counted once (or with its weight, N×1×H×W at
+    the features' size). Products are taken in the features' precision and summed into float64."""
+    n, c = feat.shape[:2]
+    f = feat.permute(0, 2, 3, 1).reshape(n, -1, c)  # positions × channels: a view of channels-last features
+    if weight is not None:
+        w = weight.permute(0, 2, 3, 1).reshape(n, -1, 1).to(f.dtype)
+        fw, total = f * w, w.sum((1, 2))
+    else:
+        fw, total = f, torch.full((n,), float(f.shape[1]), dtype=torch.float64, device=f.device)
+    second = (fw * f).sum(1) if kind == "mean_std" else fw.transpose(1, 2) @ f
+    return Moments(total.double(), fw.sum(1).double(), second.double())
+
+
+def moments_style_loss(m: Moments, target, kind: str) -> torch.Tensor:
+    """style_loss for features described by their Moments: the same value as style_loss on those features."""
+    total = m.weight.clamp_min(EPS)
+    mean, second = m.first / total[:, None], m.second / total.reshape(-1, *[1] * (m.second.dim() - 1))
+    if kind == "gram":
+        return _gram_distance(second, target.double()).float()
+    if kind == "mean_std":
+        std = ((second - mean**2).clamp_min(0) + 1e-5).sqrt()
+        return _mean_std_distance(mean, std, (target[0].double(), target[1].double())).float()
+    cov = second - mean[..., :, None] * mean[..., None, :]
+    return _w2_distance(mean, cov, target, torch.float64).float()
 
 
 GAN_LOSSES = ("wgan-gp", "hinge", "lsgan")

@@ -105,3 +105,27 @@ def test_wasserstein_on_fewer_positions_than_channels_matches_the_full_covarianc
         # the C×C form adds √eps for each of its C − P zero eigenvalues: a constant, 3e-4 of the value here
         assert abs(values[0] - values[1]) < 1e-3 * values[1]
         assert ((grads[0] - grads[1]).norm() / grads[1].norm()) < 1e-3
+
+
+def test_style_losses_from_moments_equal_the_direct_ones_and_moments_add_over_parts():
+    """A picture's moments are the sum of its parts', and every style loss scored from them is the direct loss:
+    what lets the optimize method score the whole picture's style while it works on one tile."""
+    torch.manual_seed(0)
+    feat = torch.rand(1, 16, 12, 10) * 2
+    weight = torch.rand(1, 1, 12, 10)
+    for kind in losses.STYLE_LOSSES:
+        target = losses.style_target(torch.rand(1, 16, 20, 20) * 2, kind)
+        for w in (None, weight):
+            direct = losses.style_loss(feat, target, kind, w)
+            parts = [losses.moments(feat[..., rows, :], kind, None if w is None else w[..., rows, :])
+                     for rows in (slice(0, 5), slice(5, 12))]
+            split = losses.moments_style_loss(parts[0] + parts[1], target, kind)
+            assert rel_close(split.item(), direct.item(), 1e-4), (kind, w is None)
+            assert rel_close(losses.moments_style_loss(losses.moments(feat, kind, w), target, kind).item(),
+                             direct.item(), 1e-4)
+    # and the gradient reaches the features of each part
+    part = feat[..., :5, :].clone().requires_grad_(True)
+    rest = losses.moments(feat[..., 5:, :], "wasserstein")
+    target = losses.style_target(torch.rand(1, 16, 20, 20) * 2, "wasserstein")
+    losses.moments_style_loss(losses.moments(part, "wasserstein") + rest, target, "wasserstein").backward()
+    assert torch.isfinite(part.grad).all() and part.grad.abs().sum() > 0
