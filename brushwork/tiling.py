@@ -82,6 +82,13 @@ class Tile:
     def crop(self, image: torch.Tensor) -> torch.Tensor:
         return image[..., self.y0:self.y1, self.x0:self.x1]
 
+    def overlaps(self, other: Tile) -> bool:
+        return self.y0 < other.y1 and other.y0 < self.y1 and self.x0 < other.x1 and other.x0 < self.x1
+
+    def within(self, outer: Tile) -> Tile:
+        """This region in the coordinates of `outer`, a tile that contains it."""
+        return Tile(self.y0 - outer.y0, self.y1 - outer.y0, self.x0 - outer.x0, self.x1 - outer.x0)
+
 
 def _starts(length: int, tile: int, overlap: int, stride: int, shift: float = 0.0) -> list[tuple[int, int]]:
     """(start, end) spans covering 0:length, as few as spans of at most `tile` allow (the last may be stride − 1
@@ -149,6 +156,20 @@ class Grid:
             return sorted(v for v in out if 0 < v < length)
         return {"rows": lines({(t.y0, t.y1) for t in self.tiles}, self.height),
                 "cols": lines({(t.x0, t.x1) for t in self.tiles}, self.width)}
+
+    def owned(self, tile: Tile) -> Tile:
+        """The part of the image this tile stands for: the grid's tiles' owned regions cover the image once, each
+        cut halfway through an overlap, so at least margin + band / 2 from any cut edge, where the tile's pixels
+        see what the whole image's do. What a picture's statistics sum over, tile by tile."""
+        def cuts(spans: list[tuple[int, int]], a: int, b: int) -> tuple[int, int]:
+            i = spans.index((a, b))
+            lo = (a + spans[i - 1][1]) // 2 if i > 0 else a
+            hi = (spans[i + 1][0] + b) // 2 if i + 1 < len(spans) else b
+            return lo, hi
+
+        rows = sorted({(t.y0, t.y1) for t in self.tiles})
+        cols = sorted({(t.x0, t.x1) for t in self.tiles})
+        return Tile(*cuts(rows, tile.y0, tile.y1), *cuts(cols, tile.x0, tile.x1))
 
     @property
     def largest(self) -> tuple[int, int]:
