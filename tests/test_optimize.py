@@ -103,13 +103,20 @@ MEASURE = textwrap.dedent("""
     from brushwork.api import run
     from brushwork.methods.optimize import OptimizeOptions, build_nets, estimate_bytes
 
-    height, width = map(int, sys.argv[1:])
+    from brushwork.methods.optimize import plan_scales
+
+    height, width, tile = map(int, sys.argv[1:])
     content, style = torch.rand(1, 3, height, width), torch.rand(1, 3, 256, 256)
     run(content[..., :64, :64], style, size=64, scales=1, iterations=1, quiet=True)  # load the network
     reset_peak()
-    run(content, style, size=width, scales=1, iterations=2, optimizer="adam", quiet=True)
-    opts = OptimizeOptions(optimizer="adam")
-    estimate = estimate_bytes(build_nets(opts, torch.device("cpu")), height, width, opts, 1)
+    result = run(content, style, size=width, scales=1, iterations=2, optimizer="adam", tile=tile, quiet=True)
+    opts = OptimizeOptions(optimizer="adam", tile=tile)
+    nets = build_nets(opts, torch.device("cpu"))
+    if tile:  # a tile's objective, the picture's moments and the full-size buffers: what the guard compares
+        estimate = plan_scales(nets, opts, [(height, width, 2)], 1, torch.device("cpu"))[0].bytes
+        assert result.details["tiling"]["tile"] == tile
+    else:
+        estimate = estimate_bytes(nets, height, width, opts, 1)
     print(json.dumps({"measured": peak(), "estimate": estimate}))
 """)
 
@@ -120,8 +127,18 @@ def test_memory_estimate_matches_the_default_losses_measured_peak():
     are all there after one step, where L-BFGS's history fills only after 50 iterations (minutes). Measured in a fresh
     process with the default losses: 1.61 GiB against an estimate of 1.83 at 768×576 (bench/RESULTS.md); the
     estimate before it counted the network's saved tensors twice and nothing of the losses: 1.14 GiB."""
-    peak = run_measuring(MEASURE, 576, 768)
+    peak = run_measuring(MEASURE, 576, 768, 0)
     assert 0.95 < peak["estimate"] / peak["measured"] < 1.35, peak
+
+
+def test_a_tiled_scales_memory_estimate_matches_its_measured_peak():
+    """In tiles, the guard counts the largest tile's objective (its style losses copy the features of the region
+    the tile owns), every tile's moments of the whole picture, and the full-size image, content and their copies;
+    the peak is one tile's, whatever the image's size."""
+    whole = run_measuring(MEASURE, 576, 768, 0)
+    tiled = run_measuring(MEASURE, 576, 768, 384)
+    assert 0.95 < tiled["estimate"] / tiled["measured"] < 1.35, tiled
+    assert tiled["measured"] < 0.75 * whole["measured"]
 
 
 def test_multi_scale_output_has_target_size_and_aspect(content, red_stripes):
@@ -301,21 +318,22 @@ def test_tiles_are_sized_for_the_lbfgs_history_they_can_fill(monkeypatch):
     """A tile starts a new optimizer, so in the default's tiled scales (25 iterations per tile and pass) its history
     holds 25 pairs, not 50: counting 50 cut 4K images into 1536 px tiles where 2048 px ones fit (bench/RESULTS.md)."""
     from brushwork import resources
-    from brushwork.methods.optimize import IMAGE_BYTES_PER_PIXEL, LBFGS_HISTORY, plan_scales
+    from brushwork.methods.optimize import IMAGE_BYTES_PER_PIXEL, LBFGS_HISTORY, plan_scales, working_bytes_per_pixel
 
     opts = OptimizeOptions()
     nets = build_nets(opts, torch.device("cpu"))
     sizes = [estimate_bytes(nets, 512, 512, opts, 1, iterations=n) for n in (2, 25, LBFGS_HISTORY, 200)]
     assert sizes[0] < sizes[1] < sizes[2] == sizes[3] == estimate_bytes(nets, 512, 512, opts, 1)
-    need = estimate_bytes(nets, 2048, 2048, opts, 1, iterations=25) + IMAGE_BYTES_PER_PIXEL * 3072 * 4096
-    monkeypatch.setattr(resources, "available_memory", lambda device: need + 2**20)
-    [plan] = plan_scales(nets, opts, [(3072, 4096, 50)], 1, torch.device("cpu"))
-    assert plan.grids[0].tile == 2048 and plan.per_pass == 25
-    # and for its largest tile, not for side × side: 4096 px cut in three are 1416 px tiles, not 2048 px ones
-    th, tw = max((g.largest for g in plan.grids), key=lambda d: d[0] * d[1])
-    assert th * tw < 0.6 * 2048 * 2048
-    tile_need = estimate_bytes(nets, th, tw, opts, 1, iterations=25) + IMAGE_BYTES_PER_PIXEL * 3072 * 4096
-    for spare, side in ((2**20, 2048), (-(2**20), 1536)):
-        monkeypatch.setattr(resources, "available_memory", lambda device: tile_need + spare)
+    # a 4K scale in 2048 px tiles is sized for its largest tile, not for side × side: 4096 px cut in three are
+    # 1416 px tiles, not 2048 px ones; and for the 25 iterations of each tile's optimizer
+    monkeypatch.setattr(resources, "available_memory", lambda device: 2**40)
+    [forced] = plan_scales(nets, OptimizeOptions(tile=2048), [(3072, 4096, 50)], 1, torch.device("cpu"))
+    th, tw = max((g.largest for g in forced.grids), key=lambda d: d[0] * d[1])
+    assert forced.per_pass == 25 and th * tw < 0.6 * 2048 * 2048
+    per_pixel = working_bytes_per_pixel(nets, opts, tiled=True)
+    assert forced.bytes < estimate_bytes(nets, 2048, 2048, opts, 1, per_pixel, 50)
+    assert forced.bytes > estimate_bytes(nets, th, tw, opts, 1, per_pixel, 25) + IMAGE_BYTES_PER_PIXEL * 3072 * 4096
+    for spare, side in ((2**20, 2048), (-(2**20), 1536)):  # the automatic choice takes 2048 where that fits
+        monkeypatch.setattr(resources, "available_memory", lambda device: forced.bytes + spare)
         [plan] = plan_scales(nets, opts, [(3072, 4096, 50)], 1, torch.device("cpu"))
         assert plan.grids[0].tile == side

@@ -26,6 +26,7 @@ backbones = lazy("brushwork.backbones")
 color = lazy("brushwork.color")
 io = lazy("brushwork.io")
 losses = lazy("brushwork.losses")
+picture = lazy("brushwork.methods.picture")
 resources = lazy("brushwork.resources")
 resume = lazy("brushwork.methods.resume")
 shared = lazy("brushwork.methods.prepare")
@@ -178,10 +179,11 @@ def build_nets(opts: OptimizeOptions, device: torch.device) -> list[Net]:
     return nets
 
 
-def _working_bytes(nets: list[Net], opts: OptimizeOptions, targets: list[list[dict]], size: int) -> int:
+def _working_bytes(nets: list[Net], opts: OptimizeOptions, targets: list[list[dict]], size: int, tiled: bool) -> int:
     """Memory one evaluation of the objective at size×size needs: what autograd saves for backward (the network's
     and the losses', each storage counted once), the network's share once more for the gradients in flight during
-    the backward pass, and the content targets the objective holds (relu1_1's are 64 channels at full size)."""
+    the backward pass, and the content targets the objective holds (relu1_1's are 64 channels at full size).
+    `tiled`: a tile's objective, whose style losses save the features' products over its region (picture.py)."""
     device = next(nets[0].model.parameters()).device
     storages: dict[int, int] = {}
 
@@ -195,7 +197,10 @@ def _working_bytes(nets: list[Net], opts: OptimizeOptions, targets: list[list[di
             net.model(probe.clone().requires_grad_(True), net.layers)
     network = sum(storages.values())
     storages.clear()
-    objective = Objective(nets, opts, probe, targets, [1.0], None)
+    inset = max(net.model.stride(n) for net in nets for n in net.style_layers)  # a region less than the tile:
+    terms = picture.TileTerms(1.0, tiling.Tile(inset, size - inset, inset, size - inset), None, None) if tiled \
+        else None  # its features are copied, as a real tile's are
+    objective = Objective(nets, opts, probe, targets, [1.0], None, None, terms)
     held = sum(t.untyped_storage().nbytes() for layers in objective.content_targets for t in layers.values())
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         objective(probe.requires_grad_(True))
@@ -205,16 +210,17 @@ def _working_bytes(nets: list[Net], opts: OptimizeOptions, targets: list[list[di
 _PER_PIXEL: dict[tuple, float] = {}
 
 
-def working_bytes_per_pixel(nets: list[Net], opts: OptimizeOptions) -> float:
+def working_bytes_per_pixel(nets: list[Net], opts: OptimizeOptions, tiled: bool = False) -> float:
     """The slope between two small probes, so that weights and style targets, which do not grow with the image,
-    do not count. Kept per network shape and loss: probing takes half a second."""
+    do not count; of a whole scale's objective or (`tiled`) a tile's. Kept per network shape and loss: probing
+    takes half a second."""
     device = next(nets[0].model.parameters()).device
     key = (device.type, opts.backbone, opts.pooling, opts.style_loss,
-           tuple((tuple(net.content_layers), tuple(net.style_layers)) for net in nets))
+           tuple((tuple(net.content_layers), tuple(net.style_layers)) for net in nets), tiled)
     if key not in _PER_PIXEL:
         targets = style_targets(nets, opts, [torch.rand(1, 3, 64, 64, device=device)], [1.0], False)
-        _PER_PIXEL[key] = (_working_bytes(nets, opts, targets, 128) - _working_bytes(nets, opts, targets, 64)
-                           ) / (128**2 - 64**2)
+        _PER_PIXEL[key] = (_working_bytes(nets, opts, targets, 128, tiled) -
+                           _working_bytes(nets, opts, targets, 64, tiled)) / (128**2 - 64**2)
     return _PER_PIXEL[key]
 
 
@@ -249,6 +255,7 @@ class ScalePlan:
     width: int
     iterations: int
     grids: list[tiling.Grid] = field(default_factory=list)
+    bytes: int = 0  # the memory guard's estimate of its peak
 
     @property
     def per_pass(self) -> int:
@@ -274,37 +281,47 @@ class ScalePlan:
 
 
 def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int, int, int]], levels: int,
-                device: torch.device, tiles: list[int] | None = None) -> list[ScalePlan]:
+                device: torch.device, tiles: list[int] | None = None, styles: int = 1) -> list[ScalePlan]:
     """Decide for each scale whether it runs whole or in tiles (tiling.choose), and refuse what fits neither way.
     Tiles overlap by the receptive field of the deepest layer used: a quarter of it as margin on each side, where a
-    tile's pixels, seeing zero padding beyond the cut, are not written back, and half of it as the blend band. A
-    tiled scale runs in TILE_PASSES passes, each later pass with its cuts moved along by a share of the spacing
+    tile's pixels, seeing zero padding beyond the cut, are not written back, and half of it as the blend band.
+    Tiles start on multiples of the deepest layer's stride, so their features lie on the whole image's pooling grid
+    and the picture's statistics summed over tiles are the untiled ones (picture.py). A tiled scale runs in
+    TILE_PASSES passes, each later pass with its cuts moved along by a share of the spacing
     between tiles.
-    `tiles` fixes each scale's tile side (0: whole), as a resumed run must."""
+    `tiles` fixes each scale's tile side (0: whole), as a resumed run must; `styles` counts masked styles, each
+    with its own moments."""
     field_px = max(net.model.receptive_field(n) for net in nets for n in net.layers)
+    stride = max(net.model.stride(n) for net in nets for n in net.layers)
     margin = field_px // 4
     band = field_px - 2 * margin
-    smallest = tiling.min_tile(margin, band, 1)
+    smallest = tiling.min_tile(margin, band, stride)
     free = resources.available_memory(device)
-    per_pixel = working_bytes_per_pixel(nets, opts)
+    per_pixel, tile_per_pixel = working_bytes_per_pixel(nets, opts), working_bytes_per_pixel(nets, opts, True)
+    pass_per_pixel = picture.pass_bytes_per_pixel(nets)
     plans = []
     for index, (h, w, iterations) in enumerate(schedule):
         passes = min(TILE_PASSES, iterations)
 
         def grids(side: int) -> list[tiling.Grid]:
-            return [tiling.plan(h, w, side, margin, band, 1, (p / passes,) * 2) for p in range(passes)]
+            return [tiling.plan(h, w, side, margin, band, stride, (p / passes,) * 2) for p in range(passes)]
 
         def need(side: int | None) -> int:
             """Bytes for the whole scale (None) or its largest tile at that side, which is often smaller than
-            side × side (tiling._starts)."""
-            th, tw = (h, w) if side is None else max((g.largest for g in grids(side)), key=lambda d: d[0] * d[1])
-            run_for = iterations if side is None else tile_iterations(iterations)
-            return estimate_bytes(nets, th, tw, opts, levels, per_pixel, run_for) + IMAGE_BYTES_PER_PIXEL * h * w
+            side × side (tiling._starts), with the whole picture's moments a pass holds."""
+            if side is None:
+                return estimate_bytes(nets, h, w, opts, levels, per_pixel, iterations) + IMAGE_BYTES_PER_PIXEL * h * w
+            passes = grids(side)
+            th, tw = max((g.largest for g in passes), key=lambda d: d[0] * d[1])
+            held = (picture.held_bytes(nets, opts.style_loss, max(len(g.tiles) for g in passes), styles)
+                    + int(pass_per_pixel * th * tw))
+            return (estimate_bytes(nets, th, tw, opts, levels, tile_per_pixel, tile_iterations(iterations)) + held
+                    + IMAGE_BYTES_PER_PIXEL * h * w)
 
         requested = opts.tile if tiles is None else tiles[index]
         tile = tiling.choose(requested, h, w, lambda side: need(side) <= free, smallest)
-        resources.check_fits(need(tile), device, f"stylizing at {w}×{h}" + (f" in {tile} px tiles" if tile else ""))
-        plan = ScalePlan(h, w, iterations)
+        plan = ScalePlan(h, w, iterations, bytes=need(tile))
+        resources.check_fits(plan.bytes, device, f"stylizing at {w}×{h}" + (f" in {tile} px tiles" if tile else ""))
         if tile is not None:
             plan.grids = grids(tile)
         plans.append(plan)
@@ -356,39 +373,51 @@ class TemporalTarget:
 
 
 class Objective:
-    """The weighted sum of content, style and TV losses at one scale (or one tile of it), every target computed
-    once."""
+    """The weighted sum of content, style and TV losses at one scale, every target computed once. Given a tile's
+    `terms`, it is the untiled objective seen from that tile (picture.py): style statistics of the whole picture
+    with the rest held fixed, content errors against the whole picture's energy, all scaled to untiled gradients."""
 
     def __init__(self, nets: list[Net], opts: OptimizeOptions, content: torch.Tensor, targets: list[list[dict]],
-                 blend: list[float], masks: list[torch.Tensor] | None, temporal: TemporalTarget | None = None):
+                 blend: list[float], masks: list[torch.Tensor] | None, temporal: TemporalTarget | None = None,
+                 terms: picture.TileTerms | None = None):
         self.nets, self.opts, self.masks, self.blend = nets, opts, masks, blend
         self.style_targets = targets
         self.temporal = temporal
+        self.terms = terms
         self.content_targets = []
         with torch.no_grad():
             content = content.contiguous(memory_format=_layout())
             for net in nets:
                 feats = net.model(content, net.content_layers)
                 self.content_targets.append({n: feats[n].clone() for n in net.content_layers})
+        norms = picture.content_norms(terms, self.content_targets) if terms is not None else None
+        self.content_norms = norms or [{} for _ in nets]
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         opts = self.opts
         content_total = image.new_zeros(())
         style_total = image.new_zeros(())
         image = image.contiguous(memory_format=_layout())
-        for net, c_targets, s_targets in zip(self.nets, self.content_targets, self.style_targets):
+        for i, (net, c_targets, s_targets) in enumerate(zip(self.nets, self.content_targets, self.style_targets)):
             feats = net.model(image, net.layers)
             if net.content_layers:
                 content_total = content_total + sum(
-                    losses.content_loss(feats[n], c_targets[n]) for n in net.content_layers) / len(net.content_layers)
+                    losses.content_loss(feats[n], c_targets[n], self.content_norms[i].get(n))
+                    for n in net.content_layers) / len(net.content_layers)
             norm = sum(net.layer_weights.values())
             for n in net.style_layers:
-                layer = self._style_layer(feats[n], [t[n] for t in s_targets])
+                targets = [t[n] for t in s_targets]
+                if self.terms is None:
+                    layer = self._style_layer(feats[n], targets)
+                else:
+                    layer = self._picture_style_layer(feats[n], targets, image.shape[-2:], i, n)
                 style_total = style_total + net.model.style_gain * net.layer_weights[n] / norm * layer
         content_total = content_total / len(self.nets)
         style_total = style_total / len(self.nets)
         tv = losses.tv_loss(image)
-        total = opts.content_weight * content_total + opts.style_weight * style_total + opts.tv_weight * tv
+        ratio = 1.0 if self.terms is None else self.terms.ratio
+        total = (opts.content_weight * content_total + ratio * opts.style_weight * style_total
+                 + opts.tv_weight * tv)
         parts = {"content": content_total.item(), "style": style_total.item(), "tv": tv.item()}
         if self.temporal is not None:
             temporal = losses.temporal_loss(image, self.temporal.warped, self.temporal.reliable)
@@ -401,6 +430,18 @@ class Objective:
             return losses.style_loss(feat, targets[0], self.opts.style_loss)
         return sum(b * losses.style_loss(feat, t, self.opts.style_loss, losses.position_weights(m, feat))
                    for b, t, m in zip(self.blend, targets, self.masks))
+
+    def _picture_style_layer(self, feat: torch.Tensor, targets: list, size: tuple[int, int], net: int,
+                             layer: str) -> torch.Tensor:
+        """The style loss of the whole picture: this tile's moments over the region it owns plus the rest's."""
+        kind, box = self.opts.style_loss, picture.feature_box(self.terms.box, size, feat)
+        blend = self.blend if self.masks is not None else [1.0]
+        total = feat.new_zeros(())
+        for k, (b, t) in enumerate(zip(blend, targets)):
+            own = picture.region_moments(feat, box, kind, self.terms.weight(net, k, layer, feat))
+            whole = own if self.terms.rest is None else self.terms.rest[net][k][layer] + own
+            total = total + b * losses.moments_style_loss(whole, t, kind)
+        return total
 
 
 def to_pyramid(image: torch.Tensor, levels: int) -> list[torch.Tensor]:
@@ -472,21 +513,27 @@ def descend(objective: Objective, image: torch.Tensor, iterations: int, levels: 
         yield image, last
 
 
-def _descend_tiled(plan: ScalePlan, objective_for: Callable[[tiling.Tile], Objective], image: torch.Tensor,
-                   levels: int, opts: OptimizeOptions, start: int = 0):
+def _descend_tiled(plan: ScalePlan, objective_for: Callable[[tiling.Tile, picture.TileTerms], Objective],
+                   picture_for: Callable[[tiling.Grid], picture.Picture], image: torch.Tensor, levels: int,
+                   opts: OptimizeOptions, start: int = 0):
     """Optimize one scale tile by tile, pass by pass, from its `start`-th tile; yields (whole image, losses, tiles
     done) after every tile iteration, tiles done being None until a tile's result is in the image. Each tile's
     result is blended into the image with its window, so the next tile starts from its neighbours' results.
-    `objective_for(tile)` builds a tile's objective. The image changes only between tiles, so a tile boundary is a
-    point a stopped run resumes from exactly: each tile starts a new optimizer."""
-    tiles = [(grid, t) for grid in plan.grids for t in grid.tiles]
-    for k, (grid, t) in enumerate(tiles[start:], start):
+    `objective_for(tile, terms)` builds a tile's objective, `picture_for(grid)` a pass's whole-picture terms. The
+    image changes only between tiles, so a tile boundary is a point a stopped run resumes from exactly: each tile
+    starts a new optimizer, and the picture's terms are a function of the image."""
+    tiles = [(grid, i, t) for grid in plan.grids for i, t in enumerate(grid.tiles)]
+    whole = None
+    for k, (grid, i, t) in enumerate(tiles[start:], start):
+        if whole is None or whole.grid is not grid:
+            whole = picture_for(grid)
         window = grid.window(t, image.device)
-        steps = descend(objective_for(t), t.crop(image).clone(), plan.per_pass, levels, opts)
-        for i, (result, last) in enumerate(steps, 1):
-            if i < plan.per_pass:
+        steps = descend(objective_for(t, whole.terms(i, image)), t.crop(image).clone(), plan.per_pass, levels, opts)
+        for j, (result, last) in enumerate(steps, 1):
+            if j < plan.per_pass:
                 yield image, last, None
         t.crop(image).copy_(t.crop(image) * (1 - window) + result * window)
+        whole.changed(i)
         yield image, last, k + 1
 
 
@@ -516,12 +563,15 @@ def _descend_scale(plan: ScalePlan, nets: list[Net], opts: OptimizeOptions, prep
             yield image, last, i
         return
 
-    def objective_for(t: tiling.Tile) -> Objective:
+    def objective_for(t: tiling.Tile, terms: picture.TileTerms) -> Objective:
         crop_masks = [t.crop(m) for m in masks] if masks is not None else None
         return Objective(nets, opts, t.crop(content), targets, prep.blend, crop_masks,
-                         follow.crop(t) if follow is not None else None)
+                         follow.crop(t) if follow is not None else None, terms)
 
-    yield from _descend_tiled(plan, objective_for, image, levels, opts, start)
+    def picture_for(grid: tiling.Grid) -> picture.Picture:
+        return picture.Picture(nets, opts.style_loss, grid, content, masks, _layout())
+
+    yield from _descend_tiled(plan, objective_for, picture_for, image, levels, opts, start)
 
 
 def _video_frame_start(opts: OptimizeOptions, prep: shared.Prepared, temporal: Temporal, size: tuple[int, int]
@@ -584,7 +634,8 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
     if saved is not None and len(saved[0].tiles) != len(schedule):
         raise ConfigError(f"cannot resume from {checkpoint.path}: it has {len(saved[0].tiles)} scales where this run "
                           f"has {len(schedule)}; delete it to start afresh")
-    plans = plan_scales(nets, opts, schedule, levels, device, saved[0].tiles if saved is not None else None)
+    plans = plan_scales(nets, opts, schedule, levels, device, saved[0].tiles if saved is not None else None,
+                        len(styles) if masks is not None else 1)
     setup_seconds = time.perf_counter() - started
 
     tile_sides = [p.grids[0].tile if p.grids else 0 for p in plans]
