@@ -287,8 +287,7 @@ def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int
     tile's pixels, seeing zero padding beyond the cut, are not written back, and half of it as the blend band.
     Tiles start on multiples of the deepest layer's stride, so their features lie on the whole image's pooling grid
     and the picture's statistics summed over tiles are the untiled ones (picture.py). A tiled scale runs in
-    TILE_PASSES passes, each later pass with its cuts moved along by a share of the spacing
-    between tiles.
+    TILE_PASSES passes, each later pass with its cuts moved along by a share of the spacing between tiles.
     `tiles` fixes each scale's tile side (0: whole), as a resumed run must; `styles` counts masked styles, each
     with its own moments."""
     field_px = max(net.model.receptive_field(n) for net in nets for n in net.layers)
