@@ -272,6 +272,22 @@ def test_optimize_runs_its_finest_scale_in_shifted_tiles():
     assert metrics.seam_score(out, tiles["rows"], tiles["cols"]) < 1.2
 
 
+def test_owned_regions_cover_each_layers_grid_once():
+    """Mapped onto each layer's features (floor pooling, strides 1 to 8), the owned regions of a grid on the stride
+    cover the whole image's feature grid once: no position of the picture's statistics counts twice or not at all."""
+    height, width = 1003, 1517
+    for shift in (0.0, 0.5):
+        grid = tiling.plan(height, width, 400, margin=19, band=38, stride=8, shift=(shift, shift))
+        for stride in (1, 2, 4, 8):
+            count = torch.zeros(height // stride, width // stride)
+            for t in grid.tiles:
+                h, w = t.y1 - t.y0, t.x1 - t.x0
+                box = picture.feature_box(grid.owned(t).within(t), (h, w), torch.zeros(1, 1, h // stride, w // stride))
+                y0, x0 = t.y0 // stride, t.x0 // stride
+                count[y0 + box.y0:y0 + box.y1, x0 + box.x0:x0 + box.x1] += 1
+            assert bool((count == 1).all()), (shift, stride)
+
+
 @pytest.mark.parametrize("kind,masked", [("wasserstein", False), ("gram", True), ("mean_std", False)])
 def test_a_tile_descends_the_untiled_objective(kind, masked):
     """A tile's objective is the untiled one seen from the tile: the whole picture's style statistics (its owned

@@ -42,10 +42,13 @@ class TileTerms:
 
 
 def feature_box(box: Tile, size: tuple[int, int], feat: torch.Tensor) -> Tile:
-    """`box` (pixels of an image of `size`) on a feature map of that image, which may be smaller by its stride."""
+    """`box` (pixels of an image of `size`) on a feature map of that image, smaller by the layer's stride. Pixel p
+    goes to position ⌊(p + stride/2) / stride⌋: tiles start on multiples of the stride, so neighbours put their
+    shared border on the same position of the whole image's grid, and no position counts twice or not at all."""
     fh, fw = feat.shape[-2:]
-    return Tile(round(box.y0 * fh / size[0]), round(box.y1 * fh / size[0]),
-                round(box.x0 * fw / size[1]), round(box.x1 * fw / size[1]))
+    sy, sx = max(1, round(size[0] / fh)), max(1, round(size[1] / fw))
+    return Tile(min(fh, (box.y0 + sy // 2) // sy), min(fh, (box.y1 + sy // 2) // sy),
+                min(fw, (box.x0 + sx // 2) // sx), min(fw, (box.x1 + sx // 2) // sx))
 
 
 def region_moments(feat: torch.Tensor, box: Tile, kind: str, weight: torch.Tensor | None) -> losses.Moments:
