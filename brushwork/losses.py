@@ -247,10 +247,6 @@ class Moments:
     def __add__(self, other: Moments) -> Moments:
         return Moments(self.weight + other.weight, self.first + other.first, self.second + other.second)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(t.untyped_storage().nbytes() for t in (self.weight, self.first, self.second))
-
 
 def moments(feat: torch.Tensor, kind: str, weight: torch.Tensor | None = None) -> Moments:
     """The feature map's Moments for style loss `kind`, each position counted once (or with its weight, N×1×H×W at

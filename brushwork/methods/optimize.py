@@ -297,7 +297,7 @@ def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int
     smallest = tiling.min_tile(margin, band, stride)
     free = resources.available_memory(device)
     per_pixel, tile_per_pixel = working_bytes_per_pixel(nets, opts), working_bytes_per_pixel(nets, opts, True)
-    pass_per_pixel = picture.pass_bytes_per_pixel(nets)
+    pass_per_pixel, moment_bytes = picture.pass_bytes_per_pixel(nets), picture.moments_bytes(nets, opts.style_loss)
     plans = []
     for index, (h, w, iterations) in enumerate(schedule):
         passes = min(TILE_PASSES, iterations)
@@ -312,8 +312,7 @@ def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int
                 return estimate_bytes(nets, h, w, opts, levels, per_pixel, iterations) + IMAGE_BYTES_PER_PIXEL * h * w
             passes = grids(side)
             th, tw = max((g.largest for g in passes), key=lambda d: d[0] * d[1])
-            held = (picture.held_bytes(nets, opts.style_loss, max(len(g.tiles) for g in passes), styles)
-                    + int(pass_per_pixel * th * tw))
+            held = (max(len(g.tiles) for g in passes) + 2) * styles * moment_bytes + int(pass_per_pixel * th * tw)
             return (estimate_bytes(nets, th, tw, opts, levels, tile_per_pixel, tile_iterations(iterations)) + held
                     + IMAGE_BYTES_PER_PIXEL * h * w)
 

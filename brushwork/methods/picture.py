@@ -65,18 +65,18 @@ def content_norms(terms: TileTerms, targets: list[dict[str, torch.Tensor]]) -> l
             for layers, energy in zip(targets, terms.energy)]
 
 
-def held_bytes(nets: list, kind: str, tiles: int, styles: int) -> int:
-    """What a pass holds of the whole picture besides the image: every tile's moments, their sum for the tile at
-    work and the tile's own, for each style (float64; C×C per style layer, C for mean_std)."""
+def moments_bytes(nets: list, kind: str) -> int:
+    """The bytes of one tile's moments for one style (float64; C×C per style layer, C for mean_std). A pass holds
+    every tile's, their sum for the tile at work and the tile's own."""
     param = next(nets[0].model.parameters())
     probe = torch.zeros(1, 3, 64, 64, device=param.device, dtype=param.dtype)
-    per_style = 0
+    total = 0
     with torch.no_grad():
         for net in nets:
             for feat in net.model(probe, net.style_layers).values():
                 c = feat.shape[1]
-                per_style += 8 * (1 + c + (c if kind == "mean_std" else c * c))
-    return (tiles + 2) * styles * per_style
+                total += 8 * (1 + c + (c if kind == "mean_std" else c * c))
+    return total
 
 
 def pass_bytes_per_pixel(nets: list) -> float:
