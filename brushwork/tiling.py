@@ -267,10 +267,15 @@ class Footprint:
     def bytes(self, height: int, width: int, tile: int | None = None, other_pass: int = 0) -> int:
         """Peak bytes for a height × width image processed whole (tile None) or in tiles of `tile`, after another
         pass of the network over `other_pass` pixels (a thumbnail, a style image): counted in full, since glibc
-        often keeps what that pass freed instead of reusing it for the tiles (measured in tests/test_tiling.py)."""
-        h, w = (height, width) if tile is None else (min(height, tile + self.stride), min(width, tile + self.stride))
+        often keeps what that pass freed instead of reusing it for the tiles (measured in tests/test_tiling.py).
+        A tile counts at the size the grid cuts it (spans are only as long as their count needs, `_starts`)."""
+        h, w = (height, width) if tile is None else self.grid(height, width, tile).largest
         passes = (h + self.stride) * (w + self.stride) + other_pass
         return int(self.bytes_per_pixel * passes + IMAGE_BYTES_PER_PIXEL * height * width)
+
+    def grid(self, height: int, width: int, tile: int) -> Grid:
+        """The tiles a feed-forward run of this network cuts a height × width image into."""
+        return plan(height, width, tile, self.margin, FEED_FORWARD_BAND, self.stride)
 
 
 def decide(requested: int | None, height: int, width: int, footprint: Footprint, device: torch.device,
@@ -295,5 +300,5 @@ def feed_forward(process: Callable[[Tile | None, torch.Tensor], torch.Tensor], i
     that side, blended. Returns the output and the grid (None: whole)."""
     if tile is None:
         return process(None, image), None
-    grid = plan(*image.shape[-2:], tile, footprint.margin, FEED_FORWARD_BAND, footprint.stride)
+    grid = footprint.grid(*image.shape[-2:], tile)
     return blend(process, image, grid), grid

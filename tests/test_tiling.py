@@ -176,7 +176,7 @@ def test_self_attention_attends_to_the_thumbnails_keys_in_every_tile(models, mon
 def test_tiles_are_chosen_when_the_whole_image_does_not_fit(models, monkeypatch):
     stylizer = AdaINStylizer(str(models["adain"]), "cpu")
     footprint = stylizer.footprint()
-    budget = footprint.bytes(600, 800, 512, 512 * 384)
+    budget = footprint.bytes(600, 800, 512, 512 * 512)  # the largest other pass: the square style at 512 px
     assert footprint.bytes(600, 800) > budget
     monkeypatch.setattr(resources, "available_memory", lambda device: budget)
     result = api.run(_photo(600, 800), stripes(64, 64, (1.0, 0.2, 0.1)), method="adain",
@@ -186,6 +186,18 @@ def test_tiles_are_chosen_when_the_whole_image_does_not_fit(models, monkeypatch)
     with pytest.raises(SizeError, match="GiB"):
         api.run(_photo(600, 800), stripes(64, 64, (1.0, 0.2, 0.1)), method="adain", model=str(models["adain"]),
                 size=800, device="cpu")
+
+
+def test_a_tile_is_counted_at_the_size_the_grid_cuts_it():
+    """At 3840×2880 in 2048 px tiles the grid cuts 2 × 2 tiles of about 1520 × 2000: the guard counts those, not
+    2048², so a side that fits is not refused."""
+    footprint = tiling.Footprint(8, 100, 1000.0)
+    h, w = footprint.grid(2880, 3840, 2048).largest
+    assert h < 1600 and w < 2048
+    image = tiling.IMAGE_BYTES_PER_PIXEL * 2880 * 3840
+    assert footprint.bytes(2880, 3840, 2048) - image == footprint.bytes(h, w) - tiling.IMAGE_BYTES_PER_PIXEL * h * w
+    square = footprint.bytes(2048, 2048) - tiling.IMAGE_BYTES_PER_PIXEL * 2048**2
+    assert footprint.bytes(2880, 3840, 2048) < square + image
 
 
 MEASURE = textwrap.dedent("""
