@@ -171,6 +171,22 @@ class Grid:
         cols = sorted({(t.x0, t.x1) for t in self.tiles})
         return Tile(*cuts(rows, tile.y0, tile.y1), *cuts(cols, tile.x0, tile.x1))
 
+    def ownership(self, tile: Tile, feather: int, device: torch.device | None = None) -> torch.Tensor:
+        """The tile's share of each of its pixels when it writes back only what it owns (1×1×h×w): 1 over its owned
+        region, 0 beyond, rising linearly over 2 · feather + 1 px across each cut; image edges get no ramp. The
+        shares of the tiles around a cut add to 1 when feather is less than half the overlap."""
+        mask = torch.zeros(1, 1, tile.y1 - tile.y0, tile.x1 - tile.x0, device=device)
+        self.owned(tile).within(tile).crop(mask).fill_(1)
+        if feather == 0:
+            return mask
+        padded = torch.nn.functional.pad(mask, (feather,) * 4, mode="replicate")
+        return torch.nn.functional.avg_pool2d(padded, 2 * feather + 1, 1)
+
+    def cuts(self) -> dict[str, list[int]]:
+        """Rows and columns where owned regions meet: a tiled optimize pass's seams (`ownership`)."""
+        return {"rows": sorted({self.owned(t).y0 for t in self.tiles} - {0}),
+                "cols": sorted({self.owned(t).x0 for t in self.tiles} - {0})}
+
     @property
     def largest(self) -> tuple[int, int]:
         """Height and width of the tile with the most pixels: what one tile's processing must hold."""

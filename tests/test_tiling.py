@@ -300,6 +300,28 @@ def test_owned_regions_cover_each_layers_grid_once():
             assert bool((count == 1).all()), (shift, stride)
 
 
+def test_tile_shares_add_to_one_and_stay_near_the_owned_region():
+    """A tiled optimize pass writes back each tile's share of its pixels (Grid.ownership): the shares of all tiles
+    add to 1 at every pixel, so each pixel is fully repainted once per pass, and a tile leaves everything further than
+    the feather from its owned region as it was (no band where two tiles' strokes are averaged)."""
+    height, width, feather = 517, 803, 2
+    for shift in (0.0, 0.5):
+        grid = tiling.plan(height, width, 300, margin=19, band=38, stride=8, shift=(shift, shift))
+        total = torch.zeros(1, 1, height, width)
+        for t in grid.tiles:
+            share = grid.ownership(t, feather)
+            t.crop(total).add_(share)
+            own = grid.owned(t).within(t)
+            grown = tiling.Tile(own.y0 - feather, own.y1 + feather, own.x0 - feather, own.x1 + feather)
+            outside = torch.ones_like(share)
+            outside[..., max(0, grown.y0):grown.y1, max(0, grown.x0):grown.x1] = 0
+            assert float((share * outside).abs().max()) == 0
+            inner = tiling.Tile(own.y0 + feather, own.y1 - feather, own.x0 + feather, own.x1 - feather)
+            assert float(inner.crop(share).min()) == 1
+        torch.testing.assert_close(total, torch.ones_like(total))
+        assert len(grid.cuts()["rows"]) == len({t.y0 for t in grid.tiles}) - 1
+
+
 @pytest.mark.parametrize("kind,masked", [("wasserstein", False), ("gram", True), ("mean_std", False)])
 def test_a_tile_descends_the_untiled_objective(kind, masked):
     """A tile's objective is the untiled one seen from the tile: the whole picture's style statistics (its owned

@@ -47,6 +47,10 @@ LBFGS_RESTART = 1.01
 # each call; bench/RESULTS.md), and the Gram products read that layout without a copy. A torch memory format's name.
 LAYOUT = "channels_last"
 TILE_PASSES = 2  # a tiled scale runs twice over the image, the second time with its cuts moved
+# A tile changes only the pixels it owns, its share ramping over 2 · OWN_FEATHER + 1 px across a cut: a blend over
+# the whole overlap averaged two tiles' different strokes and left pale, smooth bands (bench/RESULTS.md); a hard
+# cut left a step.
+OWN_FEATHER = 2
 IMAGE_BYTES_PER_PIXEL = 48  # full-size buffers besides a tile's: the image, the content, the masks and a copy
 
 
@@ -274,8 +278,8 @@ class ScalePlan:
     def describe(self) -> dict:
         """What the sidecar records of a tiled scale: every pass's seams, for `brushwork eval`."""
         first = self.grids[0].describe()
-        rows = sorted({r for g in self.grids for r in g.seams()["rows"]})
-        cols = sorted({c for g in self.grids for c in g.seams()["cols"]})
+        rows = sorted({r for g in self.grids for r in g.cuts()["rows"]})
+        cols = sorted({c for g in self.grids for c in g.cuts()["cols"]})
         return {**first, "passes": len(self.grids), "tiles": [len(g.tiles) for g in self.grids],
                 "iterations_per_tile": self.per_pass, "rows": rows, "cols": cols}
 
@@ -283,8 +287,9 @@ class ScalePlan:
 def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int, int, int]], levels: int,
                 device: torch.device, tiles: list[int] | None = None, styles: int = 1) -> list[ScalePlan]:
     """Decide for each scale whether it runs whole or in tiles (tiling.choose), and refuse what fits neither way.
-    Tiles overlap by the receptive field of the deepest layer used: a quarter of it as margin on each side, where a
-    tile's pixels, seeing zero padding beyond the cut, are not written back, and half of it as the blend band.
+    Tiles overlap by the receptive field of the deepest layer used, and a tile writes back only what it owns, up
+    to the middle of each overlap: its pixels there see what the whole image's do, not the zero padding beyond
+    the cut (Grid.ownership).
     Tiles start on multiples of the deepest layer's stride, so their features lie on the whole image's pooling grid
     and the picture's statistics summed over tiles are the untiled ones (picture.py). A tiled scale runs in
     TILE_PASSES passes, each later pass with its cuts moved along by a share of the spacing between tiles.
@@ -515,8 +520,10 @@ def _descend_tiled(plan: ScalePlan, objective_for: Callable[[tiling.Tile, pictur
                    picture_for: Callable[[tiling.Grid], picture.Picture], image: torch.Tensor, levels: int,
                    opts: OptimizeOptions, start: int = 0):
     """Optimize one scale tile by tile, pass by pass, from its `start`-th tile; yields (whole image, losses, tiles
-    done) after every tile iteration, tiles done being None until a tile's result is in the image. Each tile's
-    result is blended into the image with its window, so the next tile starts from its neighbours' results.
+    done) after every tile iteration, tiles done being None until a tile's result is in the image. A tile changes
+    only the pixels it owns (Grid.ownership): the rest of its crop is context held where it is, as its features'
+    statistics already are (picture.py), so every pixel is one tile's strokes, not an average of two, and the next
+    tile starts from its neighbours' results.
     `objective_for(tile, terms)` builds a tile's objective, `picture_for(grid)` a pass's whole-picture terms. The
     image changes only between tiles, so a tile boundary is a point a stopped run resumes from exactly: each tile
     starts a new optimizer, and the picture's terms are a function of the image."""
@@ -525,12 +532,15 @@ def _descend_tiled(plan: ScalePlan, objective_for: Callable[[tiling.Tile, pictur
     for k, (grid, i, t) in enumerate(tiles[start:], start):
         if whole is None or whole.grid is not grid:
             whole = picture_for(grid)
-        window = grid.window(t, image.device)
-        steps = descend(objective_for(t, whole.terms(i, image)), t.crop(image).clone(), plan.per_pass, levels, opts)
+        share = grid.ownership(t, OWN_FEATHER, image.device)
+        before = t.crop(image).clone()
+        objective = objective_for(t, whole.terms(i, image))
+        steps = descend(lambda x: objective(torch.lerp(before, x, share)), before.clone(), plan.per_pass, levels,
+                        opts)
         for j, (result, last) in enumerate(steps, 1):
             if j < plan.per_pass:
                 yield image, last, None
-        t.crop(image).copy_(t.crop(image) * (1 - window) + result * window)
+        t.crop(image).copy_(torch.lerp(before, result, share))
         whole.changed(i)
         yield image, last, k + 1
 
