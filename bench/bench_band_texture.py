@@ -11,7 +11,7 @@ seam keeps the texture).
 import argparse
 import json
 
-from brushwork import io
+from brushwork import color, io
 
 
 def groups(lines: list[int], overlap: int) -> list[int]:
@@ -35,8 +35,7 @@ def main() -> None:
     parser.add_argument("--offset", type=int, default=60, help="how far the comparison strips lie to each side")
     args = parser.parse_args()
     tiling = json.load(open((args.lines_from or args.output) + ".json"))["tiling"]
-    img = io.load_image(args.output)[0]
-    lum = 0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]
+    lum = color.luminance(io.load_image(args.output))[0, 0]
     energy = (lum[1:, 1:] - lum[:-1, 1:]).abs() + (lum[1:, 1:] - lum[1:, :-1]).abs()
     h, w = energy.shape
     (y0, y1), (x0, x1) = ((0, h), (0, w)) if args.region is None else (
