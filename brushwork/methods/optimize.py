@@ -51,6 +51,7 @@ TILE_PASSES = 2  # a tiled scale runs twice over the image, the second time with
 # the whole overlap averaged two tiles' different strokes and left pale, smooth bands (bench/RESULTS.md); a hard
 # cut left a step.
 OWN_FEATHER = 2
+TILE_HELD_BYTES_PER_PIXEL = 16  # a tile's crop as it was before the tile repaints it (3 floats) and its share (1)
 IMAGE_BYTES_PER_PIXEL = 48  # full-size buffers besides a tile's: the image, the content, the masks and a copy
 
 
@@ -312,14 +313,15 @@ def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int
 
         def need(side: int | None) -> int:
             """Bytes for the whole scale (None) or its largest tile at that side, which is often smaller than
-            side × side (tiling._starts), with the whole picture's moments a pass holds."""
+            side × side (tiling._starts), with the whole picture's moments a pass holds and the tile's crop and share
+            (TILE_HELD_BYTES_PER_PIXEL)."""
             if side is None:
                 return estimate_bytes(nets, h, w, opts, levels, per_pixel, iterations) + IMAGE_BYTES_PER_PIXEL * h * w
             passes = grids(side)
             th, tw = max((g.largest for g in passes), key=lambda d: d[0] * d[1])
             held = (max(len(g.tiles) for g in passes) + 2) * styles * moment_bytes + int(pass_per_pixel * th * tw)
             return (estimate_bytes(nets, th, tw, opts, levels, tile_per_pixel, tile_iterations(iterations)) + held
-                    + IMAGE_BYTES_PER_PIXEL * h * w)
+                    + TILE_HELD_BYTES_PER_PIXEL * th * tw + IMAGE_BYTES_PER_PIXEL * h * w)
 
         requested = opts.tile if tiles is None else tiles[index]
         tile = tiling.choose(requested, h, w, lambda side: need(side) <= free, smallest)
