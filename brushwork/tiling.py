@@ -93,10 +93,10 @@ class Tile:
 def _starts(length: int, tile: int, overlap: int, stride: int, shift: float = 0.0) -> list[tuple[int, int]]:
     """(start, end) spans covering 0:length, as few as spans of at most `tile` allow (the last may be stride − 1
     longer), starting on multiples of `stride`, neighbours overlapping by at least `overlap`. Spans are only as
-    long as that count needs, not `tile` long: at 2880 px, two 2048 px spans would repeat 1216 px that two 1478 px
-    spans do not, and the optimize method's time goes with the pixels it optimizes. `shift` (a fraction of the
-    spacing between starts) moves every cut that far along, with one more span at the start, so that passes over
-    the same image cut it in different places: 0.5 puts each cut halfway between the unshifted ones."""
+    long as that count needs, not `tile` long: at 2880 px, two 2048 px spans would repeat 1216 px that spans of
+    1482 and 1488 px do not, and the optimize method's time goes with the pixels it optimizes. `shift` (a fraction
+    of the spacing between starts) moves every cut that far along, with one more span at the start, so that passes
+    over the same image cut it in different places: 0.5 puts each cut halfway between the unshifted ones."""
     if length <= tile:
         return [(0, length)]
     step = tile - overlap - stride  # the largest spacing that keeps the overlap after rounding starts down
