@@ -193,10 +193,14 @@ class Grid:
         t = max(self.tiles, key=lambda t: (t.y1 - t.y0) * (t.x1 - t.x0))
         return t.y1 - t.y0, t.x1 - t.x0
 
+    def layout(self) -> dict:
+        """The grid's shape as the sidecar records it, without its seam lines."""
+        return {"size": [self.width, self.height], "tile": self.tile, "margin": self.margin, "band": self.band,
+                "overlap": self.overlap, "stride": self.stride, "tiles": len(self.tiles)}
+
     def describe(self) -> dict:
         """What the sidecar records: enough for `brushwork eval` to find the seams."""
-        return {"size": [self.width, self.height], "tile": self.tile, "margin": self.margin, "band": self.band,
-                "overlap": self.overlap, "stride": self.stride, "tiles": len(self.tiles), **self.seams()}
+        return {**self.layout(), **self.seams()}
 
 
 def _rise(t: torch.Tensor) -> torch.Tensor:

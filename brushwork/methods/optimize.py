@@ -278,10 +278,9 @@ class ScalePlan:
 
     def describe(self) -> dict:
         """What the sidecar records of a tiled scale: every pass's seams, for `brushwork eval`."""
-        first = self.grids[0].describe()
         rows = sorted({r for g in self.grids for r in g.cuts()["rows"]})
         cols = sorted({c for g in self.grids for c in g.cuts()["cols"]})
-        return {**first, "passes": len(self.grids), "tiles": [len(g.tiles) for g in self.grids],
+        return {**self.grids[0].layout(), "passes": len(self.grids), "tiles": [len(g.tiles) for g in self.grids],
                 "iterations_per_tile": self.per_pass, "rows": rows, "cols": cols}
 
 
