@@ -8,7 +8,9 @@
 
 Every run is a fresh process, so its peak resident memory (VmHWM, the whole process: Python, torch, weights and
 the run) is its own. The seam score is metrics.seam_score at the seam lines the sidecar records; `--control` also
-stylizes the whole image at once (where it fits) and scores it at the same lines, for comparison. Outputs go to
+stylizes the whole image at once (where it fits) and scores it at the same lines, for comparison. Lines along which
+the content itself scores above metrics.EDGE_LINE (a straight edge of the photo runs there) are listed, and the
+score at the other lines is given beside (metrics.seam_report). Outputs go to
 out/large/ (not committed: they derive from ../shared/data).
 """
 
@@ -45,10 +47,17 @@ def child(job: dict) -> dict:
     tiling = result.details.get("tiling")
     row = {"seconds": round(seconds, 1), "peak_gib": round(peak / 2**30, 2),
            "size": f"{image.shape[-1]}×{image.shape[-2]}", "tile": tiling["tile"] if tiling else None,
-           "tiles": tiling["tiles"] if tiling else 0, "seam": None, "seam_whole": None}
+           "tiles": tiling["tiles"] if tiling else 0, "seam": None, "seam_off_edges": None,
+           "edge_lines": [], "seam_whole": None}
     if tiling:
         lines = (tiling["rows"], tiling["cols"])
-        row["seam"] = round(metrics.seam_score(image, *lines, period=tiling["stride"]), 4)
+        content = io.resize(io.load_image(job["content"]), tuple(image.shape[-2:]))
+        seams = metrics.seam_report(image, *lines, period=tiling["stride"], content=content)
+        row["seam"] = round(seams["seam"], 4)
+        off = seams["seam_off_edges"]
+        row["seam_off_edges"] = round(off, 4) if off is not None else None
+        row["edge_lines"] = [f"{e['line']} {e['at']} ({e['output']:.3f}, content {e['content']:.3f})"
+                             for e in seams["seam_edges"]]
         if job.get("control"):
             del result
             whole = api.run(job["content"], job["style"], method=job["method"], size=job["size"], quiet=True,
@@ -83,8 +92,9 @@ def main() -> None:
     settings = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print("| method | pair | size | tile (tiles) | s | peak GiB | seam | seam, whole image |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| method | pair | size | tile (tiles) | s | peak GiB | seam | seam, whole image | lines along content edges "
+          "| seam at the other lines |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for method in args.methods.split(","):
         options = dict(settings)
         model = getattr(args, f"{method}_model", None)
@@ -99,13 +109,13 @@ def main() -> None:
             done = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)], capture_output=True,
                                   text=True)
             if done.returncode != 0:
-                print(f"| {method} | {label} | failed: {done.stderr.strip().splitlines()[-1]} |||||")
+                print(f"| {method} | {label} | failed: {done.stderr.strip().splitlines()[-1]} |||||||")
                 continue
             r = json.loads(done.stdout.strip().splitlines()[-1])
             tile = f"{r['tile']} ({r['tiles'] if isinstance(r['tiles'], int) else '+'.join(map(str, r['tiles']))})" \
                 if r["tile"] else "whole"
             print(f"| {method} | {label} | {r['size']} | {tile} | {r['seconds']} | {r['peak_gib']} | {r['seam']} | "
-                  f"{r['seam_whole']} |", flush=True)
+                  f"{r['seam_whole']} | {'; '.join(r['edge_lines']) or 'none'} | {r['seam_off_edges']} |", flush=True)
 
 
 if __name__ == "__main__":

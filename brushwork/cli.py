@@ -333,6 +333,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if "seam" in row:
             print(f"seam score {row['seam']:.4f} (tile borders against their surroundings; 1 = invisible): "
                   f"{label_of[row['output']]}")
+            for edge in row.get("seam_edges", []):
+                print(f"  {edge['line']} {edge['at']} runs along an edge of the content, which scores "
+                      f"{edge['content']:.4f} there (the output {edge['output']:.4f})")
+            if row.get("seam_edges"):
+                rest = row["seam_off_edges"]
+                print(f"  seam score at the other lines: {rest:.4f}" if rest is not None else
+                      "  every line runs along an edge of the content: judge these seams by eye")
     made = ", ".join(report.made_with) or "unknown (no sidecars)"
     print(f"graded with {report.backbone}; outputs made with {made}")
     scores = report.set_scores

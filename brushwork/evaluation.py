@@ -58,14 +58,20 @@ def made_with(output: Source) -> str | None:
         return None
 
 
-def seam(output_src: Source, output: torch.Tensor) -> float | None:
-    """The seam score (metrics.seam_score) of an output made in tiles, at the seam lines its sidecar records;
+def seam(output_src: Source, output: torch.Tensor, content: Source | None = None) -> dict | None:
+    """The seam scores (metrics.seam_report) of an output made in tiles, at the seam lines its sidecar records, with
+    the content (any size: resized to the output's, as stylize did) as the control for lines along its own edges;
     None for an output made whole, or whose size no longer matches its sidecar."""
     tiling = _sidecar(output_src).get("tiling")
     if not isinstance(tiling, dict) or tiling.get("size") != [output.shape[-1], output.shape[-2]]:
         return None
-    return round(metrics.seam_score(output, tiling.get("rows", []), tiling.get("cols", []),
-                                    period=tiling.get("stride", 1)), 6)
+    guide = None
+    if content is not None:
+        guide = io.load_image(content)
+        if guide.shape[-2:] != output.shape[-2:]:
+            guide = io.resize(guide, tuple(output.shape[-2:]))
+    return metrics.seam_report(output, tiling.get("rows", []), tiling.get("cols", []), tiling.get("stride", 1),
+                               guide)
 
 
 def _match_sizes(output: torch.Tensor, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -118,7 +124,7 @@ def evaluate_triples(triples: list[tuple[Source, Source, Source]], backbone: str
     for output_src, content_src, style_src in triples:
         content = loader.get(content_src, size)
         output = io.load_image(output_src)
-        seam_value = seam(output_src, output)
+        seams = seam(output_src, output, content_src)
         if output.shape[-2:] != content.shape[-2:]:
             output, content, note = _match_sizes(output, content)
             report.notes.append(f"{_name(output_src)}: {note}")
@@ -128,15 +134,16 @@ def evaluate_triples(triples: list[tuple[Source, Source, Source]], backbone: str
         pooled_outputs.append(values.pop("pooled"))
         row = {"output": _name(output_src), "content_image": _name(content_src), "style_image": _name(style_src),
                **{k: round(float(v[0]), 6) for k, v in values.items()},
-               **({"seam": seam_value} if seam_value is not None else {})}
+               **(seams or {})}
         report.rows.append(row)
         if on_row:
             on_row(row)
     report.set_scores = {f"mean_{k}": round(sum(r[k] for r in report.rows) / len(report.rows), 6)
                          for k in metrics.PAIR_METRICS}
-    seams = [r["seam"] for r in report.rows if "seam" in r]
-    if seams:
-        report.set_scores["max_seam"] = max(seams)
+    for key in ("seam", "seam_off_edges"):
+        values = [r[key] for r in report.rows if r.get(key) is not None]
+        if values:
+            report.set_scores[f"max_{key}"] = max(values)
     if len(triples) >= 2:
         style_feats = metrics.pooled_features(styles_seen.values(), model)
         frechet = metrics.frechet_distance(torch.cat(pooled_outputs), style_feats)

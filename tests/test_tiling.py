@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from brushwork import api, evaluation, metrics, resources, tiling
 from brushwork.backbones import create_backbone
+from brushwork.cli import main
 from brushwork.errors import ConfigError, SizeError
 from brushwork.methods import adain_model, fast_model, picture
 from brushwork.methods.adain import AdaINStylizer
@@ -235,7 +236,7 @@ def test_memory_estimate_matches_the_measured_peak(models, method, height, width
     assert peaks[tile]["measured"] < peaks[0]["measured"] / 2
 
 
-def test_seam_score_finds_a_hard_border_and_not_a_blended_one(models, tmp_path):
+def test_seam_score_finds_a_hard_border_and_not_a_blended_one(models, tmp_path, capsys):
     torch.manual_seed(0)
     assert 0.9 < metrics.seam_score(torch.rand(1, 3, 256, 256), [132], [100]) < 1.1  # every line alike
     image = _photo(256, 256)
@@ -262,6 +263,43 @@ def test_seam_score_finds_a_hard_border_and_not_a_blended_one(models, tmp_path):
     assert report.rows[0]["seam"] == pytest.approx(
         metrics.seam_score(whole_8bit, lines["rows"], lines["cols"], period=lines["stride"]), abs=0.02)
     assert report.rows[0]["seam"] < 1.1  # on the decoder's 8 px grid, the border pairs look like their neighbours
+    photo = api.io.load_image(content)  # the control: the content at the output's size (here its own)
+    assert report.rows[0]["seam_content"] == pytest.approx(
+        metrics.seam_score(photo, lines["rows"], lines["cols"], period=lines["stride"]), abs=1e-5)
+    edges = {(e["line"], e["at"]) for e in report.rows[0]["seam_edges"]}  # this photo's 8 px noise blocks make some
+    assert all(e["content"] > metrics.EDGE_LINE for e in report.rows[0]["seam_edges"])
+    rest = [r for r in lines["rows"] if ("row", r) not in edges], [c for c in lines["cols"] if ("col", c) not in edges]
+    assert report.rows[0]["seam_off_edges"] == pytest.approx(
+        metrics.seam_score(api.io.load_image(out), *rest, period=lines["stride"]), abs=1e-5)
+    capsys.readouterr()
+    assert main(["eval", "--content", str(content), "--style", str(style), str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"seam score {report.rows[0]['seam']:.4f} " in printed
+    for e in report.rows[0]["seam_edges"]:
+        assert f"{e['line']} {e['at']} runs along an edge of the content, which scores {e['content']:.4f}" in printed
+    assert (f"seam score at the other lines: {report.rows[0]['seam_off_edges']:.4f}" in printed) == bool(edges)
+    assert report.set_scores["max_seam"] == report.rows[0]["seam"]
+
+
+def test_seam_report_sets_lines_along_a_content_edge_apart():
+    """A straight edge of the photo along a cut reads as a seam in any output of it; the control grades such a line
+    against the photo and scores the others alone, so a real seam elsewhere still shows."""
+    torch.manual_seed(0)
+    content = _photo(256, 256)
+    content[..., :, 100:] = (content[..., :, 100:] + 0.3).clamp(0, 1)  # a building's edge along column 100
+    output = (0.7 * content + 0.2 * torch.rand(1, 3, 256, 256)).clamp(0, 1)  # painted over, the edge kept
+    plain = metrics.seam_report(output, [132], [100, 180], content=content)
+    assert plain["seam"] > 1.5  # the edge alone lifts the score of an output without any seam
+    assert [(e["line"], e["at"]) for e in plain["seam_edges"]] == [("col", 100)]
+    assert plain["seam_edges"][0]["content"] > metrics.EDGE_LINE and plain["seam_edges"][0]["output"] > 2
+    assert 0.9 < plain["seam_off_edges"] < 1.1
+    cut = output.clone()
+    cut[..., 132:, :] = (cut[..., 132:, :] * 0.8).clamp(0, 1)  # a real seam along row 132
+    assert metrics.seam_report(cut, [132], [100, 180], content=content)["seam_off_edges"] > 1.4
+    assert metrics.seam_report(output, [], [100], content=content)["seam_off_edges"] is None  # nothing else to score
+    assert set(metrics.seam_report(output, [132], [100])) == {"seam"}  # without the content, no control
+    with pytest.raises(SizeError):
+        metrics.seam_report(output, [132], [100], content=content[..., :128])
 
 
 def test_optimize_runs_its_finest_scale_in_shifted_tiles():
