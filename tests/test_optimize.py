@@ -9,8 +9,8 @@ from brushwork import color, losses, metrics
 from brushwork.api import resolve_options, run
 from brushwork.backbones import create_backbone
 from brushwork.io import load_image, resize
-from brushwork.methods.optimize import (OptimizeOptions, build_nets, estimate_bytes, from_pyramid, scale_schedule,
-                                       scale_style_weights, to_pyramid)
+from brushwork.methods.optimize import (PRESETS, OptimizeOptions, build_nets, estimate_bytes, from_pyramid,
+                                       scale_schedule, scale_style_weights, to_pyramid)
 
 from .conftest import run_measuring, stripes
 
@@ -96,6 +96,22 @@ def test_coarse_to_fine_schedule():
     assert [s[:2] for s in scale_schedule(48, 64, opts, 32)] == [(48, 64)]  # too small scales are skipped
     with pytest.raises(SizeError):
         scale_schedule(12, 16, opts, 32)
+
+
+def test_the_default_adds_scales_above_1350_px_so_the_coarsest_stays_near_480(content, red_stripes):
+    """Without --scales, the coarsest scale stays near 480 px on the long side (the preview's layout) at any size:
+    2 scales up to about 1,350 px (512 and 1024 px as before), 3 at 2048, 4 at 4K; --scales and presets decide
+    otherwise."""
+    default = OptimizeOptions()
+    firsts = {side: scale_schedule(side * 3 // 4, side, default, 32) for side in (512, 1024, 1280, 2048, 3840)}
+    assert {side: len(s) for side, s in firsts.items()} == {512: 2, 1024: 2, 1280: 2, 2048: 3, 3840: 4}
+    assert all(340 < s[0][1] <= 640 for side, s in firsts.items() if side > 512)  # the coarsest long side
+    assert [i for _, _, i in firsts[3840]] == [125, 50, 20, 8]
+    assert len(scale_schedule(2880, 3840, OptimizeOptions(scales=2), 32)) == 2
+    assert len(scale_schedule(2880, 3840, OptimizeOptions(**PRESETS["quality"]), 32)) == 3
+    result = run(content, red_stripes, size=96, iterations=2, quiet=True)
+    assert result.options.scales == 2  # the sidecar records the count that ran, not "default"
+    assert len(result.stats["scales"]) == 2
 
 
 MEASURE = textwrap.dedent("""

@@ -74,7 +74,8 @@ class OptimizeOptions(CommonOptions):
     style_layers: list[str] | None = option(None, "comma-separated layer names (default: the backbone's)")
     style_loss: str = option("wasserstein", "wasserstein | gram | mean_std")
     iterations: int = option(125, "iterations at the coarsest scale; each finer scale runs fewer")
-    scales: int = option(2, "number of coarse-to-fine scales (1 = single scale)")
+    scales: int | None = option(None, "number of coarse-to-fine scales (1 = single scale; default: 2, and more "
+                                      "above 1,350 px so the coarsest stays near 480 px: 3 at 2048, 4 at 3840)")
     scale_factor: float = option(2.0, "size ratio between scales")
     iteration_decay: float = 0.4
     optimizer: str = option("lbfgs", "lbfgs | adam")
@@ -102,11 +103,14 @@ PRESETS: dict[str, dict] = {
 }
 
 
+COARSEST = 480  # px, the long side of the coarsest scale when --scales is not given (scale_count)
+
+
 def validate(opts: OptimizeOptions) -> None:
     """Reject impossible values of optimize's own options with a message that names the option."""
     checks = [
         (opts.iterations >= 1, "--iterations must be at least 1"),
-        (opts.scales >= 1, "--scales must be at least 1"),
+        (opts.scales is None or opts.scales >= 1, "--scales must be at least 1"),
         (opts.scale_factor > 1, "--scale-factor must be greater than 1"),
         (0 < opts.iteration_decay <= 1, "iteration_decay must be in (0, 1]"),
         (opts.content_weight >= 0 and opts.style_weight >= 0 and opts.tv_weight >= 0, "loss weights must be >= 0"),
@@ -126,11 +130,21 @@ def validate(opts: OptimizeOptions) -> None:
         raise ConfigError("--weights applies to a single backbone, not to " + opts.backbone)
 
 
+def scale_count(height: int, width: int, opts: OptimizeOptions) -> int:
+    """--scales, or by default enough that the coarsest scale's long side is near COARSEST px, and at least 2. The
+    network sees about 76 px around each pixel at any size, so a painting's large forms (the starry sky's swirls) are
+    laid out only at a scale near the preview's; finer scales add detail to that layout (bench/RESULTS.md,
+    2026-11-28: at 4K, four scales from 480 px against two from 1920 px)."""
+    if opts.scales is not None:
+        return opts.scales
+    return max(2, 1 + round(math.log(max(height, width) / COARSEST, opts.scale_factor)))
+
+
 def scale_schedule(height: int, width: int, opts: OptimizeOptions, min_size: int) -> list[tuple[int, int, int]]:
     """(height, width, iterations) from coarse to fine: sizes grow by scale_factor up to the target, and each finer
     (costlier) scale runs iteration_decay times the iterations of the one before."""
     sizes: list[tuple[int, int]] = []
-    for i in reversed(range(opts.scales)):
+    for i in reversed(range(scale_count(height, width, opts))):
         s = opts.scale_factor ** i
         h, w = max(1, round(height / s)), max(1, round(width / s))
         if min(h, w) >= min_size and (h, w) not in sizes:
@@ -636,6 +650,7 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
         build_nets(opts, device)
     min_size = max(net.model.min_size for net in nets)
     height, width = shared.output_size(content, opts.size, min_size, "backbone")
+    opts = replace(opts, scales=scale_count(height, width, opts))  # the sidecar records the scales that ran
     levels = opts.pyramid_levels or max(net.model.pyramid_levels for net in nets)
     follows = temporal is not None and temporal.previous is not None
     schedule = [(height, width, temporal.frame_iterations)] if follows else scale_schedule(height, width, opts,
