@@ -36,7 +36,7 @@ def _status(key: str) -> int:
 
 def child(job: dict) -> dict:
     """One stylization in this process: seconds, peak memory, size, tiling and seam scores."""
-    from brushwork import api, io, metrics
+    from brushwork import api, evaluation, io, metrics
 
     started = time.perf_counter()
     result = api.stylize_file(job["content"], job["style"], job["output"], method=job["method"], size=job["size"],
@@ -51,8 +51,7 @@ def child(job: dict) -> dict:
            "edge_lines": [], "seam_whole": None}
     if tiling:
         lines = (tiling["rows"], tiling["cols"])
-        content = io.resize(io.load_image(job["content"]), tuple(image.shape[-2:]))
-        seams = metrics.seam_report(image, *lines, period=tiling["stride"], content=content)
+        seams = evaluation.seam(job["output"], image, job["content"])  # at the lines the sidecar records
         row["seam"] = round(seams["seam"], 4)
         off = seams["seam_off_edges"]
         row["seam_off_edges"] = round(off, 4) if off is not None else None

@@ -262,19 +262,19 @@ def seam_report(image: torch.Tensor, rows: Sequence[int], cols: Sequence[int], p
         return report
     _check_pair(image, content)
     report["seam_content"] = round(seam_score(content, rows, cols, period=period), 6)
-    lines = [("row", r) for r in rows] + [("col", c) for c in cols]
-    edges = []
-    for axis, at in lines:
+    edges: list[dict] = []
+    rest: dict[str, list[int]] = {"row": [], "col": []}
+    for axis, at in [("row", r) for r in rows] + [("col", c) for c in cols]:
         along = ([at], []) if axis == "row" else ([], [at])
         own = seam_score(content, *along, period=period)
         if own > EDGE_LINE:
             edges.append({"line": axis, "at": at, "content": round(own, 6),
                           "output": round(seam_score(image, *along, period=period), 6)})
-    rest = [(axis, at) for axis, at in lines if not any(e["line"] == axis and e["at"] == at for e in edges)]
+        else:
+            rest[axis].append(at)
     report["seam_edges"] = edges
-    report["seam_off_edges"] = round(seam_score(image, [a for x, a in rest if x == "row"],
-                                                [a for x, a in rest if x == "col"], period=period), 6) \
-        if rest else None
+    report["seam_off_edges"] = round(seam_score(image, rest["row"], rest["col"], period=period), 6) \
+        if rest["row"] or rest["col"] else None
     return report
 
 
