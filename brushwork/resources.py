@@ -37,10 +37,12 @@ def available_memory(device: torch.device) -> int:
     return 1 << 62
 
 
-def check_fits(needed: int, device: torch.device, what: str) -> None:
+def check_fits(needed: int, device: torch.device, what: str, bound: str = "about") -> None:
+    """Refuse `needed` bytes that exceed free memory; `bound` says what the number is: "about" for an estimate,
+    "at least" for a floor."""
     free = available_memory(device)
     if needed > free:
-        raise SizeError(f"{what} needs about {needed / 2**30:.1f} GiB but only {free / 2**30:.1f} GiB is free on "
+        raise SizeError(f"{what} needs {bound} {needed / 2**30:.1f} GiB but only {free / 2**30:.1f} GiB is free on "
                         f"{device.type}; use a smaller --size")
 
 

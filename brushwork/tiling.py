@@ -298,11 +298,23 @@ class Footprint:
         return plan(height, width, tile, self.margin, FEED_FORWARD_BAND, self.stride)
 
 
+def check_full_size(height: int, width: int, device: torch.device, bytes_per_pixel: int = IMAGE_BYTES_PER_PIXEL,
+                    held: int = 0) -> None:
+    """Refuse an image whose full-size buffers alone (`bytes_per_pixel`, which no tiling shrinks) and `held` bytes
+    exceed free memory, before anything is resized to its size or tiles are planned for it: at --size 300000 the
+    tile plans alone took 12 s and the resize asked for 810 GB."""
+    resources.check_fits(bytes_per_pixel * height * width + held, device, f"stylizing at {width}×{height}",
+                         "at least")
+
+
 def decide(requested: int | None, height: int, width: int, footprint: Footprint, device: torch.device,
            other_pass: int = 0, held: int = 0) -> int | None:
     """The tile side for a feed-forward run (None: the whole image at once), as `choose` picks it; the memory
     guard refuses what fits neither way. `other_pass`: pixels of the largest other pass (Footprint.bytes);
-    `held`: bytes a method needs besides the tiled network, whatever the tile (the transformer's tokens)."""
+    `held`: bytes a method needs besides the tiled network, whatever the tile (the transformer's tokens).
+    Call it before resizing anything to the output's size."""
+    check_full_size(height, width, device, held=held)
+
     def need(tile: int | None) -> int:
         return footprint.bytes(height, width, tile, other_pass) + held
 

@@ -42,11 +42,16 @@ def stylize(*args: str) -> list[str]:
     return ["stylize", *TINY, *args]
 
 
-def _inputs(files, tmp_path) -> dict[str, str]:
+def feed(method: str, *args: str) -> list[str]:
+    """A feed-forward method's command line: TINY's optimize options would fail it on them instead."""
+    return ["stylize", "--size", "64", "--quiet", "--method", method, *args]
+
+
+def _inputs(files, tmp_path, models) -> dict[str, str]:
     bad = tmp_path / "bad"
     bad.mkdir(exist_ok=True)
     return {"c": str(files["content"]), "a": str(files["style_a"]), "b": str(files["style_b"]),
-            "out": str(tmp_path / "out" / "o.png"), "bad": str(bad)}
+            "out": str(tmp_path / "out" / "o.png"), "bad": str(bad), **{k: str(v) for k, v in models.items()}}
 
 
 PATHS = {
@@ -74,6 +79,10 @@ NUMBERS = {
     "size zero": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--size", "0"),
     "size too small": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--size", "8"),
     "size too large": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--size", "300000"),
+    "size too large, adain": lambda f, p, i: feed("adain", i["c"], i["a"], "-o", i["out"], "--model", i["adain"],
+                                                  "--size", "300000"),
+    "size too large, fast through onnx": lambda f, p, i: feed("fast", i["c"], "-o", i["out"], "--model", i["fast"],
+                                                              "--runtime", "onnx", "--size", "40000"),
     "size not a number": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--size", "big"),
     "iterations zero": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--iterations", "0"),
     "scale factor one": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--scale-factor", "1"),
@@ -83,7 +92,7 @@ NUMBERS = {
     "negative tv weight": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--tv-weight", "-1"),
     "lr inf": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--optimizer", "adam", "--lr", "inf"),
     "style scale zero": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--style-scale", "0"),
-    "alpha above one": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--method", "adain", "--alpha", "2"),
+    "alpha above one": lambda f, p, i: feed("adain", i["c"], i["a"], "-o", i["out"], "--alpha", "2"),
     "pyramid levels 50": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--pyramid-levels", "50"),
     "unknown preset": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--preset", "turbo"),
     "unknown method": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--method", "magic"),
@@ -91,10 +100,8 @@ NUMBERS = {
     "unknown layer": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--style-layers", "relu9_9"),
     "tile negative": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--tile", "-1"),
     "tile below the overlap": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--tile", "40"),
-    "thumbnail too small": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--method", "adain",
-                                                   "--thumbnail", "4"),
-    "tiles through onnx": lambda f, p, i: stylize(i["c"], "-o", i["out"], "--method", "fast", "--runtime", "onnx",
-                                                  "--tile", "512"),
+    "thumbnail too small": lambda f, p, i: feed("adain", i["c"], i["a"], "-o", i["out"], "--thumbnail", "4"),
+    "tiles through onnx": lambda f, p, i: feed("fast", i["c"], "-o", i["out"], "--runtime", "onnx", "--tile", "512"),
 }
 
 BLENDS_AND_MASKS = {
@@ -126,12 +133,11 @@ WEIGHTS = {
                                                     "--weights", str(p / "none.pth")),
     "weights file garbage": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--backbone", "vgg19",
                                                     "--weights", _write(p / "bad" / "w.pth", b"PK\x03\x04 junk")),
-    "fast model missing": lambda f, p, i: stylize(i["c"], "-o", i["out"], "--method", "fast", "--model",
-                                                  str(p / "none.safetensors")),
-    "fast model garbage": lambda f, p, i: stylize(i["c"], "-o", i["out"], "--method", "fast", "--model",
-                                                  _write(p / "bad" / "m.safetensors", b"\x08\0\0\0\0\0\0\0{}")),
-    "adain decoder unknown": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--method", "adain",
-                                                     "--model", "no-such-decoder"),
+    "fast model missing": lambda f, p, i: feed("fast", i["c"], "-o", i["out"], "--model", str(p / "none.safetensors")),
+    "fast model garbage": lambda f, p, i: feed("fast", i["c"], "-o", i["out"], "--model",
+                                               _write(p / "bad" / "m.safetensors", b"\x08\0\0\0\0\0\0\0{}")),
+    "adain decoder unknown": lambda f, p, i: feed("adain", i["c"], i["a"], "-o", i["out"], "--model",
+                                                  "no-such-decoder"),
 }
 
 OUTPUTS = {
@@ -296,6 +302,9 @@ CLASSES = {"paths": PATHS, "images": IMAGES, "numbers": NUMBERS, "blends and mas
            "weights": WEIGHTS, "outputs": OUTPUTS, "resume": RESUME, "videos": VIDEOS,
            "gan": GANS, "batch": BATCHES}
 CASES = [pytest.param(kind, name, id=f"{kind}: {name}") for kind, cases in CLASSES.items() for name in cases]
+# What a case's error must say where another error could stand in for it: the onnx case's model is no ONNX file,
+# so only the size check that comes first keeps it from failing on that instead.
+EXPECTED = {name: "GiB but only" for name in NUMBERS if name.startswith("size too large")}
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -303,12 +312,12 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("kind,name", CASES)
-def test_bad_input_one_line_exit_2_nothing_written(files, tmp_path, monkeypatch, capsys, kind, name):
+def test_bad_input_one_line_exit_2_nothing_written(files, models, tmp_path, monkeypatch, capsys, kind, name):
     monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path / "empty-cache"))
     (tmp_path / "out").mkdir()
     (Path(files["content"]).parent / "inputs").mkdir(exist_ok=True)
     (Path(files["content"]).parent / "inputs" / "x.png").write_bytes(Path(files["content"]).read_bytes())
-    argv = CLASSES[kind][name](files, tmp_path, _inputs(files, tmp_path))
+    argv = CLASSES[kind][name](files, tmp_path, _inputs(files, tmp_path, models))
     before = _snapshot(tmp_path)
     try:
         rc = main(argv)
@@ -317,7 +326,33 @@ def test_bad_input_one_line_exit_2_nothing_written(files, tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert rc == 2, err
     assert err.startswith("brushwork: error:") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "unknown option" not in err or "option" in name, err  # the case's own error, not a mistyped command
+    assert EXPECTED.get(name, "") in err, err
     assert _snapshot(tmp_path) == before  # nothing new, nothing changed, nothing half-written
+
+
+@pytest.mark.parametrize("method", ["optimize", "adain", "gan", "fast", "transformer"])
+@pytest.mark.parametrize("tile", [None, 1024])
+def test_a_size_too_large_is_refused_before_anything_is_resized_to_it_or_tiled(files, models, monkeypatch, method,
+                                                                               tile):
+    """The memory guard must speak first: at 300000 px the tile plans alone took 12 s, and a resize of the content to
+    that size asked for 810 GB (a traceback, not an error) before the guard was asked."""
+    from brushwork import SizeError, api, io, tiling
+    from brushwork.methods import prepare
+
+    def refuse_plan(*args, **kwargs):
+        raise AssertionError("tiles planned for an image the guard must refuse")
+
+    def small_resize(img, size):
+        assert max(size) <= 4096, f"resized to {size}"
+        return io.resize(img, size)
+
+    monkeypatch.setattr(tiling, "plan", refuse_plan)
+    monkeypatch.setattr(prepare, "resize", small_resize)
+    style = None if method == "fast" else files["style_a"]
+    model = {} if method == "optimize" else {"model": str(models[method])}
+    with pytest.raises(SizeError, match="GiB but only"):
+        api.run(files["content"], style, method=method, size=300_000, tile=tile, **model)
 
 
 def test_a_loss_that_turns_non_finite_stops_the_run_and_writes_nothing(files, tmp_path, monkeypatch, capsys):

@@ -162,13 +162,15 @@ def validate(opts: AdaINOptions) -> None:
         raise ConfigError("--alpha must be between 0 and 1")
 
 
-def run_onnx(model: str, work: torch.Tensor, styles: list[torch.Tensor], masks: list[torch.Tensor] | None,
-             opts: AdaINOptions) -> tuple[torch.Tensor, str, str | None]:
-    """An exported (content, style, alpha) graph through onnxruntime: adain's, gan's or the transformer's."""
-    if len(styles) > 1 or masks:
+def run_onnx(model: str, prep: shared.Prepared, size: tuple[int, int], opts: AdaINOptions
+             ) -> tuple[torch.Tensor, str, str | None]:
+    """An exported (content, style, alpha) graph through onnxruntime at `size`: adain's, gan's or the
+    transformer's. The graph's own activations are not counted, so the memory check is only a floor."""
+    if len(prep.styles) > 1 or prep.masks:
         raise ConfigError("an exported model takes one style image: blends and masks need --runtime torch")
+    tiling.check_full_size(*size, torch.device("cpu"), held=tiling.IMAGE_BYTES_PER_PIXEL * prep.style_pixels(size))
     session = runtime.onnx_session(model, opts.device)
-    output = session.run(None, {"content": work.numpy(), "style": styles[0].numpy(),
+    output = session.run(None, {"content": prep.work_at(size).numpy(), "style": prep.styles_at(size)[0].numpy(),
                                 "alpha": np.array(opts.alpha, dtype=np.float32)})[0]
     return torch.from_numpy(output), "onnxruntime", runtime.read_metadata(model).get("backbone")
 
@@ -188,10 +190,10 @@ def _stylize_whole_or_tiled(stylizer: AdaINStylizer, codes: list[torch.Tensor], 
     from a thumbnail when the image is larger than --thumbnail (URST's thumbnail normalization), and in a video
     smoothed over the frames of a shot. `style_pixels`: the largest style image encoded, a pass the memory
     estimate counts."""
-    work, masks = prep.work_at(size), prep.masks_at(size)
     thumb_size = shared.thumbnail_size(size, opts.thumbnail)
     fp = stylizer.footprint()
     tile = tiling.decide(opts.tile, *size, fp, stylizer.device, max(thumb_size[0] * thumb_size[1], style_pixels))
+    work, masks = prep.work_at(size), prep.masks_at(size)
     smooth = _smoother(temporal)
     if tile is None and thumb_size == size:  # the whole image is its own thumbnail
         return stylizer.stylize(work, codes, prep.blend, masks, opts.alpha, smooth=smooth), {}
@@ -245,8 +247,7 @@ def stylize_with(spec: MethodSpec, model_file: Path, content: torch.Tensor, styl
     details: dict = {"model": model}
     if opts.runtime == "onnx":
         encoded = time.perf_counter()
-        output, device, backbone = run_onnx(model, prep.work_at(size), prep.styles_at(size), prep.masks_at(size),
-                                             opts)
+        output, device, backbone = run_onnx(model, prep, size, opts)
     else:
         stylizer = AdaINStylizer(model, opts.device, opts.weights)
         codes, style_pixels = _encoded_styles(stylizer, prep, size, opts, temporal)

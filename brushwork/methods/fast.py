@@ -94,10 +94,10 @@ def _stylize_whole_or_tiled(net: nn.Module, prep: shared.Prepared, size: tuple[i
     """The whole image in one pass, or tile by tile; either way every instance norm uses the whole image's
     statistics, from a thumbnail when it is larger than --thumbnail, and in a video smoothed over the shot."""
     net = net.to(device)
-    work = prep.work_at(size).to(device)
     thumb_size = shared.thumbnail_size(size, opts.thumbnail)
     fp = footprint(net)
     tile = tiling.decide(opts.tile, *size, fp, device, thumb_size[0] * thumb_size[1])
+    work = prep.work_at(size).to(device)
     with torch.no_grad():
         if tile is None and thumb_size == size and temporal is None:  # the whole image is its own thumbnail
             return net(work), {}
@@ -123,6 +123,7 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: FastOptions,
     size = shared.output_size(content, opts.size)
     details: dict = {"model": str(path)}
     if opts.runtime == "onnx":
+        tiling.check_full_size(*size, device)
         session = runtime.onnx_session(str(path), opts.device)
         output = torch.from_numpy(session.run(None, {"image": prep.work_at(size).numpy()})[0])
         meta = runtime.read_metadata(path)

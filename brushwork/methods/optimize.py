@@ -309,6 +309,8 @@ def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int
     TILE_PASSES passes, each later pass with its cuts moved along by a share of the spacing between tiles.
     `tiles` fixes each scale's tile side (0: whole), as a resumed run must; `styles` counts masked styles, each
     with its own moments."""
+    largest = max(schedule, key=lambda s: s[0] * s[1])
+    tiling.check_full_size(largest[0], largest[1], device, IMAGE_BYTES_PER_PIXEL)  # before any tiles are planned
     field_px = max(net.model.receptive_field(n) for net in nets for n in net.layers)
     stride = max(net.model.stride(n) for net in nets for n in net.layers)
     margin = field_px // 4

@@ -4,6 +4,7 @@ colour pre-pass (before stylizing) and post-pass (after)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -124,6 +125,11 @@ class Prepared:
         """The styles scaled for an output (or a scale of it) of `size`, each keeping its aspect ratio."""
         side = style_side(size, self.style_scale)
         return [resize(s, fit_long_side(*s.shape[-2:], side)) for s in self.styles]
+
+    def style_pixels(self, size: tuple[int, int]) -> int:
+        """The pixels of `styles_at(size)`, counted without resizing anything."""
+        side = style_side(size, self.style_scale)
+        return sum(math.prod(fit_long_side(*s.shape[-2:], side)) for s in self.styles)
 
     def masks_at(self, size: tuple[int, int]) -> list[torch.Tensor] | None:
         return [resize(m, size) for m in self.masks] if self.masks is not None else None

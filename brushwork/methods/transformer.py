@@ -213,8 +213,7 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: TransformerOpti
     details: dict = {"model": model}
     if opts.runtime == "onnx":
         encoded = time.perf_counter()
-        output, device, backbone = adain.run_onnx(model, prep.work_at(size), prep.styles_at(size), prep.masks_at(size),
-                                           opts)
+        output, device, backbone = adain.run_onnx(model, prep, size, opts)
     else:
         stylizer = TransformerStylizer(model, opts.device)
         codes = _encoded_styles(stylizer, prep, size, opts, temporal)
