@@ -11,7 +11,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from .errors import BrushworkError, ConfigError, ImageError, Interrupted, OutputError
+from .errors import BrushworkError, ConfigError, ImageError, Interrupted, OutputError, out_of_memory
 from .lazy import lazy
 from .methods import Step, get_method, method_names, method_specs
 from .options import check_finite, help_text
@@ -439,6 +439,12 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except BrushworkError as e:
         print(f"brushwork: error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:  # what the memory guard's estimates missed, wherever it ran out
+        error = out_of_memory(e, "use a smaller --size (or --batch-size in training)")
+        if error is None:
+            raise
+        print(f"brushwork: error: {error}", file=sys.stderr)
         return 2
     except Interrupted as e:
         print(f"brushwork: {e}", file=sys.stderr)

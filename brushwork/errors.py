@@ -1,5 +1,7 @@
 """Typed exceptions: the API raises these, the CLI turns each into one line on stderr and exit code 2."""
 
+import re
+
 
 class BrushworkError(Exception):
     """Base class for every error brushwork reports to a user."""
@@ -47,3 +49,20 @@ class Interrupted(KeyboardInterrupt):
 
 class VideoError(BrushworkError):
     """An input video is missing, not a video, has no video stream, or cannot be decoded."""
+
+
+def out_of_memory(error: BaseException, advice: str) -> SizeError | None:
+    """The SizeError to raise instead of `error` when it is an allocator's out-of-memory error (torch's
+    OutOfMemoryError on a GPU, a RuntimeError on the CPU), else None: the last line of defence where the memory
+    guard's estimate fell short."""
+    text = str(error)
+    if type(error).__name__ != "OutOfMemoryError" and "can't allocate memory" not in text \
+            and "out of memory" not in text.lower():
+        return None
+    asked = re.search(r"(?:tried to allocate|Tried to allocate) ([\d.]+) ?(bytes|[KMG]iB)", text)
+    amount = ""
+    if asked:
+        value, unit = float(asked.group(1)), asked.group(2)
+        gib = value / 2**30 if unit == "bytes" else value / {"KiB": 2**20, "MiB": 2**10, "GiB": 1}[unit]
+        amount = f" (an allocation of {gib:.1f} GiB failed)"
+    return SizeError(f"ran out of memory{amount}; {advice}")

@@ -18,6 +18,7 @@ from .lazy import lazy
 
 torch = lazy("torch")
 F = lazy("torch.nn.functional")
+resources = lazy("brushwork.resources")
 ImageLike = Union[str, os.PathLike, Image.Image, "torch.Tensor", np.ndarray]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
@@ -115,10 +116,18 @@ def fit_long_side(height: int, width: int, long_side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+CHECKED_RESIZE_BYTES = 1 << 28  # resizes to more than this ask the memory guard first
+
+
 def resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Antialiased bilinear resize to (height, width); a no-op at the same size."""
+    """Antialiased bilinear resize to (height, width); a no-op at the same size. A resize too large for free memory
+    is a SizeError, not an allocator's traceback: every path to a huge --size or --style-scale ends here, whatever
+    the guards before it counted."""
     if tuple(img.shape[-2:]) == tuple(size):
         return img
+    needed = img.element_size() * img.shape[0] * img.shape[1] * size[0] * size[1]
+    if needed > CHECKED_RESIZE_BYTES:
+        resources.check_fits(needed, img.device, f"resizing an image to {size[1]}×{size[0]}")
     shrinking = size[0] < img.shape[-2] or size[1] < img.shape[-1]
     return F.interpolate(img, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
 

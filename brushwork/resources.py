@@ -37,13 +37,14 @@ def available_memory(device: torch.device) -> int:
     return 1 << 62
 
 
-def check_fits(needed: int, device: torch.device, what: str, bound: str = "about") -> None:
+def check_fits(needed: int, device: torch.device, what: str, bound: str = "about",
+               advice: str = "use a smaller --size") -> None:
     """Refuse `needed` bytes that exceed free memory; `bound` says what the number is: "about" for an estimate,
     "at least" for a floor."""
     free = available_memory(device)
     if needed > free:
         raise SizeError(f"{what} needs {bound} {needed / 2**30:.1f} GiB but only {free / 2**30:.1f} GiB is free on "
-                        f"{device.type}; use a smaller --size")
+                        f"{device.type}; {advice}")
 
 
 @functools.cache

@@ -84,6 +84,12 @@ NUMBERS = {
     "size too large, fast through onnx": lambda f, p, i: feed("fast", i["c"], "-o", i["out"], "--model", i["fast"],
                                                               "--runtime", "onnx", "--size", "40000"),
     "size not a number": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--size", "big"),
+    "style scale too large": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--style-scale", "2000"),
+    "style scale too large, adain": lambda f, p, i: feed("adain", i["c"], i["a"], "-o", i["out"], "--model",
+                                                         i["adain"], "--style-scale", "2000"),
+    "style scale too large, transformer": lambda f, p, i: feed("transformer", i["c"], i["a"], "-o", i["out"],
+                                                               "--model", i["transformer"], "--style-scale", "2000"),
+    "seed out of range": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--seed", str(2**64)),
     "iterations zero": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--iterations", "0"),
     "scale factor one": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--scale-factor", "1"),
     "style weight inf": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--style-weight", "inf"),
@@ -165,6 +171,12 @@ RESUME = {
                                                            "--style-dir", str(_photos(f, p)), "--out",
                                                            _run_with(p, b"\x40\0\0\0\0\0\0\0{\"a\""), "--resume",
                                                            *TRAIN],
+    "train short side too large": lambda f, p, i: ["train", "adain", "--content-dir", str(_photos(f, p)),
+                                                   "--style-dir", str(_photos(f, p)), "--out", str(p / "out" / "run"),
+                                                   *TRAIN[:6], "--short-side", "200000", *TRAIN[8:]],
+    "train seed out of numpy's range": lambda f, p, i: ["train", "adain", "--content-dir", str(_photos(f, p)),
+                                                        "--style-dir", str(_photos(f, p)), "--out",
+                                                        str(p / "out" / "run"), *TRAIN, "--seed", str(2**32)],
     "train lr inf": lambda f, p, i: ["train", "adain", "--content-dir", str(_photos(f, p)), "--style-dir",
                                      str(_photos(f, p)), "--out", str(p / "out" / "run"), *TRAIN, "--lr", "inf"],
 }
@@ -274,6 +286,12 @@ VIDEOS = {
     "video codec unknown": lambda f, p, i: video(p, _clip(p), "-o", str(p / "out" / "o.mp4"), "--codec", "xyz"),
     "video blend out of range": lambda f, p, i: video(p, _clip(p), "-o", str(p / "out" / "o.mp4"), "--blend", "1.5"),
     "eval video without a source": lambda f, p, i: ["eval", "--video", _clip(p)],
+    "video size too large": lambda f, p, i: video(p, _clip(p), "-o", str(p / "out" / "o.mp4"), "--size", "300000"),
+    "video style scale too large": lambda f, p, i: ["video", _clip(p), i["a"], "-o", str(p / "out" / "o.mp4"),
+                                                    "--method", "adain", "--model", i["adain"], "--size", "64",
+                                                    "--style-scale", "2000", "--quiet"],
+    "eval size too large": lambda f, p, i: ["eval", i["c"], "--content", i["c"], "--style", i["a"], "--size",
+                                            "300000"],
 }
 
 
@@ -304,7 +322,11 @@ CLASSES = {"paths": PATHS, "images": IMAGES, "numbers": NUMBERS, "blends and mas
 CASES = [pytest.param(kind, name, id=f"{kind}: {name}") for kind, cases in CLASSES.items() for name in cases]
 # What a case's error must say where another error could stand in for it: the onnx case's model is no ONNX file,
 # so only the size check that comes first keeps it from failing on that instead.
-EXPECTED = {name: "GiB but only" for name in NUMBERS if name.startswith("size too large")}
+EXPECTED = {**{name: "GiB but only" for name in NUMBERS if name.startswith("size too large")},
+            **{name: "--style-scale 2000) needs about" for name in NUMBERS if name.startswith("style scale too large")},
+            "video size too large": "GiB but only", "video style scale too large": "--style-scale 2000) needs about",
+            "eval size too large": "GiB but only", "train short side too large": "--short-side 200000 needs at least",
+            "seed out of range": "--seed must be from", "train seed out of numpy's range": "from 0 to 4294967295"}
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -353,6 +375,52 @@ def test_a_size_too_large_is_refused_before_anything_is_resized_to_it_or_tiled(f
     model = {} if method == "optimize" else {"model": str(models[method])}
     with pytest.raises(SizeError, match="GiB but only"):
         api.run(files["content"], style, method=method, size=300_000, tile=tile, **model)
+
+
+CPU_OUT_OF_MEMORY = ("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you "
+                     "tried to allocate 810000000000 bytes. Error code 12 (Cannot allocate memory)")
+
+
+def test_an_allocator_that_runs_out_is_a_size_error_not_a_traceback(files, tmp_path, monkeypatch, capsys):
+    """Where the guards' estimates fall short, running out of memory still ends in one line: the API and training
+    raise SizeError, the command exits 2; other runtime errors are not disguised as memory errors."""
+    import dataclasses
+
+    from brushwork import SizeError, api, errors
+    from brushwork.train import loop
+
+    cuda = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of "
+                                  "79.10 GiB of which 3.2 GiB is free.")
+    assert "754.4 GiB" in str(errors.out_of_memory(RuntimeError(CPU_OUT_OF_MEMORY), "use less"))
+    assert "20.0 GiB" in str(errors.out_of_memory(cuda, "use less"))
+    assert errors.out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"), "use less") is None
+
+    raised: list[Exception] = []
+
+    def failing_method(name):
+        def run(*args, **kwargs):
+            raise raised[-1]
+        return dataclasses.replace(real(name), run=run)
+
+    real = api.get_method
+    monkeypatch.setattr(api, "get_method", failing_method)
+    raised.append(RuntimeError(CPU_OUT_OF_MEMORY))
+    with pytest.raises(SizeError, match="ran out of memory .an allocation of 754.4 GiB failed.; use a smaller --size"):
+        api.run(files["content"], files["style_a"], size=64)
+    (tmp_path / "out").mkdir()
+    rc = main(["stylize", *TINY, str(files["content"]), str(files["style_a"]), "-o", str(tmp_path / "out" / "o.png")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("brushwork: error: ran out of memory"), err
+    assert not any((tmp_path / "out").iterdir())
+    raised.append(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    with pytest.raises(RuntimeError, match="mat1"):
+        api.run(files["content"], files["style_a"], size=64)
+
+    def failing_training(task, cfg):
+        raise cuda
+    monkeypatch.setattr(loop, "_train", failing_training)
+    with pytest.raises(SizeError, match="20.0 GiB failed.; use a smaller --batch-size"):
+        loop.train(None, TrainConfig())
 
 
 def test_a_loss_that_turns_non_finite_stops_the_run_and_writes_nothing(files, tmp_path, monkeypatch, capsys):

@@ -218,7 +218,10 @@ def _encoded_styles(stylizer: AdaINStylizer, prep: shared.Prepared, size: tuple[
     """The styles' AdaIN-layer features at the thumbnail's scale, like the content's (a 4K style needs no 4K
     pass), and the largest style's pixel count; once per clip in a video."""
     def encode() -> tuple[list[torch.Tensor], int]:
-        styles = prep.styles_at(shared.thumbnail_size(size, opts.thumbnail))
+        thumb_size = shared.thumbnail_size(size, opts.thumbnail)
+        per_pixel = stylizer.footprint().bytes_per_pixel
+        prep.check_style_pass(thumb_size, lambda s: int(per_pixel * s[0] * s[1]), stylizer.device)
+        styles = prep.styles_at(thumb_size)
         return [stylizer.encode_style(s) for s in styles], max(s.shape[-2] * s.shape[-1] for s in styles)
 
     return temporal.once("adain.codes", encode) if temporal is not None else encode()

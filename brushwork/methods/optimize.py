@@ -660,6 +660,9 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
     if saved is not None and len(saved[0].tiles) != len(schedule):
         raise ConfigError(f"cannot resume from {checkpoint.path}: it has {len(saved[0].tiles)} scales where this run "
                           f"has {len(schedule)}; delete it to start afresh")
+    pass_per_pixel = picture.pass_bytes_per_pixel(nets)  # the style targets' pass, at the largest scale's style size
+    prep.check_style_pass(max(schedule, key=lambda s: s[0] * s[1])[:2], lambda s: int(pass_per_pixel * s[0] * s[1]),
+                          device)
     plans = plan_scales(nets, opts, schedule, levels, device, saved[0].tiles if saved is not None else None,
                         len(styles) if masks is not None else 1)
     setup_seconds = time.perf_counter() - started

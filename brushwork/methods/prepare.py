@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-from .. import color, runtime
+from .. import color, resources, runtime
 from ..errors import ConfigError, MaskError, SizeError
 from ..io import fit_long_side, resize
 from ..tiling import Grid
@@ -126,10 +127,24 @@ class Prepared:
         side = style_side(size, self.style_scale)
         return [resize(s, fit_long_side(*s.shape[-2:], side)) for s in self.styles]
 
-    def style_pixels(self, size: tuple[int, int]) -> int:
-        """The pixels of `styles_at(size)`, counted without resizing anything."""
+    def style_sizes(self, size: tuple[int, int]) -> list[tuple[int, int]]:
+        """The (height, width) of each of `styles_at(size)`, without resizing anything."""
         side = style_side(size, self.style_scale)
-        return sum(math.prod(fit_long_side(*s.shape[-2:], side)) for s in self.styles)
+        return [fit_long_side(*s.shape[-2:], side) for s in self.styles]
+
+    def style_pixels(self, size: tuple[int, int]) -> int:
+        return sum(math.prod(s) for s in self.style_sizes(size))
+
+    def check_style_pass(self, size: tuple[int, int], pass_bytes: Callable[[tuple[int, int]], int],
+                         device: torch.device) -> None:
+        """Refuse, before they are resized, styles whose pass through the network (`pass_bytes` of one style's
+        size) would not fit beside the resized styles themselves, naming --style-scale: a style is an output-sized
+        image times that scale."""
+        sizes = self.style_sizes(size)
+        largest = max(sizes, key=math.prod)
+        needed = pass_bytes(largest) + 3 * 4 * sum(math.prod(s) for s in sizes)
+        resources.check_fits(needed, device, f"the style image at {largest[1]}×{largest[0]} px (--style-scale "
+                             f"{self.style_scale:g})", advice="use a smaller --style-scale or --size")
 
     def masks_at(self, size: tuple[int, int]) -> list[torch.Tensor] | None:
         return [resize(m, size) for m in self.masks] if self.masks is not None else None

@@ -179,7 +179,9 @@ def _encoded_styles(stylizer: TransformerStylizer, prep: shared.Prepared, size: 
     """The styles' tokens, from styles at the thumbnail's scale (so a large output attends to at most a
     thumbnail's worth of style tokens); once per clip in a video."""
     def encode() -> list[torch.Tensor]:
-        return [stylizer.encode_style(s) for s in prep.styles_at(shared.thumbnail_size(size, opts.thumbnail))]
+        thumb_size = shared.thumbnail_size(size, opts.thumbnail)
+        prep.check_style_pass(thumb_size, lambda s: stylizer.token_bytes(s, 0), stylizer.device)
+        return [stylizer.encode_style(s) for s in prep.styles_at(thumb_size)]
 
     return temporal.once("transformer.codes", encode) if temporal is not None else encode()
 

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .. import resources
 from ..errors import ConfigError
 from ..io import IMAGE_SUFFIXES
 
@@ -59,6 +60,8 @@ class RandomCrops(Dataset):
     def __init__(self, files: list[Path], size: int = 256, short_side: int = 512, seed: int = 0):
         if short_side < size:
             raise ConfigError(f"the resize side ({short_side}) must be at least the crop size ({size})")
+        resources.check_fits(3 * short_side ** 2, torch.device("cpu"), f"an image resized to --short-side {short_side}",
+                             "at least", "use a smaller --short-side")
         self.files, self.size, self.short_side, self.seed = files, size, short_side, seed
         self.failed: set[Path] = set()
 
@@ -109,6 +112,9 @@ class ResidentCrops:
 
     def __init__(self, crops: RandomCrops, device: torch.device | str = "cpu", threads: int = 8):
         self.size, self.seed, side = crops.size, crops.seed, crops.short_side
+        resources.check_fits(3 * side ** 2 * len(crops.files), torch.device(device),
+                             f"{len(crops.files)} images of {side}×{side} px held on {torch.device(device).type}",
+                             advice="use a smaller --short-side, or --data disk")
 
         def decode(path: Path) -> np.ndarray | None:
             try:

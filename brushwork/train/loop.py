@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import signals
-from ..errors import ConfigError, DivergenceError, Interrupted, OutputError, WeightsError
+from ..errors import ConfigError, DivergenceError, Interrupted, OutputError, WeightsError, out_of_memory
 from ..lazy import lazy
 from ..options import check_finite, option
 from ..weights import check_safetensors
@@ -84,6 +84,7 @@ class TrainConfig:
     def validate(self) -> None:
         check_finite(self)
         checks = [(self.steps >= 1, "--steps must be at least 1"), (self.batch_size >= 1, "--batch-size must be >= 1"),
+                  (0 <= self.seed < 2**32, "--seed must be from 0 to 4294967295 in training (numpy's range)"),
                   (self.size >= 16, "--size must be at least 16"), (self.lr > 0, "--lr must be positive"),
                   (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
                   (min(self.clip, self.lr_decay, self.time_limit, self.warmup, self.settle) >= 0,
@@ -397,7 +398,18 @@ def _critic_steps(adversary: Adversary, objective: nn.Module, optimizer: torch.o
 def train(task: TrainTask, cfg: TrainConfig) -> dict:
     """Train until cfg.steps (or the time limit), checkpointing every cfg.checkpoint_every steps and on exit.
     Returns a summary: steps done in this segment, final step, last losses, seconds. Losses are read back from
-    the device only on logging steps, so a GPU is never stalled waiting for the host."""
+    the device only on logging steps, so a GPU is never stalled waiting for the host. Running out of memory is a
+    SizeError."""
+    try:
+        return _train(task, cfg)
+    except RuntimeError as e:
+        error = out_of_memory(e, "use a smaller --batch-size or --size")
+        if error is None:
+            raise
+        raise error from e
+
+
+def _train(task: TrainTask, cfg: TrainConfig) -> dict:
     cfg.validate()
     check_run(cfg)
     run = Path(cfg.out)

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from .. import io
-from ..errors import VideoError
+from ..errors import BrushworkError, VideoError
 from ..methods import Temporal, get_method
 from ..version import __version__
 from . import flow, media
@@ -224,7 +224,12 @@ def stylize_video(source: str | os.PathLike, style: Any = None, output: str | os
         "source": _input_id(source), "styles": [_input_id(s) for s in _as_list(style)],
         "masks": [_input_id(m) for m in masks or []], "method": method, "preset": preset, "video": settings,
         "options": {k: v for k, v in options.items() if k != "quiet"}, "size": list(size), "brushwork": __version__}))
-    count, resumed, log = _run_frames(job, cache, progress)
+    try:
+        count, resumed, log = _run_frames(job, cache, progress)
+    except BrushworkError:
+        if not cache.frame_path(0).is_file():
+            cache.remove()  # refused before its first frame (a size too large): it leaves nothing behind
+        raise
     encode_started = time.perf_counter()
     media.write_video(cache.frames(count), out, info.rate, info, video.codec, video.crf)
     stats = {"output": str(out.resolve()), "source": str(Path(source).resolve()),
