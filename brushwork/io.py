@@ -71,20 +71,26 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
 
 
 def _tensor_image(t: torch.Tensor) -> torch.Tensor:
-    t = t.detach().float()
+    t = t.detach().float() / (255.0 if t.dtype == torch.uint8 else 1.0)
     if t.dim() == 2:
         t = t[None]
     if t.dim() == 3:
         t = t[None]
     if t.dim() != 4 or t.shape[1] not in (1, 3):
-        raise ImageError(f"expected an image tensor of shape 3×H×W or N×3×H×W, got {tuple(t.shape)}")
+        raise ImageError(f"expected an image tensor of shape 3×H×W or 1×3×H×W, got {tuple(t.shape)}")
+    if t.shape[0] != 1:
+        raise ImageError(f"expected one image, got a batch of {t.shape[0]}: stylize them one at a time, or with "
+                         f"`brushwork batch`")
     if t.shape[1] == 1:
         t = t.expand(-1, 3, -1, -1)
     return t.clamp(0.0, 1.0).contiguous()
 
 
 def load_image(src: ImageLike) -> torch.Tensor:
-    """Read a path, PIL image, numpy array (H×W×C, uint8 or float in [0,1]) or tensor into 1×3×H×W float32."""
+    """Read a path, PIL image, numpy array (H×W×C, uint8 or float in [0,1]) or tensor (1×3×H×W, 3×H×W or H×W,
+    uint8 or float in [0,1]) into 1×3×H×W float32."""
+    if not isinstance(src, (str, os.PathLike, Image.Image, np.ndarray, torch.Tensor)):
+        raise ImageError(f"expected an image path, PIL image, numpy array or tensor, got {type(src).__name__}")
     if isinstance(src, torch.Tensor):
         t = _tensor_image(src)
     else:
@@ -101,6 +107,8 @@ def load_image(src: ImageLike) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].clamp(0.0, 1.0)
     if t.shape[-1] == 0 or t.shape[-2] == 0:
         raise ImageError("image has zero width or height")
+    if not torch.isfinite(t).all():  # clamp keeps NaN, and a NaN pixel poisons every loss
+        raise ImageError("the image holds NaN values")
     return t
 
 

@@ -51,6 +51,27 @@ def test_bad_images_raise_image_error(tmp_path, name, data, message):
         load_image(path)
 
 
+def test_tensors_and_arrays_read_as_their_dtype_says():
+    """A uint8 tensor is 0–255, as a uint8 array is: clamping it as floats made every non-zero pixel white."""
+    u8 = torch.tensor([[[0, 51, 255]]], dtype=torch.uint8).expand(3, 1, 3)
+    assert torch.allclose(load_image(u8), torch.tensor([0.0, 0.2, 1.0]).expand(1, 3, 1, 3))
+    assert torch.allclose(load_image(u8.permute(1, 2, 0).numpy()), load_image(u8))
+    assert torch.allclose(load_image(torch.full((3, 2, 2), 0.25, dtype=torch.float64)), torch.full((1, 3, 2, 2), 0.25))
+
+
+@pytest.mark.parametrize("src,message", [
+    (torch.rand(2, 3, 8, 8), "a batch of 2"),
+    (torch.rand(1, 4, 8, 8), "shape 3×H×W"),
+    (torch.full((1, 3, 8, 8), float("nan")), "NaN"),
+    (np.full((8, 8, 3), np.nan, np.float32), "NaN"),
+    (None, "got NoneType"),
+    (b"\x89PNG", "got bytes"),
+])
+def test_images_in_memory_that_are_no_image_raise_image_error(src, message):
+    with pytest.raises(ImageError, match=message):
+        load_image(src)
+
+
 def test_save_is_atomic_and_checks_the_path(tmp_path):
     img = torch.rand(1, 3, 8, 10)
     for ext in (".png", ".jpg", ".tif"):
