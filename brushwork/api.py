@@ -18,7 +18,7 @@ from PIL import Image
 from . import io
 from .errors import ConfigError, DivergenceError, out_of_memory
 from .methods import Callback, Result, Temporal, get_method
-from .options import check_finite
+from .options import check_values
 
 StyleInput = io.ImageLike | Sequence[io.ImageLike]
 
@@ -38,7 +38,7 @@ def resolve_options(method: str = "optimize", preset: str = "default", **options
         raise ConfigError(f"unknown option(s) for {method}: {', '.join(unknown)}")
     values = {**spec.presets[preset], **{k: v for k, v in options.items() if v is not None}}
     opts = spec.options(**values)
-    check_finite(opts)
+    check_values(opts)
     return opts
 
 

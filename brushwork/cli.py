@@ -14,7 +14,7 @@ from typing import Any
 from .errors import BrushworkError, ConfigError, ImageError, Interrupted, OutputError, out_of_memory
 from .lazy import lazy
 from .methods import Step, get_method, method_names, method_specs
-from .options import check_finite, help_text
+from .options import check_values, help_text
 from .train import TrainConfig, train
 from .train.loop import check_run
 from .version import __version__
@@ -355,7 +355,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg.validate()
     check_run(cfg)
     opts = training.options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(training.options)})
-    check_finite(opts)
+    check_values(opts)
     summary = train(training.task(opts, cfg), cfg)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
     state = "finished" if summary["step"] >= cfg.steps else "stopped; continue with --resume"

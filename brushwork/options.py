@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import types
+import typing
 from typing import Any
 
 from .errors import ConfigError
@@ -25,15 +28,51 @@ def help_text(f: dataclasses.Field) -> str:
 SEED_RANGE = (-2**63, 2**64 - 1)  # what torch's generators take
 
 
-def check_finite(options: Any) -> None:
-    """Reject inf and NaN in any number an options dataclass holds (alone, in a list or in a dict): an infinite
-    weight or learning rate would otherwise run to the end and write a black image. A seed outside SEED_RANGE
-    would fail inside torch with a traceback."""
+def _conform(value: Any, hint: Any, name: str) -> Any:
+    """`value` as the type `hint` names (an int where a float is asked for becomes one, a path where a string is;
+    a comma-separated string where a list of names is asked for is split, as on the command line), or a
+    ConfigError that names the option."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is float and number:
+        return float(value)
+    if hint is int and number and float(value).is_integer():
+        return int(value)
+    if hint in (bool, str) and isinstance(value, hint):
+        return value
+    if hint is str and isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if origin is list and args[0] is str and isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if origin is list and isinstance(value, (list, tuple)):
+        return [_conform(v, args[0], name) for v in value]
+    if origin is dict and isinstance(value, dict):
+        return {_conform(k, args[0], name): _conform(v, args[1], name) for k, v in value.items()}
+    if hint not in (bool, int, float, str) and origin not in (list, dict):
+        return value
+    plain = {bool: "True or False", int: "a whole number", float: "a number", str: "a string"}
+    wanted = plain[hint] if hint in plain else f"a {origin.__name__} of {' and '.join(a.__name__ for a in args)}"
+    shown = repr(value) if len(repr(value)) <= 60 and "\n" not in repr(value) else f"a {type(value).__name__}"
+    raise ConfigError(f"{name} must be {wanted}, not {shown}")
+
+
+def check_values(options: Any) -> None:
+    """Give every option the type its field names (`_conform`), and reject inf and NaN in any number an options
+    dataclass holds (alone, in a list or in a dict): an infinite weight or learning rate would otherwise run to the
+    end and write a black image. A seed outside SEED_RANGE would fail inside torch with a traceback."""
+    hints = typing.get_type_hints(type(options))
     for f in dataclasses.fields(options):
+        label = "--" + f.name.replace("_", "-") if help_text(f) else f.name
+        setattr(options, f.name, _conform(getattr(options, f.name), hints[f.name], label))
         value = getattr(options, f.name)
         numbers = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
-        name = "--" + f.name.replace("_", "-") if help_text(f) else f.name
         if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
-            raise ConfigError(f"{name} must be a finite number, not {value}")
+            raise ConfigError(f"{label} must be a finite number, not {value}")
         if f.name == "seed" and isinstance(value, int) and not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
-            raise ConfigError(f"{name} must be from {SEED_RANGE[0]} to {SEED_RANGE[1]}, not {value}")
+            raise ConfigError(f"{label} must be from {SEED_RANGE[0]} to {SEED_RANGE[1]}, not {value}")

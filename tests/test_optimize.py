@@ -314,6 +314,15 @@ def test_blend_weights_shift_statistics_monotonically(content, red_stripes, blue
     (dict(style_layers=["relu3_1", "relu5_1"]), ConfigError, "weighs relu5_1 0"),  # not dropped without a word
     (dict(style_weights=dict.fromkeys(["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], 0.0)), ConfigError,
      "weight above 0"),
+    (dict(style_weights={"relu9_9": 1.0}), ConfigError, "relu9_9, which is not among"),  # was silently ignored
+    (dict(size="big"), ConfigError, "--size must be a whole number, not 'big'"),
+    (dict(iterations=1.5), ConfigError, "--iterations must be a whole number"),
+    (dict(style_weight="10"), ConfigError, "--style-weight must be a number"),
+    (dict(style_blend=0.5), ConfigError, "--style-blend must be a list of float"),
+    (dict(style_weights=[1, 2]), ConfigError, "style_weights must be a dict of str and float"),
+    (dict(quiet="no"), ConfigError, "--quiet must be True or False"),  # a non-empty string was true
+    (dict(seed="3"), ConfigError, "--seed must be a whole number"),
+    (dict(init=torch.zeros(1, 3, 8, 8)), ConfigError, "--init must be a string, not a Tensor"),
 ])
 def test_bad_options_raise_typed_errors(content, red_stripes, options, error, message):
     with pytest.raises(error, match=message):
@@ -353,3 +362,18 @@ def test_tiles_are_sized_for_the_lbfgs_history_they_can_fill(monkeypatch):
         monkeypatch.setattr(resources, "available_memory", lambda device: forced.bytes + spare)
         [plan] = plan_scales(nets, opts, [(3072, 4096, 50)], 1, torch.device("cpu"))
         assert plan.grids[0].tile == side
+
+
+def test_options_take_their_fields_types_from_the_api_as_the_command_line_gives_them():
+    """What the command line would have parsed, the API conforms to: whole floats, ints for floats, paths for
+    strings, comma-separated layer names; the sidecar then records the same types either way."""
+    from pathlib import Path
+
+    from brushwork.api import resolve_options
+
+    opts = resolve_options("optimize", size=64.0, style_weight=12, init=Path("x.png"),
+                           content_layers="relu4_2, relu3_1", style_layers=("relu1_1",), style_weights={"relu1_1": 2})
+    assert opts.size == 64 and isinstance(opts.size, int)
+    assert opts.style_weight == 12.0 and isinstance(opts.style_weight, float)
+    assert opts.init == "x.png" and opts.content_layers == ["relu4_2", "relu3_1"] and opts.style_layers == ["relu1_1"]
+    assert opts.style_weights == {"relu1_1": 2.0} and isinstance(opts.style_weights["relu1_1"], float)

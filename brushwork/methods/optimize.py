@@ -186,6 +186,10 @@ def build_nets(opts: OptimizeOptions, device: torch.device) -> list[Net]:
         content = list(opts.content_layers or model.content_layers)
         style = list(opts.style_layers or model.style_layers)
         model.check_layers(content + style)
+        strays = sorted(set(opts.style_weights) - set(style)) if "+" not in opts.backbone else []
+        if strays:
+            raise ConfigError(f"style_weights names {', '.join(strays)}, which {'is' if len(strays) == 1 else 'are'} "
+                              f"not among {name}'s style layers ({', '.join(style)})")
         weights = {n: opts.style_weights.get(n, model.style_weight(n)) for n in style}
         unweighed = [n for n in opts.style_layers or [] if weights[n] == 0 and n not in opts.style_weights]
         if unweighed:

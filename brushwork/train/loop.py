@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from .. import signals
 from ..errors import ConfigError, DivergenceError, Interrupted, OutputError, WeightsError, out_of_memory
 from ..lazy import lazy
-from ..options import check_finite, option
+from ..options import check_values, option
 from ..weights import check_safetensors
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class TrainConfig:
     quiet: bool = option(False, "no progress bar")
 
     def validate(self) -> None:
-        check_finite(self)
+        check_values(self)
         checks = [(self.steps >= 1, "--steps must be at least 1"), (self.batch_size >= 1, "--batch-size must be >= 1"),
                   (0 <= self.seed < 2**32, "--seed must be from 0 to 4294967295 in training (numpy's range)"),
                   (self.size >= 16, "--size must be at least 16"), (self.lr > 0, "--lr must be positive"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from ..options import check_finite, option
+from ..options import check_values, option
 
 
 @dataclass
@@ -27,7 +27,7 @@ class VideoOptions:
     keep_frames: bool = option(False, "keep the folder of stylized frames after the video is written")
 
     def validate(self) -> None:
-        check_finite(self)
+        check_values(self)
         checks = [(0 <= self.blend < 1, "--blend must be in [0, 1)"),
                   (0 <= self.smoothing < 1, "--smoothing must be in [0, 1)"),
                   (0 <= self.still_threshold <= 1, "--still-threshold must be in [0, 1]"),
