@@ -21,6 +21,7 @@ import signal
 import sys
 import tempfile
 import time
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 from . import api, io
 from .errors import BrushworkError, ConfigError, OutputError
 from .methods import get_method
+from .options import from_text
 
 ENGINES = ("local", "ray")
 ERRORS = "_errors.jsonl"
@@ -141,12 +143,14 @@ def plan(source: str, styles: list[str] | None, method: str) -> list[Row]:
     rows: list[Row] = []
     if source.lower().endswith(MANIFEST_SUFFIXES):
         base = source.rsplit("/", 1)[0] if "/" in source else "."
+        hints = typing.get_type_hints(spec.options)  # a column of mixed cells reaches us as text
         def where(p: str) -> str:
             return p if "://" in p or Path(p).is_absolute() else _join(base, p)
         for record in _read_manifest(source):
             style_text = record.pop("style", None)
             content = record.pop("content")
-            options = {k: v for k, v in record.items() if v is not None and v != ""}
+            options = {k: from_text(v, hints[k]) if isinstance(v, str) and k in hints else v
+                       for k, v in record.items() if v is not None and v != ""}
             own = [_plain(where(s)) for s in str(style_text).split(";")] if style_text else []
             choices = [tuple(own)] if own else [(s,) for s in styles] or [()]
             rows += [Row(_plain(where(str(content))), c, options) for c in choices]
@@ -295,8 +299,9 @@ def batch(source: str, out: str, method: str = "optimize", styles: list[str] | N
     if workers < 1 or batch_size < 1 or gpus_per_worker < 0:
         raise ConfigError("--workers and --batch-size must be at least 1, --gpus-per-worker at least 0")
     rows = plan(source, styles, method)
-    every = {k: v for r in rows for k, v in r.options.items()}
-    api.resolve_options(method, preset, **{**options, **every})  # unknown options fail here, not once per row
+    columns = {k: None for r in rows for k in r.options}  # None: unset, so only the names are checked
+    api.resolve_options(method, preset, **{**options, **columns})  # unknown options fail here, not once per row;
+    # a bad value in a cell fails its row
     fs, base = _fs(out)
     pafs = _require_pyarrow()
     if fs.get_file_info(base).type == pafs.FileType.File:

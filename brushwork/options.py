@@ -62,6 +62,27 @@ def _conform(value: Any, hint: Any, name: str) -> Any:
     raise ConfigError(f"{name} must be {wanted}, not {shown}")
 
 
+def from_text(text: str, hint: Any) -> Any:
+    """A value for a field of type `hint` read from text as its command-line flag reads it (a manifest's cell):
+    numbers, true/false, comma-separated lists. Text that does not parse stays text, for `check_values` to name."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in args if a is not type(None))
+    word = text.strip().lower()
+    try:
+        if hint is bool and word in ("true", "false", "yes", "no", "1", "0"):
+            return word in ("true", "yes", "1")
+        if hint is int:
+            return int(word)
+        if hint is float:
+            return float(word)
+        if typing.get_origin(hint) is list and typing.get_args(hint)[0] is float:
+            return [float(v) for v in word.split(",") if v.strip()]
+    except ValueError:
+        pass
+    return text
+
+
 def check_values(options: Any) -> None:
     """Give every option the type its field names (`_conform`), and reject inf and NaN in any number an options
     dataclass holds (alone, in a list or in a dict): an infinite weight or learning rate would otherwise run to the

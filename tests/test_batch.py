@@ -86,6 +86,23 @@ def test_a_local_job_records_failures_and_a_rerun_redoes_nothing(job, tmp_path, 
     assert "11 rows: 10 done, 0 skipped (already there), 1 failed" in capsys.readouterr().err
 
 
+def test_a_manifest_cell_reads_as_its_flag_would_and_a_bad_one_fails_only_its_row(job, tmp_path):
+    """A column with one cell that is no number reaches brushwork as text in every row: the cells that parse
+    stylize, the one that does not fails its row with the option's name (it failed the whole job, quoting '64')."""
+    photo = job["photos"] / "photo00.png"
+    manifest = tmp_path / "rows.csv"
+    manifest.write_text(f"content,style,size,alpha\n{photo},{job['styles'][0]},64,1\n{photo},{job['styles'][0]},abc,"
+                        f"0.5\n{photo},{job['styles'][1]},64.5,\n")
+    rows = plan(str(manifest), None, "adain")
+    assert [r.options for r in rows] == [{"size": 64, "alpha": 1.0}, {"size": "abc", "alpha": 0.5}, {"size": "64.5"}]
+    out = tmp_path / "out"
+    summary = batch(str(manifest), str(out), "adain", model=job["model"], quiet=True)
+    assert (summary.rows, summary.done, summary.failed) == (3, 1, 2)
+    errors = [json.loads(line)["error"] for line in (out / "_errors.jsonl").read_text().splitlines()]
+    assert errors == ["ConfigError: --size must be a whole number, not 'abc'",
+                      "ConfigError: --size must be a whole number, not '64.5'"]
+
+
 def test_ray_makes_the_same_images_as_the_local_engine(job, tmp_path):
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
