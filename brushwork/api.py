@@ -56,7 +56,7 @@ def run(content: io.ImageLike, style: StyleInput | None = None, method: str = "o
     try:
         result = get_method(method).run(content_t, styles, opts, masks=mask_t, callback=callback, temporal=temporal)
     except RuntimeError as e:
-        error = out_of_memory(e, "use a smaller --size" + (" or a smaller --tile" if hasattr(opts, "tile") else ""))
+        error = out_of_memory(e, "use a smaller --size or --tile")
         if error is None:
             raise
         raise error from e

@@ -59,7 +59,7 @@ def out_of_memory(error: BaseException, advice: str) -> SizeError | None:
     if type(error).__name__ != "OutOfMemoryError" and "can't allocate memory" not in text \
             and "out of memory" not in text.lower():
         return None
-    asked = re.search(r"(?:tried to allocate|Tried to allocate) ([\d.]+) ?(bytes|[KMG]iB)", text)
+    asked = re.search(r"tried to allocate ([\d.]+) ?(bytes|[KMG]iB)", text, re.IGNORECASE)
     amount = ""
     if asked:
         value, unit = float(asked.group(1)), asked.group(2)

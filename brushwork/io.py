@@ -71,7 +71,7 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
 
 
 def _tensor_image(t: torch.Tensor) -> torch.Tensor:
-    t = t.detach().float() / (255.0 if t.dtype == torch.uint8 else 1.0)
+    t = t.detach().float() / 255.0 if t.dtype == torch.uint8 else t.detach().float()
     if t.dim() == 2:
         t = t[None]
     if t.dim() == 3:
