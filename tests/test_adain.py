@@ -166,6 +166,9 @@ def test_train_cli_errors(train_dirs, tmp_path, capsys):
     base = ["train", "adain", "--content-dir", str(content), "--style-dir", str(style), "--out", str(tmp_path / "r")]
     assert main([*base, "--precision", "bf16-mixed", "--device", "cpu"]) == 2
     assert "mixed precision is for GPUs" in capsys.readouterr().err
+    if not torch.cuda.is_available():  # --device auto without a GPU is the CPU too (it trained in bf16 there)
+        assert main([*base, "--precision", "bf16-mixed"]) == 2
+        assert "mixed precision is for GPUs" in capsys.readouterr().err
     assert main([*base[:3], str(tmp_path / "none"), *base[4:]]) == 2
     assert "not a folder" in capsys.readouterr().err
     assert main([*base, "--steps", "0"]) == 2

@@ -175,8 +175,10 @@ def _fabric(cfg: TrainConfig):
     accelerator = {"auto": "auto", "cpu": "cpu", "cuda": "cuda", "mps": "mps"}.get(cfg.device)
     if accelerator is None:
         raise ConfigError(f"unknown device '{cfg.device}'; use auto, cpu or cuda")
-    if cfg.precision != "32" and accelerator == "cpu":
-        raise ConfigError("mixed precision is for GPUs: on CPU, bf16 runs hundreds of times slower than fp32")
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if cfg.precision != "32" and on_cpu:  # --device auto on a machine without a GPU too
+        raise ConfigError("mixed precision is for GPUs: on CPU, bf16 runs hundreds of times slower than fp32; use "
+                          "--precision 32")
     if accelerator == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but no CUDA GPU is available")
     devices = cfg.devices if accelerator != "cpu" and torch.cuda.is_available() else 1
