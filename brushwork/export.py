@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, WeightsError
-from .io import check_output_path
+from .io import atomic_write, check_output_path
 from .methods import ExportSignature, MethodSpec, method_specs
 from .runtime import read_metadata
 from .version import __version__
@@ -71,9 +70,7 @@ def export_model(model: str, fmt: str, output: str | os.PathLike) -> Path:
     info = {**read_safetensors(path)[1], "method": spec.name,
             "model": Path(model).stem if Path(model).is_file() else model, "brushwork_version": __version__,
             "format": fmt}
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    def write(tmp: str) -> None:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer notes about shapes; the graphs are checked at two sizes
             if fmt == "torchscript":
@@ -81,11 +78,8 @@ def export_model(model: str, fmt: str, output: str | os.PathLike) -> Path:
                 torch.jit.save(traced, tmp, _extra_files={"brushwork.json": json.dumps(info)})
             else:
                 _onnx(graph, example, signature, tmp, info)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(out, write)
     return out
 
 

@@ -3,10 +3,11 @@ atomically (temp file, then rename) so a crash never leaves a half-written file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any, Union
 
@@ -186,18 +187,34 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: Path, write) -> None:
-    """Write to a temporary file beside `path`, then rename, so a crash never leaves half a file. mkstemp makes
-    the file private (0600); give it the permissions a plain open() would have."""
-    fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Turn a failed write of `path` (an OSError, or a writer's own I/O error such as safetensors' on a full disk)
+    into an OutputError that names it; other errors pass."""
     try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        yield
+    except Exception as e:
+        if isinstance(e, OSError):
+            raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        if "I/O error" in str(e):
+            raise OutputError(f"cannot write {path}: {str(e).splitlines()[0]}") from None
         raise
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write to a temporary file beside `path`, then rename, so a crash never leaves half a file; a write that
+    fails (a full disk, a read-only folder) is an OutputError. mkstemp makes the file private (0600); give it the
+    permissions a plain open() would have."""
+    with writing(path):
+        fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            write(tmp)
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def save_image(img: torch.Tensor, path: str | os.PathLike, quality: int = 95) -> Path:
@@ -206,10 +223,7 @@ def save_image(img: torch.Tensor, path: str | os.PathLike, quality: int = 95) ->
     fmt = OUTPUT_FORMATS[out.suffix.lower()]
     pil = to_pil(img)
     options = {"quality": quality, "subsampling": 0} if fmt == "JPEG" else {}
-    try:
-        atomic_write(out, lambda tmp: pil.save(tmp, format=fmt, **options))
-    except OSError as e:
-        raise OutputError(f"cannot write {out}: {e}") from None
+    atomic_write(out, lambda tmp: pil.save(tmp, format=fmt, **options))
     return out
 
 
@@ -222,8 +236,5 @@ def save_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write JSON atomically, pretty-printed."""
     out = Path(path)
     text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
-    try:
-        atomic_write(out, lambda tmp: Path(tmp).write_text(text))
-    except OSError as e:
-        raise OutputError(f"cannot write {out}: {e}") from None
+    atomic_write(out, lambda tmp: Path(tmp).write_text(text))
     return out

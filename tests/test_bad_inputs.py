@@ -421,6 +421,28 @@ def test_an_allocator_that_runs_out_is_a_size_error_not_a_traceback(files, tmp_p
         loop.train(None, TrainConfig())
 
 
+def test_a_full_disk_while_training_is_one_line_and_keeps_the_last_checkpoint(files, tmp_path, monkeypatch, capsys):
+    """safetensors reports a full disk as its own error, not an OSError: it was a traceback. The checkpoint being
+    written goes, the one before it (step 1 of 2) stays."""
+    import safetensors.torch
+
+    run = tmp_path / "run"
+    real = safetensors.torch.save_file
+
+    def full_after_the_first_checkpoint(*args, **kwargs):
+        if (run / "checkpoint" / "state.json").is_file():
+            raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_after_the_first_checkpoint)
+    assert main(["train", "adain", "--content-dir", str(_photos(files, tmp_path)), "--style-dir",
+                 str(_photos(files, tmp_path)), "--out", str(run), *TRAIN, "--checkpoint-every", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write" in err and "No space left on device" in err, err
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 1
+    assert not (run / ".checkpoint.tmp").exists()
+
+
 def test_a_loss_that_turns_non_finite_stops_the_run_and_writes_nothing(files, tmp_path, monkeypatch, capsys):
     calls = []
 

@@ -1,5 +1,6 @@
 import os
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,6 +71,27 @@ def test_tensors_and_arrays_read_as_their_dtype_says():
 def test_images_in_memory_that_are_no_image_raise_image_error(src, message):
     with pytest.raises(ImageError, match=message):
         load_image(src)
+
+
+@pytest.mark.parametrize("failure,message", [
+    (OSError(28, "No space left on device"), "No space left on device"),
+    (RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)"), "I/O error"),
+])
+def test_a_write_that_fails_is_an_output_error_and_leaves_nothing(tmp_path, failure, message):
+    """A full disk fails PIL's, safetensors' and ONNX's writers differently; each is one OutputError naming the
+    file (safetensors' was a traceback in training and video), and the temporary file goes."""
+    from brushwork.io import atomic_write
+
+    def write(tmp):
+        Path(tmp).write_bytes(b"half")
+        raise failure
+
+    with pytest.raises(OutputError, match=f"cannot write .*out.bin: .*{message}"):
+        atomic_write(tmp_path / "out.bin", write)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="not a write"):  # other errors are not disguised
+        atomic_write(tmp_path / "out.bin", lambda tmp: (_ for _ in ()).throw(ValueError("not a write")))
+    assert not list(tmp_path.iterdir())
 
 
 def test_save_is_atomic_and_checks_the_path(tmp_path):

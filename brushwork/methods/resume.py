@@ -96,10 +96,7 @@ class Checkpoint:
 
         meta = {"brushwork.progress": json.dumps({"format": FORMAT, **dataclasses.asdict(progress)})}
         tensor = image.detach().float().cpu().contiguous()
-        try:
-            io.atomic_write(self.path, lambda tmp: save_file({"image": tensor}, tmp, metadata=meta))
-        except OSError as e:
-            raise OutputError(f"cannot save progress to {self.path}: {e.strerror or e}") from None
+        io.atomic_write(self.path, lambda tmp: save_file({"image": tensor}, tmp, metadata=meta))
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -220,13 +220,18 @@ def save_checkpoint(run: Path, task: TrainTask, optimizers: dict[str, torch.opti
     interruption never leaves a broken one."""
     tmp, final, old = run / ".checkpoint.tmp", run / "checkpoint", run / ".checkpoint.old"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name, net in task.parts().items():
-        _save_part(tmp, name, net, optimizers[name], task.name)
-    exports = {stem: meta for stem, (_, meta) in task.exports.items()}
-    (tmp / "state.json").write_text(json.dumps({"step": step, "task": task.name, "parts": list(task.parts()),
-                                                "exports": exports, "config": asdict(cfg),
-                                                "seconds": round(seconds, 1)}, indent=1))
+    try:
+        with io.writing(final):
+            tmp.mkdir(parents=True)
+            for name, net in task.parts().items():
+                _save_part(tmp, name, net, optimizers[name], task.name)
+            exports = {stem: meta for stem, (_, meta) in task.exports.items()}
+            (tmp / "state.json").write_text(json.dumps({"step": step, "task": task.name, "parts": list(task.parts()),
+                                                        "exports": exports, "config": asdict(cfg),
+                                                        "seconds": round(seconds, 1)}, indent=1))
+    except OutputError:
+        shutil.rmtree(tmp, ignore_errors=True)  # the previous checkpoint stays as it was
+        raise
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         final.rename(old)
@@ -328,10 +333,8 @@ def export_weights(task: TrainTask, run: Path, cfg: TrainConfig, step: int, seco
     written = []
     for stem, (net, meta) in task.exports.items():
         tensors = {k: v.detach().half().contiguous().cpu() for k, v in net.state_dict().items()}
-        path, tmp = run / f"{stem}{suffix}.safetensors", run / f".{stem}{suffix}.safetensors.tmp"
-        safetensors_torch.save_file(tensors, str(tmp), metadata={**meta, **recipe})
-        tmp.chmod(0o644)
-        tmp.replace(path)
+        path = run / f"{stem}{suffix}.safetensors"
+        io.atomic_write(path, lambda tmp: safetensors_torch.save_file(tensors, tmp, metadata={**meta, **recipe}))
         written.append(path)
     return written
 

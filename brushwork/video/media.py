@@ -162,8 +162,6 @@ def write_video(frames: Iterable[torch.Tensor], path: str | os.PathLike, rate: F
         io.atomic_write(out, write)
     except av.error.FFmpegError as e:
         raise OutputError(f"cannot write {out}: {e}") from None
-    except OSError as e:
-        raise OutputError(f"cannot write {out}: {e}") from None
     return out
 
 
