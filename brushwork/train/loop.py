@@ -305,7 +305,7 @@ class _Log:
         if self.path.is_file():
             with self.path.open(newline="") as f:
                 rows = [r for r in csv.DictReader(f) if int(r["step"]) <= start]
-        with self.path.open("w", newline="") as f:
+        with io.writing(self.path), self.path.open("w", newline="") as f:
             writer = csv.DictWriter(f, self.fields)
             writer.writeheader()
             writer.writerows(rows)
@@ -316,7 +316,7 @@ class _Log:
             self.tb = None
 
     def write(self, row: dict) -> None:
-        with self.path.open("a", newline="") as f:
+        with io.writing(self.path), self.path.open("a", newline="") as f:
             csv.DictWriter(f, self.fields).writerow(row)
         if self.tb is not None:
             for key, value in row.items():
