@@ -169,6 +169,8 @@ def test_train_cli_errors(train_dirs, tmp_path, capsys):
     if not torch.cuda.is_available():  # --device auto without a GPU is the CPU too (it trained in bf16 there)
         assert main([*base, "--precision", "bf16-mixed"]) == 2
         assert "mixed precision is for GPUs" in capsys.readouterr().err
+    assert main([*base, "--devices", str(torch.cuda.device_count() + 2)]) == 2
+    assert "asks for more GPUs than" in capsys.readouterr().err
     assert main([*base[:3], str(tmp_path / "none"), *base[4:]]) == 2
     assert "not a folder" in capsys.readouterr().err
     assert main([*base, "--steps", "0"]) == 2

@@ -181,7 +181,11 @@ def _fabric(cfg: TrainConfig):
                           "--precision 32")
     if accelerator == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but no CUDA GPU is available")
-    devices = cfg.devices if accelerator != "cpu" and torch.cuda.is_available() else 1
+    gpus = torch.cuda.device_count() if accelerator != "cpu" else 0
+    if cfg.devices > max(1, gpus):  # it trained on one device without a word
+        raise ConfigError(f"--devices {cfg.devices} asks for more GPUs than {'are' if gpus != 1 else 'is'} here "
+                          f"({gpus})")
+    devices = cfg.devices if gpus else 1
     fabric = Fabric(accelerator=accelerator, devices=devices, precision=cfg.precision)
     fabric.launch()
     return fabric
