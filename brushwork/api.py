@@ -53,13 +53,8 @@ def run(content: io.ImageLike, style: StyleInput | None = None, method: str = "o
     styles = [io.load_image(s) for s in _as_list(style)] if style is not None else []
     mask_t = [io.load_mask(m) for m in masks] if masks else None
     load_seconds = time.perf_counter() - started
-    try:
+    with out_of_memory("use a smaller --size or --tile"):
         result = get_method(method).run(content_t, styles, opts, masks=mask_t, callback=callback, temporal=temporal)
-    except RuntimeError as e:
-        error = out_of_memory(e, "use a smaller --size or --tile")
-        if error is None:
-            raise
-        raise error from e
     if not torch.isfinite(result.image).all():
         raise DivergenceError(f"{method} produced non-finite pixels (inf or NaN); nothing was written")
     result.seconds["load"] = round(load_seconds, 3)

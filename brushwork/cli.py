@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from .errors import BrushworkError, ConfigError, ImageError, Interrupted, OutputError, out_of_memory
 from .lazy import lazy
 from .methods import Step, get_method, method_names, method_specs
-from .options import check_values, help_text
+from .options import check_values, field_type, help_text
 from .train import TrainConfig, train
 from .train.loop import check_run
 from .version import __version__
@@ -52,8 +51,7 @@ class Parser(argparse.ArgumentParser):
 def _flag_kind(hint: Any, f: dataclasses.Field) -> dict[str, Any]:
     """argparse settings for a field's type: flags for bools, comma-separated lists unless the field asks for
     separate values (nargs), and the plain type otherwise."""
-    optional = typing.get_origin(hint) in (typing.Union, types.UnionType)
-    kind = next(k for k in typing.get_args(hint) if k is not type(None)) if optional else hint
+    kind = field_type(hint)
     if kind is bool:
         return {"action": "store_true"}
     if typing.get_origin(kind) is list:
@@ -436,15 +434,10 @@ def main(argv: list[str] | None = None) -> int:
                "backbones": cmd_backbones, "methods": cmd_methods, "models": cmd_models,
                "export": cmd_export, "ui": cmd_ui, "batch": cmd_batch}[args.command]
     try:
-        return handler(args)
+        with out_of_memory("use a smaller --size (or --batch-size in training)"):  # what the guard's estimates missed
+            return handler(args)
     except BrushworkError as e:
         print(f"brushwork: error: {e}", file=sys.stderr)
-        return 2
-    except RuntimeError as e:  # what the memory guard's estimates missed, wherever it ran out
-        error = out_of_memory(e, "use a smaller --size (or --batch-size in training)")
-        if error is None:
-            raise
-        print(f"brushwork: error: {error}", file=sys.stderr)
         return 2
     except Interrupted as e:
         print(f"brushwork: {e}", file=sys.stderr)

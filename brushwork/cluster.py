@@ -300,8 +300,7 @@ def batch(source: str, out: str, method: str = "optimize", styles: list[str] | N
         raise ConfigError("--workers and --batch-size must be at least 1, --gpus-per-worker at least 0")
     rows = plan(source, styles, method)
     columns = {k: None for r in rows for k in r.options}  # None: unset, so only the names are checked
-    api.resolve_options(method, preset, **{**options, **columns})  # unknown options fail here, not once per row;
-    # a bad value in a cell fails its row
+    api.resolve_options(method, preset, **{**options, **columns})  # unknown columns fail here; a bad cell, its row
     fs, base = _fs(out)
     pafs = _require_pyarrow()
     if fs.get_file_info(base).type == pafs.FileType.File:

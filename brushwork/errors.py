@@ -1,6 +1,8 @@
 """Typed exceptions: the API raises these, the CLI turns each into one line on stderr and exit code 2."""
 
+import contextlib
 import re
+from collections.abc import Iterator
 
 
 class BrushworkError(Exception):
@@ -51,18 +53,22 @@ class VideoError(BrushworkError):
     """An input video is missing, not a video, has no video stream, or cannot be decoded."""
 
 
-def out_of_memory(error: BaseException, advice: str) -> SizeError | None:
-    """The SizeError to raise instead of `error` when it is an allocator's out-of-memory error (torch's
-    OutOfMemoryError on a GPU, a RuntimeError on the CPU), else None: the last line of defence where the memory
-    guard's estimate fell short."""
-    text = str(error)
-    if type(error).__name__ != "OutOfMemoryError" and "can't allocate memory" not in text \
-            and "out of memory" not in text.lower():
-        return None
-    asked = re.search(r"tried to allocate ([\d.]+) ?(bytes|[KMG]iB)", text, re.IGNORECASE)
-    amount = ""
-    if asked:
-        value, unit = float(asked.group(1)), asked.group(2)
-        gib = value / 2**30 if unit == "bytes" else value / {"KiB": 2**20, "MiB": 2**10, "GiB": 1}[unit]
-        amount = f" (an allocation of {gib:.1f} GiB failed)"
-    return SizeError(f"ran out of memory{amount}; {advice}")
+@contextlib.contextmanager
+def out_of_memory(advice: str) -> Iterator[None]:
+    """Raise a SizeError instead of an allocator's out-of-memory error (torch's OutOfMemoryError on a GPU, a
+    RuntimeError on the CPU): the last line of defence where the memory guard's estimate fell short. Other errors
+    pass."""
+    try:
+        yield
+    except RuntimeError as e:
+        text = str(e)
+        if type(e).__name__ != "OutOfMemoryError" and "can't allocate memory" not in text \
+                and "out of memory" not in text.lower():
+            raise
+        asked = re.search(r"tried to allocate ([\d.]+) ?(bytes|[KMG]iB)", text, re.IGNORECASE)
+        amount = ""
+        if asked:
+            value, unit = float(asked.group(1)), asked.group(2)
+            gib = value / 2**30 if unit == "bytes" else value / {"KiB": 2**20, "MiB": 2**10, "GiB": 1}[unit]
+            amount = f" (an allocation of {gib:.1f} GiB failed)"
+        raise SizeError(f"ran out of memory{amount}; {advice}") from e

@@ -28,17 +28,21 @@ def help_text(f: dataclasses.Field) -> str:
 SEED_RANGE = (-2**63, 2**64 - 1)  # what torch's generators take
 
 
+def field_type(hint: Any) -> Any:
+    """The type a field holds when it is set: X for `X | None`."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
 def _conform(value: Any, hint: Any, name: str) -> Any:
     """`value` as the type `hint` names (an int where a float is asked for becomes one, a path where a string is;
     a comma-separated string where a list of names is asked for is split, as on the command line), or a
     ConfigError that names the option."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        hint = next(a for a in args if a is not type(None))
-        args = typing.get_args(hint)
-    origin = typing.get_origin(hint)
+    if value is None and type(None) in typing.get_args(hint):
+        return None
+    hint = field_type(hint)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is float and number:
         return float(value)
@@ -65,9 +69,7 @@ def _conform(value: Any, hint: Any, name: str) -> Any:
 def from_text(text: str, hint: Any) -> Any:
     """A value for a field of type `hint` read from text as its command-line flag reads it (a manifest's cell):
     numbers, true/false, comma-separated lists. Text that does not parse stays text, for `check_values` to name."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        hint = next(a for a in args if a is not type(None))
+    hint = field_type(hint)
     word = text.strip().lower()
     try:
         if hint is bool and word in ("true", "false", "yes", "no", "1", "0"):

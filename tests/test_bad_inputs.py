@@ -389,9 +389,13 @@ def test_an_allocator_that_runs_out_is_a_size_error_not_a_traceback(files, tmp_p
 
     cuda = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of "
                                   "79.10 GiB of which 3.2 GiB is free.")
-    assert "754.4 GiB" in str(errors.out_of_memory(RuntimeError(CPU_OUT_OF_MEMORY), "use less"))
-    assert "20.0 GiB" in str(errors.out_of_memory(cuda, "use less"))
-    assert errors.out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"), "use less") is None
+    for failure, amount in ((RuntimeError(CPU_OUT_OF_MEMORY), "754.4 GiB"), (cuda, "20.0 GiB")):
+        with pytest.raises(SizeError, match=f"allocation of {amount} failed.; use less"):
+            with errors.out_of_memory("use less"):
+                raise failure
+    with pytest.raises(RuntimeError, match="mat1"):
+        with errors.out_of_memory("use less"):
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
     raised: list[Exception] = []
 

@@ -303,7 +303,8 @@ class ScalePlan:
 
 
 def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int, int, int]], levels: int,
-                device: torch.device, tiles: list[int] | None = None, styles: int = 1) -> list[ScalePlan]:
+                device: torch.device, tiles: list[int] | None = None, styles: int = 1,
+                prep: shared.Prepared | None = None) -> list[ScalePlan]:
     """Decide for each scale whether it runs whole or in tiles (tiling.choose), and refuse what fits neither way.
     Tiles overlap by the receptive field of the deepest layer used, and a tile writes back only what it owns, up
     to the middle of each overlap: its pixels there see what the whole image's do, not the zero padding beyond
@@ -312,7 +313,7 @@ def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int
     and the picture's statistics summed over tiles are the untiled ones (picture.py). A tiled scale runs in
     TILE_PASSES passes, each later pass with its cuts moved along by a share of the spacing between tiles.
     `tiles` fixes each scale's tile side (0: whole), as a resumed run must; `styles` counts masked styles, each
-    with its own moments."""
+    with its own moments; `prep`, when given, has its styles checked for their targets' pass at the largest scale."""
     largest = max(schedule, key=lambda s: s[0] * s[1])
     tiling.check_full_size(largest[0], largest[1], device, IMAGE_BYTES_PER_PIXEL)  # before any tiles are planned
     field_px = max(net.model.receptive_field(n) for net in nets for n in net.layers)
@@ -323,6 +324,8 @@ def plan_scales(nets: list[Net], opts: OptimizeOptions, schedule: list[tuple[int
     free = resources.available_memory(device)
     per_pixel, tile_per_pixel = working_bytes_per_pixel(nets, opts), working_bytes_per_pixel(nets, opts, True)
     pass_per_pixel, moment_bytes = picture.pass_bytes_per_pixel(nets), picture.moments_bytes(nets, opts.style_loss)
+    if prep is not None:
+        prep.check_style_pass(largest[:2], lambda s: int(pass_per_pixel * s[0] * s[1]), device)
     plans = []
     for index, (h, w, iterations) in enumerate(schedule):
         passes = min(TILE_PASSES, iterations)
@@ -664,11 +667,8 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
     if saved is not None and len(saved[0].tiles) != len(schedule):
         raise ConfigError(f"cannot resume from {checkpoint.path}: it has {len(saved[0].tiles)} scales where this run "
                           f"has {len(schedule)}; delete it to start afresh")
-    pass_per_pixel = picture.pass_bytes_per_pixel(nets)  # the style targets' pass, at the largest scale's style size
-    prep.check_style_pass(max(schedule, key=lambda s: s[0] * s[1])[:2], lambda s: int(pass_per_pixel * s[0] * s[1]),
-                          device)
     plans = plan_scales(nets, opts, schedule, levels, device, saved[0].tiles if saved is not None else None,
-                        len(styles) if masks is not None else 1)
+                        len(styles) if masks is not None else 1, prep)
     setup_seconds = time.perf_counter() - started
 
     tile_sides = [p.grids[0].tile if p.grids else 0 for p in plans]

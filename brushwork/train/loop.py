@@ -409,13 +409,8 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
     Returns a summary: steps done in this segment, final step, last losses, seconds. Losses are read back from
     the device only on logging steps, so a GPU is never stalled waiting for the host. Running out of memory is a
     SizeError."""
-    try:
+    with out_of_memory("use a smaller --batch-size or --size"):
         return _train(task, cfg)
-    except RuntimeError as e:
-        error = out_of_memory(e, "use a smaller --batch-size or --size")
-        if error is None:
-            raise
-        raise error from e
 
 
 def _train(task: TrainTask, cfg: TrainConfig) -> dict:
