@@ -1,5 +1,6 @@
 import csv
 import json
+import textwrap
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from brushwork.weights import read_safetensors
 from brushwork.train import TrainConfig, train
 from brushwork.train.data import MIN_SIDE, RandomCrops, ResidentCrops, scan_images
 
-from .conftest import dots, scene, stripes
+from .conftest import dots, run_measuring, scene, stripes
 
 
 def test_adain_gives_content_the_style_statistics():
@@ -129,6 +130,31 @@ def test_training_lowers_the_loss_and_resumes_exactly(train_dirs, tmp_path, caps
     assert meta["steps"] == "8" and meta["backbone"] == "vgg16-hed"
     assert all((run / "checkpoint" / f).stat().st_size <= 16 * 2 ** 20 for f in ("model.safetensors",
                                                                                  "optimizer-000.safetensors"))
+
+
+MEASURE_STEP = textwrap.dedent("""
+    import json, sys
+    from brushwork.methods.adain import adain_task
+    from brushwork.train import TrainConfig, loop, train
+
+    content, style, out = sys.argv[1:4]
+    cfg = TrainConfig(out=out, steps=1, batch_size=4, size=192, short_side=192, workers=0, quiet=True)
+    task = adain_task(content, style, cfg)
+    estimates, step_bytes = [], loop.step_bytes
+    loop.step_bytes = lambda *args: estimates.append(step_bytes(*args)) or estimates[-1]
+    reset_peak()
+    train(task, cfg)
+    print(json.dumps({"measured": peak(), "estimate": estimates[0]}))
+""")
+
+
+def test_the_training_memory_guard_estimates_a_step_near_its_measured_peak(train_dirs, tmp_path):
+    """The guard refuses a --batch-size that cannot fit (tests/test_bad_inputs.py); here its estimate is checked
+    against the peak resident memory of a fresh process that trains one step: 0.75 to 1.4 times it, so it neither
+    lets through a batch that the machine kills nor refuses one that fits with room to spare."""
+    content, style = train_dirs
+    p = run_measuring(MEASURE_STEP, content, style, tmp_path / "run")
+    assert 0.75 < p["estimate"] / p["measured"] < 1.4, p
 
 
 def test_device_resident_data_resumes_exactly_and_crops_what_it_holds(train_dirs, tmp_path):
