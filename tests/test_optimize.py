@@ -73,7 +73,8 @@ def test_two_backbones_at_once():
 def test_presets_resolve_and_explicit_options_win():
     assert resolve_options(preset="fast").backbone == "efficientnet-lite0"
     quality = resolve_options(preset="quality", iterations=7)
-    assert quality.scales == 3 and quality.iterations == 7 and quality.backbone == "vgg16-hed"
+    assert quality.min_scales == 3 and quality.iterations == 7 and quality.backbone == "vgg16-hed"
+    assert resolve_options(preset="quality", scales=2).scales == 2
     with pytest.raises(ConfigError, match="unknown preset"):
         resolve_options(preset="turbo")
     with pytest.raises(ConfigError, match="unknown option"):
@@ -100,15 +101,18 @@ def test_coarse_to_fine_schedule():
 
 def test_the_default_adds_scales_above_1350_px_so_the_coarsest_stays_near_480(content, red_stripes):
     """Without --scales, the coarsest scale stays near 480 px on the long side (the preview's layout) at any size:
-    2 scales up to about 1,350 px (512 and 1024 px as before), 3 at 2048, 4 at 4K; --scales and presets decide
-    otherwise."""
+    2 scales up to about 1,350 px (512 and 1024 px as before), 3 at 2048, 4 at 4K; --scales decides otherwise.
+    `quality` steps by 1.41× and keeps at least its 3 scales: 256 → 512 px as before, 7 from 480 px at 4K."""
     default = OptimizeOptions()
     firsts = {side: scale_schedule(side * 3 // 4, side, default, 32) for side in (512, 1024, 1280, 2048, 3840)}
     assert {side: len(s) for side, s in firsts.items()} == {512: 2, 1024: 2, 1280: 2, 2048: 3, 3840: 4}
     assert all(340 < s[0][1] <= 640 for side, s in firsts.items() if side > 512)  # the coarsest long side
     assert [i for _, _, i in firsts[3840]] == [125, 50, 20, 8]
     assert len(scale_schedule(2880, 3840, OptimizeOptions(scales=2), 32)) == 2
-    assert len(scale_schedule(2880, 3840, OptimizeOptions(**PRESETS["quality"]), 32)) == 3
+    quality = OptimizeOptions(**PRESETS["quality"])
+    assert scale_schedule(384, 512, quality, 32) == [(192, 256, 200), (272, 362, 100), (384, 512, 50)]
+    assert [len(scale_schedule(side * 3 // 4, side, quality, 32)) for side in (1024, 1200, 2048, 3840)] == [3, 4, 5, 7]
+    assert scale_schedule(2880, 3840, quality, 32)[0][1] == 480
     result = run(content, red_stripes, size=96, iterations=2, quiet=True)
     assert result.options.scales == 2  # the sidecar records the count that ran, not "default"
     assert len(result.stats["scales"]) == 2

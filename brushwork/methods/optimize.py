@@ -75,9 +75,11 @@ class OptimizeOptions(CommonOptions):
     style_loss: str = option("wasserstein", "wasserstein | gram | mean_std")
     iterations: int = option(125, "iterations at the coarsest scale; each finer scale runs fewer")
     scales: int | None = option(None, "number of coarse-to-fine scales (1 = single scale; default: 2, and more "
-                                      "above 1,350 px so the coarsest stays near 480 px: 3 at 2048, 4 at 3840)")
+                                      "above 1,350 px so the coarsest stays near 480 px: 3 at 2048, 4 at 3840; "
+                                      "quality: at least 3, 1.41x apart)")
     scale_factor: float = option(2.0, "size ratio between scales")
     iteration_decay: float = 0.4
+    min_scales: int = 2  # without --scales, at least this many (a preset's floor, not a flag)
     optimizer: str = option("lbfgs", "lbfgs | adam")
     lr: float | None = option(None, "step size (lbfgs default 1, adam default 0.02)")
     pyramid_levels: int | None = option(None, "optimize a Laplacian pyramid of N levels; 1 = raw pixels "
@@ -99,7 +101,7 @@ PRESETS: dict[str, dict] = {
     "default": {},
     "fast": {"backbone": "efficientnet-lite0", "optimizer": "adam", "lr": 0.01, "iterations": 200, "scales": 3,
              "style_loss": "gram", "style_weight": 3.0, "style_ramp": 1.0},
-    "quality": {"iterations": 200, "scales": 3, "scale_factor": math.sqrt(2), "iteration_decay": 0.5},
+    "quality": {"iterations": 200, "min_scales": 3, "scale_factor": math.sqrt(2), "iteration_decay": 0.5},
 }
 
 
@@ -113,6 +115,7 @@ def validate(opts: OptimizeOptions) -> None:
         (opts.scales is None or opts.scales >= 1, "--scales must be at least 1"),
         (opts.scale_factor > 1, "--scale-factor must be greater than 1"),
         (0 < opts.iteration_decay <= 1, "iteration_decay must be in (0, 1]"),
+        (opts.min_scales >= 1, "min_scales must be at least 1"),
         (opts.content_weight >= 0 and opts.style_weight >= 0 and opts.tv_weight >= 0, "loss weights must be >= 0"),
         (all(w >= 0 for w in opts.style_weights.values()), "style layer weights must be >= 0"),
         (opts.style_ramp > 0, "--style-ramp must be positive"),
@@ -131,13 +134,13 @@ def validate(opts: OptimizeOptions) -> None:
 
 
 def scale_count(height: int, width: int, opts: OptimizeOptions) -> int:
-    """--scales, or by default enough that the coarsest scale's long side is near COARSEST px, and at least 2. The
-    network sees about 76 px around each pixel at any size, so a painting's large forms (the starry sky's swirls) are
-    laid out only at a scale near the preview's; finer scales add detail to that layout (bench/RESULTS.md,
-    2026-11-28: at 4K, four scales from 480 px against two from 1920 px)."""
+    """--scales, or by default enough that the coarsest scale's long side is near COARSEST px, and at least
+    min_scales (2; `quality`: 3). The network sees about 76 px around each pixel at any size, so a painting's large
+    forms (the starry sky's swirls) are laid out only at a scale near the preview's; finer scales add detail to that
+    layout (bench/RESULTS.md, 2026-11-28: at 4K, four scales from 480 px against two from 1920 px)."""
     if opts.scales is not None:
         return opts.scales
-    return max(2, 1 + round(math.log(max(height, width) / COARSEST, opts.scale_factor)))
+    return max(opts.min_scales, 1 + round(math.log(max(height, width) / COARSEST, opts.scale_factor)))
 
 
 def scale_schedule(height: int, width: int, opts: OptimizeOptions, min_size: int) -> list[tuple[int, int, int]]:
