@@ -50,6 +50,7 @@ SHARD_BYTES = 16 * 2 ** 20
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 DATA_MODES = ("auto", "disk", "device")
 SWITCHES = ("auto", "on", "off")
+MEMORY_ADVICE = "use a smaller --batch-size or --size"
 
 
 @dataclass
@@ -478,7 +479,7 @@ def train(task: TrainTask, cfg: TrainConfig) -> dict:
     Returns a summary: steps done in this segment, final step, last losses, seconds. Losses are read back from
     the device only on logging steps, so a GPU is never stalled waiting for the host. Running out of memory is a
     SizeError."""
-    with out_of_memory("use a smaller --batch-size or --size"):
+    with out_of_memory(MEMORY_ADVICE):
         return _train(task, cfg)
 
 
@@ -500,7 +501,7 @@ def _train(task: TrainTask, cfg: TrainConfig) -> dict:
     critic = _setup_critic(task.adversary, fabric, layout, optimizers)
     resources.check_fits(step_bytes(task, cfg, fabric, layout), fabric.device,
                          f"a training step of --batch-size {cfg.batch_size} at --size {cfg.size}",
-                         advice="use a smaller --batch-size or --size")
+                         advice=MEMORY_ADVICE)
     start, trained = load_checkpoint(run, task, optimizers) if cfg.resume else (0, 0.0)
     if fabric.is_global_zero:
         (run / "previews").mkdir(parents=True, exist_ok=True)
