@@ -144,6 +144,7 @@ def test_the_release_dry_run_trains_every_recipe_and_collects_loadable_fp16_mode
         assert all(f.get_tensor(k).itemsize == 2 for k in f.keys())
     assert meta["arch"] == "mobile" and meta["steps"] == "4" and meta["recipe"] == "fast-la_muse-mobile.toml"
     assert meta["style"] == "la_muse.jpg" and meta["hardware"].startswith("cpu")
+    assert meta["style_size"] == "128"  # the recipe's 512 px for 256 px crops, scaled to the dry run's 64 px
     photo, painting = tmp_path / "photo.png", tmp_path / "painting.png"
     save_image(scene(40, 56), photo)
     save_image(stripes(40, 40, (1, 0.2, 0.1)), painting)
