@@ -58,16 +58,18 @@ def made_with(output: Source) -> str | None:
         return None
 
 
-def seam(output_src: Source, output: torch.Tensor, content: Source | None = None) -> dict | None:
+def seam(output_src: Source, output: torch.Tensor, content: Source | None = None,
+         load: Callable[[Source], torch.Tensor] = io.load_image) -> dict | None:
     """The seam scores (metrics.seam_report) of an output made in tiles, at the seam lines its sidecar records, with
-    the content (any size: resized to the output's, as stylize did) as the control for lines along its own edges;
-    None for an output made whole, or whose size no longer matches its sidecar."""
+    the content (any size: resized to the output's, as stylize did; read by `load`, only for a tiled output) as the
+    control for lines along its own edges; None for an output made whole, or whose size no longer matches its
+    sidecar."""
     tiling = _sidecar(output_src).get("tiling")
     if not isinstance(tiling, dict) or tiling.get("size") != [output.shape[-1], output.shape[-2]]:
         return None
     guide = None
     if content is not None:
-        guide = io.load_image(content)
+        guide = load(content)
         if guide.shape[-2:] != output.shape[-2:]:
             guide = io.resize(guide, tuple(output.shape[-2:]))
     return metrics.seam_report(output, tiling.get("rows", []), tiling.get("cols", []), tiling.get("stride", 1),
@@ -124,7 +126,7 @@ def evaluate_triples(triples: list[tuple[Source, Source, Source]], backbone: str
     for output_src, content_src, style_src in triples:
         content = loader.get(content_src, size)
         output = io.load_image(output_src)
-        seams = seam(output_src, output, content_src)
+        seams = seam(output_src, output, content_src, lambda src: loader.get(src, None))  # one read per photo
         if output.shape[-2:] != content.shape[-2:]:
             output, content, note = _match_sizes(output, content)
             report.notes.append(f"{_name(output_src)}: {note}")

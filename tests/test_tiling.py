@@ -244,7 +244,7 @@ def test_memory_estimate_matches_the_measured_peak(models, method, height, width
     assert peaks[tile]["measured"] < peaks[0]["measured"] / 2
 
 
-def test_seam_score_finds_a_hard_border_and_not_a_blended_one(models, tmp_path, capsys):
+def test_seam_score_finds_a_hard_border_and_not_a_blended_one(models, tmp_path, capsys, monkeypatch):
     torch.manual_seed(0)
     assert 0.9 < metrics.seam_score(torch.rand(1, 3, 256, 256), [132], [100]) < 1.1  # every line alike
     image = _photo(256, 256)
@@ -262,7 +262,11 @@ def test_seam_score_finds_a_hard_border_and_not_a_blended_one(models, tmp_path, 
                      thumbnail=320)
     sidecar = json.loads(out.with_suffix(".png.json").read_text())
     assert sidecar["tiling"]["size"] == [640, 480] and sidecar["tiling"]["cols"]
+    reads, read = [], evaluation.io.load_image
+    monkeypatch.setattr(evaluation.io, "load_image", lambda src: reads.append(src) or read(src))
     report = evaluation.evaluate(out, content, style)
+    monkeypatch.undo()
+    assert reads.count(content) == 1  # the photo, read once for the metrics and the seam control alike
     whole = api.run(content, style, method="adain", model=str(models["adain"]), size=640, tile=0, thumbnail=320)
     lines = sidecar["tiling"]
     expected = metrics.seam_score(api.io.load_image(out), lines["rows"], lines["cols"], period=lines["stride"])
