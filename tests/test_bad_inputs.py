@@ -102,6 +102,8 @@ NUMBERS = {
     "unknown method": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--method", "magic"),
     "unknown backbone": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--backbone", "resnet9000"),
     "unknown layer": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--style-layers", "relu9_9"),
+    "no style layer": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--style-layers", ",,"),
+    "no content layer": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--content-layers", ""),
     "tile negative": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--tile", "-1"),
     "tile below the overlap": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--tile", "40"),
     "thumbnail too small": lambda f, p, i: feed("adain", i["c"], i["a"], "-o", i["out"], "--thumbnail", "4"),
@@ -336,6 +338,7 @@ EXPECTED = {**{name: "GiB but only" for name in NUMBERS if name.startswith("size
             "video size too large": "GiB but only", "video style scale too large": "--style-scale 2000) needs about",
             "eval size too large": "GiB but only", "train short side too large": "--short-side 200000 needs at least",
             "seed out of range": "--seed must be from", "train seed out of numpy's range": "from 0 to 4294967295",
+            "no style layer": "--style-layers names no layer", "no content layer": "--content-layers names no layer",
             **{name: "a training step of --batch-size 9999999 at --size 32 needs about"
                for name in [*RESUME, *GANS] if name.endswith("batch beyond memory")}}
 

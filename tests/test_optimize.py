@@ -165,6 +165,9 @@ def test_multi_scale_output_has_target_size_and_aspect(content, red_stripes):
     result = run(content, red_stripes, size=96, iterations=6, scales=2, quiet=True)
     assert result.image.shape == (1, 3, 72, 96)
     assert [s["size"] for s in result.stats["scales"]] == [[48, 36], [96, 72]]
+    clipped = run(content, red_stripes, size=96, iterations=2, scales=9, quiet=True)  # none below the 32 px minimum
+    assert [s["size"] for s in clipped.stats["scales"]] == [[48, 36], [96, 72]]
+    assert clipped.options.scales == 2  # what the sidecar records: the scales that ran
 
 
 def test_the_style_weight_ramps_up_from_the_coarse_scale_to_the_output(content, red_stripes):

@@ -113,6 +113,10 @@ def validate(opts: OptimizeOptions) -> None:
     checks = [
         (opts.iterations >= 1, "--iterations must be at least 1"),
         (opts.scales is None or opts.scales >= 1, "--scales must be at least 1"),
+        (opts.content_layers is None or opts.content_layers, "--content-layers names no layer; leave it out for the "
+                                                             "backbone's, or set --content-weight 0 for none"),
+        (opts.style_layers is None or opts.style_layers, "--style-layers names no layer; leave it out for the "
+                                                         "backbone's"),
         (opts.scale_factor > 1, "--scale-factor must be greater than 1"),
         (0 < opts.iteration_decay <= 1, "iteration_decay must be in (0, 1]"),
         (opts.min_scales >= 1, "min_scales must be at least 1"),
@@ -662,11 +666,12 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: OptimizeOptions
         build_nets(opts, device)
     min_size = max(net.model.min_size for net in nets)
     height, width = shared.output_size(content, opts.size, min_size, "backbone")
-    opts = replace(opts, scales=scale_count(height, width, opts))  # the sidecar records the scales that ran
     levels = opts.pyramid_levels or max(net.model.pyramid_levels for net in nets)
     follows = temporal is not None and temporal.previous is not None
     schedule = [(height, width, temporal.frame_iterations)] if follows else scale_schedule(height, width, opts,
                                                                                            min_size)
+    # the sidecar records the scales that ran: none below the backbone's minimum side (--scales 9 at 64 px runs 1)
+    opts = replace(opts, scales=scale_count(height, width, opts) if follows else len(schedule))
     if saved is not None and len(saved[0].tiles) != len(schedule):
         raise ConfigError(f"cannot resume from {checkpoint.path}: it has {len(saved[0].tiles)} scales where this run "
                           f"has {len(schedule)}; delete it to start afresh")
