@@ -16,15 +16,18 @@ import fnmatch
 import functools
 import hashlib
 import json
+import math
+import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import api, io
 from .errors import BrushworkError, ConfigError, OutputError
@@ -34,6 +37,8 @@ from .options import from_text
 ENGINES = ("local", "ray")
 ERRORS = "_errors.jsonl"
 MANIFEST_SUFFIXES = (".csv", ".parquet")
+JOB_COLUMNS = ("method", "preset")  # a manifest's column sets a row's option; these two are the whole job's
+REACH_SECONDS = 5.0  # how long a --address HOST:PORT may take to accept a connection
 
 
 def _require_pyarrow():
@@ -126,8 +131,18 @@ def _read_manifest(uri: str) -> list[dict[str, Any]]:
             table = pq.read_table(f) if uri.lower().endswith(".parquet") else pacsv.read_csv(f)
     except (OSError, ValueError) as e:  # pyarrow.ArrowInvalid is a ValueError
         raise ConfigError(f"cannot read manifest {uri}: {str(e).splitlines()[0]}") from None
-    if "content" not in table.column_names:
+    names = table.column_names
+    if "content" not in names:
         raise ConfigError(f"manifest {uri} has no 'content' column")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"manifest {uri} has more than one {', '.join(repr(n) for n in twice)} column")
+    job = [n for n in names if n in JOB_COLUMNS]
+    if job:
+        raise ConfigError(f"manifest {uri} has a {job[0]!r} column, but the {job[0]} is the job's (--{job[0]}), "
+                          f"not a row's: run one job per {job[0]}")
+    if table.num_rows == 0:
+        raise ConfigError(f"manifest {uri} has no rows")
     return table.to_pylist()
 
 
@@ -157,6 +172,9 @@ def plan(source: str, styles: list[str] | None, method: str) -> list[Row]:
     else:
         contents = _list_images(source)
         rows = [Row(c, (s,) if s else ()) for c in contents for s in (styles or [None])]
+    for style in styles:  # a job-wide style that cannot be read would fail every row: say so once, up front
+        if "://" not in style:
+            io.load_image(style)
     missing = [r.content for r in rows if takes_styles and not r.styles]
     if missing:
         raise ConfigError(f"--method {method} needs a style for every row; {missing[0]} has none (give --style or "
@@ -261,6 +279,44 @@ def _run_local(rows: list[Row], out: str, method: str, preset: str, options: dic
         yield process_row(row, out, method, preset, options)
 
 
+def _check_reachable(address: str) -> None:
+    """Refuse at once a HOST:PORT that cannot be reached: Ray itself retries such an address for ever, with a
+    warning every few seconds."""
+    host, sep, port = address.split("://")[-1].rpartition(":")
+    if address in ("auto", "local") or not sep or not port.isdigit():
+        return  # ray.init names what is wrong with an address it cannot parse
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS).close()
+    except OSError as e:
+        raise ConfigError(f"cannot join the Ray cluster at {address}: cannot reach {host}:{port} "
+                          f"({e.strerror or e})") from None
+
+
+def _init_quietly(init: Callable[[], Any]) -> None:
+    """Run `init` (ray.init) with file descriptor 2 held back, where Ray's C++ core logs: given back if it joins;
+    if it fails, its error ends with Ray's last warning (a missing auth token, say) in place of the twenty seconds
+    of retries that would bury the one-line error."""
+    sys.stderr.flush()
+    saved, failed = os.dup(2), None
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            init()
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            failed = e
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        held.seek(0)
+        log = held.read().decode(errors="replace")
+    if failed is None:
+        sys.stderr.write(log)
+        return
+    warnings = [line.split("] ", 1)[1].split(": ", 1)[-1] for line in log.splitlines() if "] " in line]
+    reason = f" (Ray's last warning: {warnings[-1]})" if warnings else ""
+    raise type(failed)(str(failed).splitlines()[0] + reason) from None
+
+
 def _connect_ray(address: str | None):
     """Ray, joined to the cluster at `address` (a new local one when None) unless this process already is."""
     try:
@@ -269,8 +325,14 @@ def _connect_ray(address: str | None):
         raise ConfigError("--engine ray needs Ray: pip install 'brushwork[cluster]'") from None
     if not ray.is_initialized():
         handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        init = functools.partial(ray.init, address=address, log_to_driver=False, include_dashboard=False,
+                                 logging_level="warning")
         try:
-            ray.init(address=address, log_to_driver=False, include_dashboard=False, logging_level="warning")
+            if address is None:  # a new local cluster: its processes inherit this stderr, so leave it as it is
+                init()
+            else:
+                _check_reachable(address)
+                _init_quietly(init)
         except (ConnectionError, RuntimeError, ValueError) as e:  # no cluster there, or a bad address
             for sig, handler in handlers.items():  # ray.init installs its own before it fails
                 signal.signal(sig, handler)
@@ -296,8 +358,8 @@ def batch(source: str, out: str, method: str = "optimize", styles: list[str] | N
     """Stylize every row of `source` (folder, glob or manifest) into the folder `out`; see the module's doc."""
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}")
-    if workers < 1 or batch_size < 1 or gpus_per_worker < 0:
-        raise ConfigError("--workers and --batch-size must be at least 1, --gpus-per-worker at least 0")
+    if workers < 1 or batch_size < 1 or not 0 <= gpus_per_worker < math.inf:
+        raise ConfigError("--workers and --batch-size must be at least 1, --gpus-per-worker a finite number from 0")
     rows = plan(source, styles, method)
     columns = {k: None for r in rows for k in r.options}  # None: unset, so only the names are checked
     api.resolve_options(method, preset, **{**options, **columns})  # unknown columns fail here; a bad cell, its row

@@ -236,7 +236,27 @@ BATCHES = {
     "batch engine workers zero": lambda f, p, i: batch(f, p, "--style", i["a"], "--workers", "0"),
     "batch on a Ray cluster that is not there": lambda f, p, i: batch(f, p, "--style", i["a"], "--engine", "ray",
                                                                       "--address", "auto"),
+    "batch on a Ray address nothing listens at": lambda f, p, i: batch(f, p, "--style", i["a"], "--engine", "ray",
+                                                                       "--address", f"127.0.0.1:{_closed_port()}"),
+    "batch manifest with a method column": lambda f, p, i: ["batch", _write(p / "bad" / "m.csv", "content,method\n"
+                                                            "x.png,fast\n"), "-o", str(p / "out" / "b")],
+    "batch manifest with a column twice": lambda f, p, i: ["batch", _write(p / "bad" / "m.csv", "content,content\n"
+                                                           "x.png,y.png\n"), "-o", str(p / "out" / "b")],
+    "batch manifest without rows": lambda f, p, i: ["batch", _write(p / "bad" / "m.csv", "content,size\n"), "-o",
+                                                    str(p / "out" / "b")],
+    "batch style missing": lambda f, p, i: batch(f, p, "--style", str(p / "none.png")),
+    "batch style corrupt": lambda f, p, i: batch(f, p, "--style", _write(p / "bad" / "s.jpg", b"\xff\xd8 junk")),
+    "batch gpus per worker nan": lambda f, p, i: batch(f, p, "--style", i["a"], "--gpus-per-worker", "nan"),
 }
+
+
+def _closed_port() -> int:
+    """A local TCP port that nothing listens on: one the kernel just handed out and took back."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _clip(tmp_path, damage: bool = False) -> str:
@@ -339,6 +359,11 @@ EXPECTED = {**{name: "GiB but only" for name in NUMBERS if name.startswith("size
             "eval size too large": "GiB but only", "train short side too large": "--short-side 200000 needs at least",
             "seed out of range": "--seed must be from", "train seed out of numpy's range": "from 0 to 4294967295",
             "no style layer": "--style-layers names no layer", "no content layer": "--content-layers names no layer",
+            "batch on a Ray address nothing listens at": "cannot reach 127.0.0.1:",
+            "batch manifest with a method column": "'method' column, but the method is the job's",
+            "batch manifest with a column twice": "more than one 'content' column",
+            "batch manifest without rows": "has no rows", "batch style missing": "image not found",
+            "batch style corrupt": "not an image", "batch gpus per worker nan": "--gpus-per-worker",
             **{name: "a training step of --batch-size 9999999 at --size 32 needs about"
                for name in [*RESUME, *GANS] if name.endswith("batch beyond memory")}}
 

@@ -163,3 +163,24 @@ def test_one_filesystem_serves_every_path_of_a_job(tmp_path):
     assert other is fs and path == str(tmp_path / "a.png") and plain == str(tmp_path / "b.png")
     with pytest.raises(ConfigError, match="cannot open nosuchscheme://bucket"):
         _fs("nosuchscheme://bucket/x.png")
+
+
+def test_joining_a_cluster_holds_rays_own_log_back_and_names_its_last_warning(capfd):
+    """Ray's C++ core writes its retries to file descriptor 2, not through Python: when it fails to join, the one
+    error line ends with the last of them; when it joins, what it wrote is given back."""
+    from brushwork.cluster import _init_quietly
+
+    def refused():
+        for _ in range(3):
+            os.write(2, b"[2026-11-28 15:12:06,691 W 3336 3336] gcs_client.cc:210: Failed to get cluster ID from GCS "
+                        b"server: Unauthenticated: RPC error: InvalidAuthToken: token is missing\n")
+        raise ConnectionError("Failed to connect to Ray cluster at 10.1.2.3:6379\nmore")
+
+    with pytest.raises(ConnectionError) as caught:
+        _init_quietly(refused)
+    assert str(caught.value) == ("Failed to connect to Ray cluster at 10.1.2.3:6379 (Ray's last warning: Failed to "
+                                 "get cluster ID from GCS server: Unauthenticated: RPC error: InvalidAuthToken: "
+                                 "token is missing)")
+    assert capfd.readouterr().err == ""
+    _init_quietly(lambda: os.write(2, b"joined\n"))
+    assert capfd.readouterr().err == "joined\n"
