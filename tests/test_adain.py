@@ -13,7 +13,7 @@ from brushwork.methods.adain import AdaINStylizer, adain_task
 from brushwork.methods.adain_model import AdaINNet, adain, save_decoder
 from brushwork.weights import read_safetensors
 from brushwork.train import TrainConfig, train
-from brushwork.train.data import MIN_SIDE, RandomCrops, ResidentCrops, scan_images
+from brushwork.train.data import MIN_SIDE, SHOWN_SKIPS, RandomCrops, ResidentCrops, scan_images
 
 from .conftest import dots, run_measuring, scene, stripes
 
@@ -99,6 +99,24 @@ def train_dirs(tmp_path):
     save_image(stripes(80, 96, (1.0, 0.3, 0.1), period=4), style / "s.png")
     save_image(dots(90, 80, (0.1, 0.2, 1.0)), style / "d.png")
     return content, tmp_path / "style"
+
+
+def test_skipped_training_images_are_named_a_few_at_a_time_and_none_usable_is_one_error(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(8):
+        save_image(scene(20, 30), folder / f"tiny{i}.png")
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    with pytest.raises(ConfigError, match=r"no usable images in .*; all 9 found were skipped, e\.g\. .*broken\.jpg: "
+                                          r"not a readable image"):
+        scan_images(folder, MIN_SIDE)
+    assert capsys.readouterr().err == ""  # the error alone says it: no warning per file before it
+    save_image(scene(72, 96), folder / "good.png")
+    assert scan_images(folder, MIN_SIDE) == [folder / "good.png"]
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == SHOWN_SKIPS + 1 and "broken.jpg: not a readable image" in lines[0]
+    assert all("is smaller than 64 px" in line for line in lines[1:SHOWN_SKIPS])
+    assert lines[-1].endswith(f"skipping 4 more in {folder}, unreadable or too small (1 kept)")
 
 
 def _cfg(out, steps, **kw):

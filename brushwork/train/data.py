@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from ..io import IMAGE_SUFFIXES
 
 MIN_SIDE = 64  # smaller images are skipped as too tiny to train on
+SHOWN_SKIPS = 5  # skipped files warned about one by one; the rest get one line
 
 
 def _warn(message: str) -> None:
@@ -32,24 +33,31 @@ def _warn(message: str) -> None:
 
 def scan_images(root: str | Path, min_side: int) -> list[Path]:
     """Image files under `root` (recursively, sorted) whose header reads and whose short side is at least
-    `min_side`; every skipped file gets one warning."""
+    `min_side`. The first SHOWN_SKIPS skipped files get a warning each and the rest one line (a scraped set can
+    hold thousands); a folder with none usable is one error line, not a warning per file before it."""
     folder = Path(root)
     if not folder.is_dir():
         raise ConfigError(f"not a folder: {folder}")
-    kept = []
+    kept, skipped = [], []
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
         try:
             with Image.open(path) as img:
                 size = img.size
         except (OSError, ValueError) as e:
-            _warn(f"skipping {path}: not a readable image ({e.__class__.__name__})")
+            skipped.append(f"{path}: not a readable image ({e.__class__.__name__})")
             continue
         if min(size) < min_side:
-            _warn(f"skipping {path}: {size[0]}×{size[1]} is smaller than {min_side} px on the short side")
+            skipped.append(f"{path}: {size[0]}×{size[1]} is smaller than {min_side} px on the short side")
             continue
         kept.append(path)
     if not kept:
-        raise ConfigError(f"no usable images in {folder} (need .jpg/.png/... at least {min_side} px on the short side)")
+        found = f"; all {len(skipped)} found were skipped, e.g. {skipped[0]}" if skipped else ""
+        raise ConfigError(f"no usable images in {folder} (need .jpg/.png/... at least {min_side} px on the short "
+                          f"side){found}")
+    for reason in skipped[:SHOWN_SKIPS]:
+        _warn(f"skipping {reason}")
+    if len(skipped) > SHOWN_SKIPS:
+        _warn(f"skipping {len(skipped) - SHOWN_SKIPS} more in {folder}, unreadable or too small ({len(kept)} kept)")
     return kept
 
 
