@@ -216,7 +216,11 @@ GANS = {
     "gan init missing": lambda f, p, i: gan(f, p, "--init", str(p / "bad" / "none.safetensors")),
     "gan init fits no decoder": lambda f, p, i: gan(f, p, "--init", _decoder(p, fits=False)),
     "gan init of another backbone": lambda f, p, i: gan(f, p, "--init", _decoder(p, "vgg19")),
-    "gan batch beyond memory": lambda f, p, i: gan(f, p, "--init", "none", "--batch-size", "9999999"),
+    "gan batch beyond memory": lambda f, p, i: gan(f, p, "--init", "none", "--scales", "2", "--batch-size", "9999999"),
+    "gan critic scales below 16 px": lambda f, p, i: gan(f, p, "--init", "none", "--scales", "3"),
+    "train fast critic scales below 16 px": lambda f, p, i: ["train", "fast", "--content-dir", str(_photos(f, p)),
+                                                             "--style", i["a"], "--out", str(p / "out" / "run"),
+                                                             *TRAIN, "--adv-weight", "0.1", "--scales", "9"],
     "gan model not shipped": lambda f, p, i: ["stylize", i["c"], i["a"], "-o", i["out"], "--method", "gan"],
 }
 
@@ -360,6 +364,9 @@ EXPECTED = {**{name: "GiB but only" for name in NUMBERS if name.startswith("size
             "seed out of range": "--seed must be from", "train seed out of numpy's range": "from 0 to 4294967295",
             "no style layer": "--style-layers names no layer", "no content layer": "--content-layers names no layer",
             "batch on a Ray address nothing listens at": "cannot reach 127.0.0.1:",
+            "gan critic scales below 16 px": "--scales 3 halves a --size 32 crop to 8 px at the coarsest, below the "
+                                             "critic's 16: use at most 2 or a larger --size",
+            "train fast critic scales below 16 px": "--scales 9 halves a --size 32 crop to 1 px",
             "batch manifest with a method column": "'method' column, but the method is the job's",
             "batch manifest with a column twice": "more than one 'content' column",
             "batch manifest without rows": "has no rows", "batch style missing": "image not found",

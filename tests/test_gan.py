@@ -185,11 +185,11 @@ def test_the_generator_starts_from_the_init_decoder(folders, tmp_path, capsys):
     save_decoder(AdaINNet(seed=5).decoder, decoder, {"method": "adain", "backbone": "vgg16-hed",
                                                      "style_weight": "2.5"}, half=True)
     cfg = TrainConfig(out=str(tmp_path / "r"), steps=1, size=32, short_side=48)
-    task = gan_task(GANTrainOptions(str(folders[0]), str(folders[1]), init=str(decoder)), cfg)
+    task = gan_task(GANTrainOptions(str(folders[0]), str(folders[1]), init=str(decoder), scales=2), cfg)
     start = load_file(str(decoder))
     assert all(torch.equal(v, start[k].float()) for k, v in task.trainable.state_dict().items())
     assert task.module.style_weight == 2.5 and task.exports["gan"][1]["init"] == "adain.safetensors"
-    task = gan_task(GANTrainOptions(str(folders[0]), str(folders[1])), cfg)  # auto, nothing shipped
+    task = gan_task(GANTrainOptions(str(folders[0]), str(folders[1]), scales=2), cfg)  # auto, nothing shipped
     assert "starts from scratch" in capsys.readouterr().err and task.module.style_weight == 10.0
 
 
@@ -198,7 +198,7 @@ def test_attention_starts_as_the_identity_on_the_init_decoder(folders, tmp_path)
     plain = AdaINNet(seed=5).decoder
     save_decoder(plain, decoder, {"method": "adain", "backbone": "vgg16-hed"})
     cfg = TrainConfig(out=str(tmp_path / "r"), steps=1, size=32, short_side=48)
-    task = gan_task(GANTrainOptions(str(folders[0]), str(folders[1]), init=str(decoder), attention=True),
+    task = gan_task(GANTrainOptions(str(folders[0]), str(folders[1]), init=str(decoder), attention=True, scales=2),
                     cfg)
     features = torch.rand(1, 512, 6, 5)
     with torch.no_grad():

@@ -183,7 +183,7 @@ def fast_task(styles: list[FastStyle], content_dir: str, cfg: TrainConfig, backb
                                             cfg.seed)}
     opponent, extra = None, {}
     if adversary is not None:
-        adversary.check()
+        adversary.check(cfg.size)
         opponent = adversary.build(cfg.seed)
         datasets["style"] = _style_crops(styles[0], images[styles[0].name], cfg)
         extra = adversary.metadata()

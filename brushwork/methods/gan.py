@@ -6,6 +6,7 @@ adversarial term to the paper's content and style losses; the critic trains besi
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -31,6 +32,7 @@ weights_io = lazy("brushwork.weights")
 PRETRAINED = {"gan-vgg16-hed": adain.MODELS_DIR / "gan-vgg16-hed.safetensors"}
 DEFAULT_MODEL = "gan-vgg16-hed"
 FORMAT = "brushwork-gan-generator/1"
+MIN_CRITIC_SIDE = 16  # px: the coarsest pyramid level the critic judges (its patch net's three halvings: 2×2)
 
 
 @dataclass
@@ -105,13 +107,20 @@ class CriticSettings:
             return self.gp_weight
         return 10.0 if self.gan_loss == "wgan-gp" else 0.0
 
-    def check(self) -> None:
+    def check(self, crop: int) -> None:
+        """Reject impossible settings, and a pyramid whose coarsest level of a `crop` px crop is below
+        MIN_CRITIC_SIDE: average pooling keeps a 1 px image at 1 px, so such levels judge nothing."""
+        coarsest = math.ceil(crop / 2 ** max(self.scales - 1, 0))
+        most = 1 + max(int(math.log2(crop / MIN_CRITIC_SIDE)), 0)
         checks = [(self.gan_loss in losses.GAN_LOSSES, f"--gan-loss must be one of {', '.join(losses.GAN_LOSSES)}"),
                   (self.adv_weight >= 0, "--adv-weight must be >= 0"),
                   (self.critic_lr > 0, "--critic-lr must be positive"),
                   (self.critic_steps >= 1, "--critic-steps must be at least 1"),
                   (self.critic_width >= 1 and self.scales >= 1, "--critic-width and --scales must be at least 1"),
-                  (self.gp_weight is None or self.gp_weight >= 0, "--gp-weight must be >= 0")]
+                  (self.gp_weight is None or self.gp_weight >= 0, "--gp-weight must be >= 0"),
+                  (coarsest >= MIN_CRITIC_SIDE, f"--scales {self.scales} halves a --size {crop} crop to {coarsest} px "
+                                                f"at the coarsest, below the critic's {MIN_CRITIC_SIDE}: use at most "
+                                                f"{most} or a larger --size")]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
@@ -155,7 +164,7 @@ def initial_decoder(init: str, backbone: str) -> tuple[Path | None, dict, dict[s
 def gan_task(opts: GANTrainOptions, cfg: TrainConfig) -> TrainTask:
     """A TrainTask for the generator (AdaIN encoder and decoder, the decoder trained) against a fresh critic."""
     critic = CriticSettings.of(opts)
-    critic.check()
+    critic.check(cfg.size)
     init, init_tensors, init_meta = initial_decoder(opts.init, opts.backbone)
     style_weight = opts.style_weight if opts.style_weight is not None else float(init_meta.get("style_weight", 10))
     net = adain_model.AdaINNet(opts.backbone, opts.weights, seed=cfg.seed, attention=opts.attention)
