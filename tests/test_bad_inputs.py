@@ -191,6 +191,23 @@ RESUME = {
                                                               "--batch-size", "9999999"],
 }
 
+LOSS_WEIGHTS = {
+    "train adain style weight negative": lambda f, p, i: trainer(f, p, "adain", "--style-weight", "-1"),
+    "train fast tv weight negative": lambda f, p, i: trainer(f, p, "fast", "--style", i["a"], "--tv-weight", "-0.5"),
+    "train fast style size below the loss network's": lambda f, p, i: trainer(f, p, "fast", "--style", i["a"],
+                                                                              "--style-size", "8"),
+    "train transformer identity weight negative": lambda f, p, i: trainer(f, p, "transformer", "--identity-pixels",
+                                                                          "-70"),
+    "gan style weight negative": lambda f, p, i: gan(f, p, "--init", "none", "--scales", "2", "--style-weight", "-1"),
+}
+
+
+def trainer(f, p, method: str, *extra: str) -> list[str]:
+    """`train METHOD` on the test photos (paintings too, but for fast, which takes --style in `extra`)."""
+    paintings = [] if method == "fast" else ["--style-dir", str(_photos(f, p))]
+    return ["train", method, "--content-dir", str(_photos(f, p)), *paintings, "--out", str(p / "out" / "run"), *TRAIN,
+            *extra]
+
 
 def gan(f, p, *extra: str) -> list[str]:
     return ["train", "gan", "--content-dir", str(_photos(f, p)), "--style-dir", str(_photos(f, p)), "--out",
@@ -353,7 +370,7 @@ def _run_with(tmp_path, model_bytes: bytes) -> str:
 
 CLASSES = {"paths": PATHS, "images": IMAGES, "numbers": NUMBERS, "blends and masks": BLENDS_AND_MASKS,
            "weights": WEIGHTS, "outputs": OUTPUTS, "resume": RESUME, "videos": VIDEOS,
-           "gan": GANS, "batch": BATCHES}
+           "loss weights": LOSS_WEIGHTS, "gan": GANS, "batch": BATCHES}
 CASES = [pytest.param(kind, name, id=f"{kind}: {name}") for kind, cases in CLASSES.items() for name in cases]
 # What a case's error must say where another error could stand in for it: the onnx case's model is no ONNX file,
 # so only the size check that comes first keeps it from failing on that instead.
@@ -364,6 +381,8 @@ EXPECTED = {**{name: "GiB but only" for name in NUMBERS if name.startswith("size
             "seed out of range": "--seed must be from", "train seed out of numpy's range": "from 0 to 4294967295",
             "no style layer": "--style-layers names no layer", "no content layer": "--content-layers names no layer",
             "batch on a Ray address nothing listens at": "cannot reach 127.0.0.1:",
+            **{name: "must be >= 0, not -" for name in LOSS_WEIGHTS if "negative" in name},
+            "train fast style size below the loss network's": "is 8×8 px here, below vgg16-hed's minimum of 32 px",
             "gan critic scales below 16 px": "--scales 3 halves a --size 32 crop to 8 px at the coarsest, below the "
                                              "critic's 16: use at most 2 or a larger --size",
             "train fast critic scales below 16 px": "--scales 9 halves a --size 32 crop to 1 px",

@@ -275,6 +275,7 @@ def photo_and_painting_crops(content_dir: str, style_dir: str, cfg: TrainConfig)
 def adain_task(content_dir: str, style_dir: str, cfg: TrainConfig, backbone: str = "vgg16-hed",
                style_weight: float = 10.0, weights: str | None = None) -> TrainTask:
     """A TrainTask for the AdaIN decoder of `backbone`, with random crops of both image folders."""
+    loop.check_loss_weights(style_weight=style_weight)
     net = model_lib.AdaINNet(backbone, weights, seed=cfg.seed)
     datasets = photo_and_painting_crops(content_dir, style_dir, cfg)
     metadata = {"method": "adain", "backbone": backbone, "layer": net.layer, "style_weight": str(style_weight),

@@ -171,6 +171,10 @@ def fast_task(styles: list[FastStyle], content_dir: str, cfg: TrainConfig, backb
         raise ConfigError(f"fast training needs styles with distinct names, got {names}")
     if adversary is not None and len(styles) > 1:
         raise ConfigError("--adv-weight trains one style at a time: its critic learns that one painting")
+    for s in styles:
+        loop.check_loss_weights(content_weight=s.content_weight, style_weight=s.style_weight, tv_weight=s.tv_weight)
+        if s.style_size is not None and s.style_size < 1:
+            raise ConfigError(f"--style-size must be a positive number of pixels, not {s.style_size}")
     images, nets = {}, {}
     for i, s in enumerate(styles):
         image = io.load_image(s.style)

@@ -18,7 +18,7 @@ from torch import nn
 
 from .. import losses
 from ..backbones import Backbone, LossLayers, create_backbone, get_spec
-from ..errors import ConfigError
+from ..errors import ConfigError, SizeError
 from ..io import pad_for_stride
 from .gan_model import adversarial_term
 
@@ -187,6 +187,10 @@ class FastTraining(nn.Module):
         gain = self.loss_net.style_gain
         self.weights = {name: (wc, ws * gain, wt) for name, (wc, ws, wt) in weights.items()}
         for i, name in enumerate(nets):
+            h, w = styles[name].shape[-2:]
+            if min(h, w) < self.loss_net.min_size:
+                raise SizeError(f"the style image {name} is {w}×{h} px here, below {backbone}'s minimum of "
+                                f"{self.loss_net.min_size} px on the short side; use a larger --style-size")
             with torch.no_grad():
                 feats = self.loss_net(styles[name], self.style_layers)
             for j, layer in enumerate(self.style_layers):

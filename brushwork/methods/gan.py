@@ -165,6 +165,7 @@ def gan_task(opts: GANTrainOptions, cfg: TrainConfig) -> TrainTask:
     """A TrainTask for the generator (AdaIN encoder and decoder, the decoder trained) against a fresh critic."""
     critic = CriticSettings.of(opts)
     critic.check(cfg.size)
+    loop.check_loss_weights(style_weight=opts.style_weight)
     init, init_tensors, init_meta = initial_decoder(opts.init, opts.backbone)
     style_weight = opts.style_weight if opts.style_weight is not None else float(init_meta.get("style_weight", 10))
     net = adain_model.AdaINNet(opts.backbone, opts.weights, seed=cfg.seed, attention=opts.attention)

@@ -248,6 +248,8 @@ class TransformerTrainOptions:
 def transformer_task(opts: TransformerTrainOptions, cfg: TrainConfig) -> TrainTask:
     """A TrainTask for a StyTr² network of `opts.config`'s shape, with random crops of both image folders."""
     shape = model_lib.config(opts.config)
+    loop.check_loss_weights(content_weight=opts.content_weight, style_weight=opts.style_weight,
+                            identity_pixels=opts.identity_pixels, identity_features=opts.identity_features)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # the initial weights are part of what a training seed reproduces
         net = model_lib.StyTr2(shape)

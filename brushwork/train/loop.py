@@ -134,6 +134,13 @@ class TrainTask:
         return {"model": self.trainable, **critic}
 
 
+def check_loss_weights(**weights: float | None) -> None:
+    """A negative loss weight turns training into maximizing that loss: refuse it, naming its flag."""
+    for name, weight in weights.items():
+        if weight is not None and weight < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, not {weight:g}")
+
+
 def _files(part: str) -> tuple[str, str]:
     """A part's weights file and its optimizer files' stem: model.safetensors and optimizer*, critic*.…"""
     return f"{part}.safetensors", "optimizer" if part == "model" else f"{part}-optimizer"
