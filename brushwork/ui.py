@@ -8,6 +8,7 @@ with a message); results are written there too. The server binds to 127.0.0.1 un
 
 import dataclasses
 import json
+import math
 import os
 import queue
 import shutil
@@ -76,6 +77,13 @@ def editor_mask(value: dict | None) -> torch.Tensor | None:
     return torch.from_numpy((alpha > 0).astype(np.float32))[None, None]
 
 
+def _number(value: float | None, what: str) -> float:
+    """A control's value as a finite number: a cleared field arrives as None, and a typed one can be anything."""
+    if value is None or not math.isfinite(value):
+        raise ConfigError(f"{what} must be a number, not {'empty' if value is None else value}")
+    return float(value)
+
+
 def _load(path: str | None, what: str) -> torch.Tensor:
     if not path:
         raise ConfigError(f"give {what}")
@@ -102,18 +110,19 @@ class App:
         controls = method_controls(method, model_file)
         if not controls["ready"]:
             raise ConfigError(controls["note"])
-        options: dict[str, Any] = {"method": method, "preset": preset, "size": int(size), "seed": int(seed),
-                                   "quiet": True}
+        options: dict[str, Any] = {"method": method, "preset": preset, "size": int(_number(size, "the size")),
+                                   "seed": int(_number(seed, "the seed")), "quiet": True}
         if controls["style_weight"] is not None:
-            options["style_weight"] = float(style_weight)
+            options["style_weight"] = _number(style_weight, "the style weight")
         if controls["alpha"]:
-            options["alpha"] = float(alpha)
+            options["alpha"] = _number(alpha, "alpha")
         if color != "none":
             options["preserve_color"] = color
         if model_file:
             options["model"] = model_file
         if n_styles > 1:
-            options["style_blend"] = [float(b) for b in blends[:n_styles]]
+            options["style_blend"] = [_number(b, f"the blend weight of style {i + 1}") for i, b in
+                                      enumerate(blends[:n_styles])]
         return options
 
     def run(self, content: str | None, styles: list[str], masks: list[dict | None], options: dict[str, Any],

@@ -133,6 +133,22 @@ def test_methods_without_shipped_weights_wait_for_a_model_file(models):
         ui.App().options("adain", "default", 64, 1, 1, "none", 0, None, [1.0] * 4, 1)
 
 
+def test_a_cleared_or_impossible_number_is_a_message_not_a_server_error():
+    """A cleared Number field arrives as None (int(None) was a TypeError, which the page shows as a bare "Error")."""
+    from brushwork import ui
+
+    app = ui.App()
+    for args, message in (((None, 100, 1, "none", 0), "the size must be a number, not empty"),
+                          ((512, 100, 1, "none", None), "the seed must be a number, not empty"),
+                          ((512, float("nan"), 1, "none", 0), "the style weight must be a number, not nan"),
+                          ((float("inf"), 100, 1, "none", 0), "the size must be a number, not inf")):
+        with pytest.raises(ui.ConfigError, match=message):
+            app.options("optimize", "default", *args, None, [1.0] * 4, 1)
+    with pytest.raises(ui.ConfigError, match="the blend weight of style 2 must be a number, not empty"):
+        app.options("optimize", "default", 512, 100, 1, "none", 0, None, [1.0, None], 2)
+    assert app.options("optimize", "default", 512.0, 100, 1, "none", 7.0, None, [0.7, 0.3], 2)["seed"] == 7
+
+
 def test_a_job_streams_its_iterations_stops_on_request_and_keeps_the_image(images, tmp_path):
     import threading
 
