@@ -48,6 +48,8 @@ def run(content: io.ImageLike, style: StyleInput | None = None, method: str = "o
     """Stylize and return the full Result (image tensor and stats, including the resolved options). `temporal`
     links a video's consecutive frames (brushwork.video sets it)."""
     opts = resolve_options(method, preset, **options)
+    if callback is not None and not callable(callback):
+        raise ConfigError(f"callback must be a function of the step, not {type(callback).__name__}")
     started = time.perf_counter()
     content_t = io.load_image(content)
     styles = [io.load_image(s) for s in _as_list(style)] if style is not None else []

@@ -146,12 +146,12 @@ def _read_manifest(uri: str) -> list[dict[str, Any]]:
     return table.to_pylist()
 
 
-def plan(source: str, styles: list[str] | None, method: str) -> list[Row]:
+def plan(source: str, styles: str | list[str] | None, method: str) -> list[Row]:
     """The rows of a job: a manifest's rows (each with its own style, or every --style), or every image of a
     folder or glob with every --style. Relative paths in a manifest are relative to the manifest's folder."""
     spec = get_method(method)
     source = _plain(source)
-    styles = [_plain(s) for s in styles or []]
+    styles = [_plain(s) for s in ([styles] if isinstance(styles, str) else styles or [])]
     takes_styles = spec.capabilities.styles
     if not takes_styles and styles:
         raise ConfigError(f"--method {method} takes no style images: its model carries its own style")
@@ -352,12 +352,15 @@ def _run_ray(ray, rows: list[Row], out: str, method: str, preset: str, options: 
         yield {k: (v.item() if hasattr(v, "item") else v) for k, v in report.items()}
 
 
-def batch(source: str, out: str, method: str = "optimize", styles: list[str] | None = None, preset: str = "default",
-          engine: str = "local", address: str | None = None, workers: int = 2, gpus_per_worker: float = 0.0,
-          batch_size: int = 4, quiet: bool = False, **options: Any) -> Summary:
+def batch(source: str, out: str, method: str = "optimize", styles: str | list[str] | None = None,
+          preset: str = "default", engine: str = "local", address: str | None = None, workers: int = 2,
+          gpus_per_worker: float = 0.0, batch_size: int = 4, quiet: bool = False, **options: Any) -> Summary:
     """Stylize every row of `source` (folder, glob or manifest) into the folder `out`; see the module's doc."""
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}")
+    whole = all(isinstance(n, int) and not isinstance(n, bool) for n in (workers, batch_size))
+    if not whole or isinstance(gpus_per_worker, bool) or not isinstance(gpus_per_worker, (int, float)):
+        raise ConfigError("--workers and --batch-size must be whole numbers, --gpus-per-worker a number")
     if workers < 1 or batch_size < 1 or not 0 <= gpus_per_worker < math.inf:
         raise ConfigError("--workers and --batch-size must be at least 1, --gpus-per-worker a finite number from 0")
     rows = plan(source, styles, method)

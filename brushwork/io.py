@@ -164,6 +164,8 @@ def to_pil(img: torch.Tensor) -> Image.Image:
 def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = (),
                       suffixes: Collection[str] = tuple(OUTPUT_FORMATS)) -> Path:
     """Fail early, before any work, if an output could not be written or would overwrite an input."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise OutputError(f"the output must be a file path, not {type(path).__name__}")
     out = Path(path)
     if out.is_dir():
         raise OutputError(f"{out} is a folder: give a file name")

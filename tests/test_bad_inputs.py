@@ -604,3 +604,13 @@ def test_a_training_loss_that_turns_non_finite_keeps_the_last_good_checkpoint(fi
         train(task, cfg)
     assert json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())["step"] == 2
     assert all(torch.isfinite(t).all() for t in _weights(tmp_path / "run").values())
+
+
+def test_the_api_refuses_a_callback_or_output_of_the_wrong_kind_with_a_typed_error(files):
+    from brushwork import api
+    from brushwork.errors import ConfigError, OutputError
+
+    with pytest.raises(ConfigError, match="callback must be a function of the step, not int"):
+        api.run(files["content"], files["style_a"], callback=3, size=64, iterations=1, scales=1, quiet=True)
+    with pytest.raises(OutputError, match="the output must be a file path, not NoneType"):
+        api.stylize_file(files["content"], files["style_a"], None, size=64, iterations=1, scales=1, quiet=True)

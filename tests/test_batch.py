@@ -184,3 +184,11 @@ def test_joining_a_cluster_holds_rays_own_log_back_and_names_its_last_warning(ca
     assert capfd.readouterr().err == ""
     _init_quietly(lambda: os.write(2, b"joined\n"))
     assert capfd.readouterr().err == "joined\n"
+
+
+def test_the_python_call_takes_one_style_as_a_string_and_names_mistyped_numbers(job, tmp_path):
+    common = dict(method="adain", model=job["model"], size=64, quiet=True)
+    summary = batch(f"{job['photos']}/photo0[01].png", str(tmp_path / "out"), styles=job["styles"][0], **common)
+    assert (summary.rows, summary.done) == (2, 2)  # one style, not one per character of its path
+    with pytest.raises(ConfigError, match="--workers and --batch-size must be whole numbers"):
+        batch(str(job["photos"]), str(tmp_path / "out"), styles=job["styles"], workers="2", **common)
