@@ -312,8 +312,8 @@ def _init_quietly(init: Callable[[], Any]) -> None:
     if failed is None:
         sys.stderr.write(log)
         return
-    warnings = [line.split("] ", 1)[1].split(": ", 1)[-1] for line in log.splitlines() if "] " in line]
-    reason = f" (Ray's last warning: {warnings[-1]})" if warnings else ""
+    said = [line.split("] ", 1)[1].split(": ", 1)[-1] for line in log.splitlines() if "] " in line]
+    reason = f" (Ray's last warning: {said[-1]})" if said else ""
     raise type(failed)(str(failed).splitlines()[0] + reason) from None
 
 

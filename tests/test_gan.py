@@ -237,7 +237,7 @@ def test_a_fast_network_trains_against_the_critic(folders, tmp_path, capsys):
     run = tmp_path / "fast"
     base = ["train", "fast", "--content-dir", str(folders[0]), "--arch", "mobile", "--steps", "2",
             "--batch-size", "1", "--size", "32", "--short-side", "48", "--workers", "0", "--log-every", "1",
-            "--quiet", "--adv-weight", "0.2", "--critic-width", "8", "--scales", "2"]
+            "--quiet", "--adv-weight", "0.2", "--critic-width", "8", "--scales", "2", "--style-size", "48"]
     assert main([*base, "--style", str(style), "--out", str(run)]) == 0
     header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"content", "style", "tv", "adv", "adv_scale", "critic", "gp", "wasserstein"} <= set(header)
