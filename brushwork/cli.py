@@ -163,8 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("backbones", help="list backbones, their layers and whether their weights are present")
     b.add_argument("--json", action="store_true")
-    sub.add_parser("methods", help="list methods and their presets")
-    sub.add_parser("models", help="list the trained models that ship with brushwork, per method")
+    m = sub.add_parser("methods", help="list methods and their presets")
+    m.add_argument("--json", action="store_true", help="print the list as JSON (each preset with its settings)")
+    shipped = sub.add_parser("models", help="list the trained models that ship with brushwork, per method")
+    shipped.add_argument("--json", action="store_true", help="print the list as JSON (each model's metadata)")
     exporters = ", ".join(spec.name for spec in method_specs() if spec.models is not None)
     x = sub.add_parser("export", help=f"export a trained model ({exporters}) to ONNX or TorchScript")
     x.add_argument("model", help="a shipped model name or a model file (.safetensors)")
@@ -378,9 +380,15 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    for name in method_names():
-        spec = get_method(name)
-        print(f"{name}: {spec.description}; presets: {', '.join(spec.presets)}")
+    specs = [get_method(name) for name in method_names()]
+    if args.json:
+        print(json.dumps([{"name": spec.name, "description": spec.description, "presets": spec.presets,
+                           "styles": spec.capabilities.styles, "masks": spec.capabilities.masks,
+                           "models": spec.models is not None, "trainable": spec.training is not None}
+                          for spec in specs], indent=2, default=str))
+        return 0
+    for spec in specs:
+        print(f"{spec.name}: {spec.description}; presets: {', '.join(spec.presets)}")
     return 0
 
 
@@ -391,20 +399,27 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    rows = []  # every shipped name, whether its file is in this installation, and the metadata the file records
     for spec in method_specs():
         if spec.models is None:
             continue
         shipped = spec.models.shipped()
         for name, path in shipped.items():
-            if not path.is_file():
+            present = path.is_file()
+            rows.append({"method": spec.name, "name": name, "file": str(path) if present else None,
+                         "metadata": weights.read_safetensors(path)[1] if present else {}})
+            if args.json:
+                continue
+            if not present:
                 print(f"{spec.name}: {name}  [not shipped in this version: it needs GPU training]")
                 continue
-            meta = weights.read_safetensors(path)[1]
-            recipe = ", ".join(f"{k} {v}" for k, v in meta.items() if k not in ("format", "method"))
+            recipe = ", ".join(f"{k} {v}" for k, v in rows[-1]["metadata"].items() if k not in ("format", "method"))
             print(f"{spec.name}: {name}  [{path.name}] {recipe}")
-        if not shipped:
+        if not shipped and not args.json:
             how = f"; train one with `brushwork train {spec.name}`" if spec.training else ""
             print(f"{spec.name}: no models ship in this version (training needs a GPU){how}")
+    if args.json:
+        print(json.dumps(rows, indent=2))
     return 0
 
 

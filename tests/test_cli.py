@@ -46,6 +46,11 @@ def test_backbones_and_methods_commands(capsys):
     assert "vgg16-hed  [weights present]" in text and "relu4_2" in text and "vgg19" in text
     assert "relu4_1 ×0.05, relu5_1 ×0" in text  # vgg16-hed's deep style layers, turned down for optimize
     assert main(["methods"]) == 0 and "optimize" in capsys.readouterr().out
+    assert main(["methods", "--json"]) == 0
+    listed = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
+    assert listed["optimize"]["presets"]["fast"]["backbone"] == "efficientnet-lite0" and listed["optimize"]["masks"]
+    assert not listed["fast"]["styles"] and listed["fast"]["models"] and listed["fast"]["trainable"]
+    assert not listed["optimize"]["models"] and not listed["optimize"]["trainable"]
 
 
 def _bad_cases(files, tmp_path):

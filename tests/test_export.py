@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -113,6 +114,9 @@ def test_a_new_feed_forward_method_needs_only_its_registry_entry(tmp_path, monke
                       training=Training("train the toy", ToyTraining, lambda opts, cfg: None))
     monkeypatch.setitem(REGISTRY, "toy", spec)
     assert main(["models"]) == 0 and "toy: toy-one  [toy.safetensors] steps 3" in capsys.readouterr().out
+    assert main(["models", "--json"]) == 0
+    toy = [row for row in json.loads(capsys.readouterr().out) if row["method"] == "toy"]
+    assert toy == [{"method": "toy", "name": "toy-one", "file": str(path), "metadata": {"method": "toy", "steps": "3"}}]
     out = export_model("toy-one", "onnx", tmp_path / "toy.onnx")
     assert read_metadata(out)["method"] == "toy" and read_metadata(out)["model"] == "toy-one"
     with pytest.raises(SystemExit):
