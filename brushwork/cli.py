@@ -407,7 +407,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         for name, path in shipped.items():
             present = path.is_file()
             rows.append({"method": spec.name, "name": name, "file": str(path) if present else None,
-                         "metadata": weights.read_safetensors(path)[1] if present else {}})
+                         "metadata": weights.check_safetensors(path).get("__metadata__", {}) if present else {}})
             if args.json:
                 continue
             if not present:
