@@ -399,27 +399,24 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    rows = []  # every shipped name, whether its file is in this installation, and the metadata the file records
-    for spec in method_specs():
-        if spec.models is None:
-            continue
-        shipped = spec.models.shipped()
-        for name, path in shipped.items():
-            present = path.is_file()
-            rows.append({"method": spec.name, "name": name, "file": str(path) if present else None,
-                         "metadata": weights.check_safetensors(path).get("__metadata__", {}) if present else {}})
-            if args.json:
-                continue
-            if not present:
-                print(f"{spec.name}: {name}  [not shipped in this version: it needs GPU training]")
-                continue
-            recipe = ", ".join(f"{k} {v}" for k, v in rows[-1]["metadata"].items() if k not in ("format", "method"))
-            print(f"{spec.name}: {name}  [{path.name}] {recipe}")
-        if not shipped and not args.json:
-            how = f"; train one with `brushwork train {spec.name}`" if spec.training else ""
-            print(f"{spec.name}: no models ship in this version (training needs a GPU){how}")
+    specs = [spec for spec in method_specs() if spec.models is not None]
+    shipped = {spec.name: spec.models.shipped() for spec in specs}
+    rows = [{"method": method, "name": name, "file": str(path) if path.is_file() else None,
+             "metadata": weights.check_safetensors(path).get("__metadata__", {}) if path.is_file() else {}}
+            for method, models in shipped.items() for name, path in models.items()]
     if args.json:
         print(json.dumps(rows, indent=2))
+        return 0
+    for spec in specs:
+        for row in (r for r in rows if r["method"] == spec.name):
+            if row["file"] is None:
+                print(f"{spec.name}: {row['name']}  [not shipped in this version: it needs GPU training]")
+                continue
+            recipe = ", ".join(f"{k} {v}" for k, v in row["metadata"].items() if k not in ("format", "method"))
+            print(f"{spec.name}: {row['name']}  [{Path(row['file']).name}] {recipe}")
+        if not shipped[spec.name]:
+            how = f"; train one with `brushwork train {spec.name}`" if spec.training else ""
+            print(f"{spec.name}: no models ship in this version (training needs a GPU){how}")
     return 0
 
 
