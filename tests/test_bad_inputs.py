@@ -174,21 +174,12 @@ RESUME = {
     "train short side too large": lambda f, p, i: ["train", "adain", "--content-dir", str(_photos(f, p)),
                                                    "--style-dir", str(_photos(f, p)), "--out", str(p / "out" / "run"),
                                                    *TRAIN[:6], "--short-side", "200000", *TRAIN[8:]],
-    "train seed out of numpy's range": lambda f, p, i: ["train", "adain", "--content-dir", str(_photos(f, p)),
-                                                        "--style-dir", str(_photos(f, p)), "--out",
-                                                        str(p / "out" / "run"), *TRAIN, "--seed", str(2**32)],
-    "train lr inf": lambda f, p, i: ["train", "adain", "--content-dir", str(_photos(f, p)), "--style-dir",
-                                     str(_photos(f, p)), "--out", str(p / "out" / "run"), *TRAIN, "--lr", "inf"],
-    "train adain batch beyond memory": lambda f, p, i: ["train", "adain", "--content-dir", str(_photos(f, p)),
-                                                        "--style-dir", str(_photos(f, p)), "--out",
-                                                        str(p / "out" / "run"), *TRAIN, "--batch-size", "9999999"],
-    "train fast batch beyond memory": lambda f, p, i: ["train", "fast", "--content-dir", str(_photos(f, p)), "--style",
-                                                       i["a"], "--out", str(p / "out" / "run"), *TRAIN,
-                                                       "--batch-size", "9999999"],
-    "train transformer batch beyond memory": lambda f, p, i: ["train", "transformer", "--content-dir",
-                                                              str(_photos(f, p)), "--style-dir", str(_photos(f, p)),
-                                                              "--out", str(p / "out" / "run"), *TRAIN,
-                                                              "--batch-size", "9999999"],
+    "train seed out of numpy's range": lambda f, p, i: trainer(f, p, "adain", "--seed", str(2**32)),
+    "train lr inf": lambda f, p, i: trainer(f, p, "adain", "--lr", "inf"),
+    "train adain batch beyond memory": lambda f, p, i: trainer(f, p, "adain", "--batch-size", "9999999"),
+    "train fast batch beyond memory": lambda f, p, i: trainer(f, p, "fast", "--style", i["a"], "--batch-size",
+                                                              "9999999"),
+    "train transformer batch beyond memory": lambda f, p, i: trainer(f, p, "transformer", "--batch-size", "9999999"),
 }
 
 LOSS_WEIGHTS = {
@@ -210,8 +201,7 @@ def trainer(f, p, method: str, *extra: str) -> list[str]:
 
 
 def gan(f, p, *extra: str) -> list[str]:
-    return ["train", "gan", "--content-dir", str(_photos(f, p)), "--style-dir", str(_photos(f, p)), "--out",
-            str(p / "out" / "run"), *TRAIN, *extra]
+    return trainer(f, p, "gan", *extra)
 
 
 def _decoder(tmp_path, backbone: str = "vgg16-hed", fits: bool = True) -> str:
