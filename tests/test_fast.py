@@ -1,5 +1,6 @@
 import csv
 import json
+import shutil
 
 import pytest
 import torch
@@ -12,8 +13,9 @@ from brushwork.methods.fast import FastStyle, fast_task
 from brushwork.backbones import create_backbone
 from brushwork.methods.fast_model import FastTraining, build_net, loss_layers
 from brushwork.train import TrainConfig, train
-from brushwork.train.loop import checkpoint_from_weights
+from brushwork.train.loop import checkpoint_from_weights, export_moments, moments_path, read_exports
 from brushwork.weights import read_safetensors
+from safetensors.torch import load_file, save_file
 
 from .conftest import dots, scene, stripes
 
@@ -179,3 +181,48 @@ def test_a_run_continued_from_weights_settles_its_fresh_optimizer_first(trained,
         moved[settle] = sum((after[k] - v).abs().mean().item() for k, v in before.items()) / len(before)
     assert moved[0] > 0.9 * 2e-3, moved
     assert moved[6] < 0.8 * moved[0], moved
+
+
+def test_a_run_continued_with_its_exported_moments_steps_as_its_checkpoint_would(trained, tmp_path):
+    """export_moments passes the Adam second moments on beside the weights (bf16): the continued optimizer holds
+    them, with zero first moments, so its first update is a fraction of the fresh Adam's full learning rate, as the
+    exact resume's is."""
+    run, style = trained
+    source = tmp_path / "source"
+    shutil.copytree(run, source)
+
+    def task_for(out, steps=26, **extra):
+        cfg = TrainConfig(out=str(out), steps=steps, batch_size=2, size=32, short_side=40, lr=2e-3, workers=0,
+                          log_every=1, checkpoint_every=100, preview_every=100, quiet=True, resume=True, **extra)
+        return fast_task([FastStyle("stripes", str(style), style_weight=3.0)], str(run.parent / "photos"), cfg), cfg
+
+    written = export_moments(task_for(source)[0], source)
+    assert written == [moments_path(source / "fast.safetensors")] == [source / "fast.moments.safetensors"]
+    optimizer_state = load_file(str(source / "checkpoint" / "optimizer-000.safetensors"))
+    moved = {}
+    for way in ("fresh", "moments", "exact"):
+        task, cfg = task_for(tmp_path / way)
+        (net, _), = task.exports.values()
+        if way == "exact":
+            shutil.copytree(source / "checkpoint", tmp_path / way / "checkpoint")
+            task.trainable.load_state_dict(load_file(str(source / "checkpoint" / "model.safetensors")))
+        else:
+            weights = source / "fast.safetensors"
+            if way == "fresh":
+                weights = shutil.copy2(weights, tmp_path / "bare.safetensors")
+            step, seconds, moments = read_exports(task, {"fast": weights})
+            assert step == 25 and bool(moments) == (way == "moments")
+            checkpoint_from_weights(tmp_path / way, task, cfg, step, seconds, moments)
+        if way == "moments":
+            state = load_file(str(tmp_path / way / "checkpoint" / "optimizer-000.safetensors"))
+            assert torch.allclose(state["0.exp_avg_sq"], optimizer_state["0.exp_avg_sq"], rtol=1e-2, atol=0)
+            assert not state["0.exp_avg"].any() and state["0.step"].item() == optimizer_state["0.step"].item() == 25
+        before = {k: v.clone() for k, v in net.state_dict().items() if k.endswith("weight") and v.dim() == 4}
+        assert train(task, cfg)["segment_steps"] == 1
+        after = net.state_dict()
+        moved[way] = sum((after[k] - v).abs().mean().item() for k, v in before.items()) / len(before)
+    assert moved["fresh"] > 0.9 * 2e-3 and moved["exact"] < 0.6 * moved["fresh"], moved
+    assert moved["moments"] < 0.6 * moved["fresh"], moved
+    save_file({"body.1.weight": torch.ones(1)}, str(tmp_path / "bare.moments.safetensors"))
+    with pytest.raises(WeightsError, match="does not hold the moments of"):
+        read_exports(task, {"fast": tmp_path / "bare.safetensors"})

@@ -118,7 +118,7 @@ def test_the_release_dry_run_trains_every_recipe_and_collects_loadable_fp16_mode
     assert collected.returncode == 0, collected.stderr
     tars = sorted(out.glob("release-*.tar"))
     assert 1 <= len(tars) <= 8 and all(t.stat().st_size <= 16 * 2 ** 20 for t in tars)  # what $OUT brings back
-    assert sum(len(tarfile.open(t).getnames()) for t in tars) == 19 * 3 + 5 + 1  # model, csv, png; logs; report
+    assert sum(len(tarfile.open(t).getnames()) for t in tars) == 19 * 4 + 5 + 1  # model, moments, csv, png; logs…
     models, logs = tmp_path / "models", tmp_path / "logs"
     unpacked = _tool("tools/release.py", "unpack", str(out), "--models", str(models), "--logs", str(logs))
     assert unpacked.returncode == 0, unpacked.stderr
@@ -196,17 +196,29 @@ def test_a_release_continues_from_collected_weights_at_their_step(tiny_kit, tmp_
     assert _tool("tools/release.py", "--work", str(first), "collect", "--out", str(out)).returncode == 0
     assert _tool("tools/release.py", "unpack", str(out), "--models", str(tmp_path / "m"), "--logs",
                  str(logs)).returncode == 0
+    moments = sorted(f.name for f in logs.glob("*.moments.safetensors"))
+    assert moments == ["fast-la_muse-mobile.moments.safetensors", "fast-starry_night-mobile.moments.safetensors"]
+    assert not list((tmp_path / "m").glob("*.moments.*"))  # never shipped as a model
     second = tmp_path / "second"
     started = _tool("tools/release.py", "--work", str(second), "start", "--kit", str(tiny_kit), "--dry-run", *only,
                     "--set", "steps=4", "--continue-from", str(logs), "--wait")
     assert started.returncode == 0 and "finished" in started.stdout and "4/4" in started.stdout, started.stdout
     log = (second / "runs" / "fast-mobile" / "log.txt").read_text()
-    assert "continuing from step 2" in log and "continues from" in started.stdout
-    assert json.loads((second / "runs" / "fast-mobile" / "group.json").read_text())["settle"] == 2
+    assert "continuing from step 2 (" in log and "with their optimizer's second moments" in log, log
+    spec = json.loads((second / "runs" / "fast-mobile" / "group.json").read_text())
+    assert spec["settle"] == 0 and "weights only" not in started.stdout
     rows = (second / "runs" / "fast-mobile" / "train" / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["3", "4"]  # the steps before were not trained again
     with safe_open(str(second / "runs" / "fast-mobile" / "train" / "fast-la_muse-mobile.safetensors"), "pt") as f:
         assert f.metadata()["steps"] == "4"
+    (logs / "fast-la_muse-mobile.moments.safetensors").unlink()  # weights alone: a fresh Adam, settled first
+    bare = tmp_path / "bare"
+    started = _tool("tools/release.py", "--work", str(bare), "start", "--kit", str(tiny_kit), "--dry-run", *only,
+                    "--set", "steps=3", "--continue-from", str(logs), "--wait")
+    assert started.returncode == 0 and "weights only" in started.stdout, started.stdout
+    spec = json.loads((bare / "runs" / "fast-mobile" / "group.json").read_text())
+    assert spec["settle"] == 2 and "weights only, 2 settling steps" in (bare / "runs" / "fast-mobile" /
+                                                                        "log.txt").read_text()
     (logs / "fast-la_muse-mobile.safetensors").unlink()
     refused = _tool("tools/release.py", "--work", str(tmp_path / "third"), "start", "--kit", str(tiny_kit),
                     "--dry-run", *only, "--continue-from", str(logs))

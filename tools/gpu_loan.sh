@@ -5,8 +5,9 @@
 #
 #   run(command="bash tools/gpu_loan.sh 430 checkpoints 585 RECIPE...", carry=["kit"], timeout_s=600)
 #   python tools/release.py unpack FILES_AT --logs out/release-N    finished models into brushwork/models/; all
-#       files, partial ones too, into out/release-N (copy its *.partial.safetensors to checkpoints/ and commit
-#       them: only the repository outlives a session; checkpoints/README.md has the next loan's command)
+#       files, partial ones and optimizer moments too, into out/release-N (copy its *.partial*.safetensors to
+#       checkpoints/ and commit them: only the repository outlives a session; checkpoints/README.md has the next
+#       loan's command)
 #
 # Usage: tools/gpu_loan.sh SECONDS [DIR|-] [LIMIT] [RECIPE...]   (default recipes: adain and the 8 classic styles)
 # START_ARGS (environment) goes to `release.py start` as well, e.g. START_ARGS="--set channels_last=off".

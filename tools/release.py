@@ -6,8 +6,9 @@ On the GPU machine (the kit travels with `carry=["kit"]`; build it here with `ma
                                                        process per group of recipes (all fast styles of one
                                                        architecture train together), return at once
   python3 tools/release.py status                      per run: state, step, steps/s, ETA, losses; GPU load
-  python3 tools/release.py collect --out $OUT          fp16 weights, metrics.csv and a preview grid per model,
-                                                       packed into tar files of at most 15 MiB (≤ 8 files back)
+  python3 tools/release.py collect --out $OUT          fp16 weights (with bf16 optimizer moments to continue
+                                                       from), metrics.csv and a preview grid per model, packed
+                                                       into tar files of at most 15 MiB (≤ 8 files back)
   python3 tools/release.py stop                        checkpoint and stop every run (weights so far: *.partial)
 
 Back here:
@@ -17,10 +18,11 @@ Back here:
 
 Each command there returns in seconds: training runs in processes started with setsid, which outlive the call, from
 a copy on the machine's local disk (a new call replaces the working tree, and the carried kit with it). Runs stop
-and checkpoint by themselves at --time-limit; `start --resume` continues them on the same machine, and
-`start --continue-from DIR` on the next machine, from the weights an earlier `collect` brought back (their step
-count and wall time go on; fresh optimizers settle at lr 0 first). `--dry-run` trains each group for a few steps
-at 64 px on the CPU, style images scaled alike: the test suite runs it.
+and checkpoint by themselves at --time-limit; `start --resume` continues them on the same machine, and `start
+--continue-from DIR` on the next machine, from the weights an earlier `collect` brought back (their step count and
+wall time go on, and so do their optimizers' second moments, which `collect` brings beside the weights; weights
+without them settle a fresh optimizer at lr 0 first). `--dry-run` trains each group for a few steps at 64 px on the
+CPU, style images scaled alike: the test suite runs it.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ DRY_RUN = {"steps": 4, "batch_size": 2, "size": 64, "precision": "32", "device":
            "log_every": 1, "preview_every": 4, "checkpoint_every": 2}
 RUN_DEFAULTS = {"quiet": True, "workers": 4, "log_every": 25, "checkpoint_every": 1000, "preview_every": 1000}
 PACK_MB = 15.0
-SETTLE, DRY_RUN_SETTLE = 100, 2  # a continued run's lr-0 steps, which fill its fresh optimizer's moments
+SETTLE, DRY_RUN_SETTLE = 100, 2  # lr-0 steps that fill a fresh optimizer's moments: weights without their own
 
 
 def _group_id(group) -> str:
@@ -69,6 +71,7 @@ def _runs(work: Path) -> list[Path]:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
+    from brushwork.train.loop import moments_path
     from brushwork.train.recipes import group_recipes, load_recipes
 
     work, kit = args.work, args.kit
@@ -115,7 +118,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         run = work / "runs" / run_id
         run.mkdir(parents=True, exist_ok=True)
         carried = _continued(group, args.continue_from, work / "continue" / run_id) if args.continue_from else {}
-        settle = (DRY_RUN_SETTLE if args.dry_run else SETTLE) if carried else 0
+        bare = bool(carried) and not all(moments_path(Path(f)).is_file() for f in carried.values())
+        settle = (DRY_RUN_SETTLE if args.dry_run else SETTLE) if bare else 0
         (run / "group.json").write_text(json.dumps({"recipes": [r.to_dict() for r in group], "overrides": overrides,
                                                     "continue": carried, "settle": settle}, indent=1))
         for stale in ("done.json", "failed.txt"):
@@ -129,7 +133,8 @@ def cmd_start(args: argparse.Namespace) -> int:
                                 start_new_session=True)
         (run / "pid").write_text(str(proc.pid))
         how = "" if not args.continue_from else " (continues from " + (
-            f"{args.continue_from})" if carried else f"nothing: {args.continue_from} has none of its weights)")
+            f"{args.continue_from}{', weights only' if bare else ''})" if carried
+            else f"nothing: {args.continue_from} has none of its weights)")
         started.append(f"{run.name} (pid {proc.pid}){how}: {', '.join(r.name for r in group)}")
     print(f"started {len(started)} run(s) in {work}:\n  " + "\n  ".join(started))
     if args.wait:
@@ -175,7 +180,10 @@ def _check_layers(recipes, manifest: dict) -> None:
 
 def _continued(group, source: Path, dest: Path) -> dict[str, str]:
     """The weights a group continues from: each recipe's file in `source` (an earlier release's collected or
-    unpacked files, final or .partial), copied beside the run; none when `source` has none of them."""
+    unpacked files, final or .partial), copied beside the run with its optimizer moments when they are there; none
+    when `source` has none of them."""
+    from brushwork.train.loop import moments_path
+
     found = {}
     for r in group:
         files = [source / f"{r.file_stem}{suffix}.safetensors" for suffix in ("", ".partial")]
@@ -189,8 +197,10 @@ def _continued(group, source: Path, dest: Path) -> dict[str, str]:
     dest.mkdir(parents=True, exist_ok=True)
     copied = {}
     for stem, f in found.items():
-        shutil.copy2(f, dest / f"{stem}.safetensors")
-        copied[stem] = str(dest / f"{stem}.safetensors")
+        copied[stem] = str(shutil.copy2(f, dest / f"{stem}.safetensors"))
+        moments_path(Path(copied[stem])).unlink(missing_ok=True)
+        if moments_path(f).is_file():
+            shutil.copy2(moments_path(f), moments_path(Path(copied[stem])))
     return copied
 
 
@@ -231,7 +241,7 @@ def _variant(spec: str, recipes: list):
 
 def cmd_run(args: argparse.Namespace) -> int:
     """One group's training process (started by `start`): train, then mark the run done, stopped or failed."""
-    from brushwork.train.loop import checkpoint_from_weights, export_weights
+    from brushwork.train.loop import checkpoint_from_weights, export_moments, export_weights, read_exports
     from brushwork.train.recipes import Recipe, build_kit_task, loop_config
 
     run = args.run
@@ -253,10 +263,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                                     "resume": seeded or fresh, "settle": spec.get("settle", 0) if fresh else 0})
         task = build_kit_task(group, cfg, work / "kit")
         if fresh:
-            step, seconds = _load_carried(task, carried)
-            print(f"continuing from step {step} ({seconds:.0f} s trained before): {', '.join(carried.values())}",
-                  flush=True)
-            checkpoint_from_weights(run / "train", task, cfg, step, seconds)
+            step, seconds, moments = read_exports(task, {stem: Path(f) for stem, f in carried.items()})
+            how = "with their optimizer's second moments" if moments else f"weights only, {cfg.settle} settling steps"
+            print(f"continuing from step {step} ({seconds:.0f} s trained before), {how}: "
+                  f"{', '.join(carried.values())}", flush=True)
+            checkpoint_from_weights(run / "train", task, cfg, step, seconds, moments)
         try:
             summary = train(task, cfg)
         except KeyboardInterrupt:  # the loop checkpointed on its way out, if it had taken a step
@@ -264,27 +275,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             saved = json.loads(state.read_text()) if state.is_file() else {"step": 0, "seconds": 0.0}
             summary = {"step": saved["step"], "seconds": saved["seconds"], "stopped": True}
         summary["steps"] = cfg.steps
-        if summary["step"] < cfg.steps:  # stopped early: export what there is, marked partial
+        suffix = ".partial" if summary["step"] < cfg.steps else ""
+        if suffix:  # stopped early: export what there is, marked partial
             export_weights(task, run / "train", cfg, summary["step"], summary["seconds"],
-                           summary.get("hardware", "unknown"), suffix=".partial")
+                           summary.get("hardware", "unknown"), suffix=suffix)
+        if (run / "train" / "checkpoint").is_dir():
+            export_moments(task, run / "train", suffix)
         (run / "done.json").write_text(json.dumps(summary, indent=1))
     except BaseException:
         (run / "failed.txt").write_text(traceback.format_exc())
         return 1
     return 0
-
-
-def _load_carried(task, carried: dict[str, str]) -> tuple[int, float]:
-    """Load each exported network's earlier weights; the step and seconds they record (the least, if they differ)."""
-    from brushwork.weights import read_safetensors
-
-    steps, seconds = [], []
-    for stem, (net, _) in task.exports.items():
-        tensors, meta = read_safetensors(carried[stem])
-        net.load_state_dict({k: v.float() for k, v in tensors.items()})
-        steps.append(int(meta.get("steps", 0)))
-        seconds.append(float(meta.get("seconds", 0)))
-    return min(steps), min(seconds)
 
 
 def _after_init(recipe, work: Path):
@@ -422,6 +423,7 @@ def _preview(model: Path, kit: Path, out: Path, device: str) -> None:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
+    from brushwork.train.loop import moments_path
     from brushwork.train.recipes import Recipe
 
     out = args.out
@@ -441,6 +443,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
         for r in group:
             source = run / "train" / f"{r.file_stem}{suffix}.safetensors"
             shutil.copy2(source, staging / source.name)
+            if moments_path(source).is_file():  # what the next loan continues with, beside the weights
+                shutil.copy2(moments_path(source), staging / moments_path(source).name)
             _preview(source, args.work / "kit", staging / f"{r.file_stem}{suffix}.preview.png", "auto")
         _split_metrics(run / "train" / "metrics.csv", names, staging)
         (staging / f"{run.name}.log.txt").write_text((run / "log.txt").read_text()[-20000:])
@@ -486,6 +490,8 @@ def cmd_unpack(args: argparse.Namespace) -> int:
     models = args.models
     models.mkdir(parents=True, exist_ok=True)
     for f in sorted(staging.glob("*.safetensors")):
+        if f.name.endswith(".moments.safetensors"):  # for a later loan's --continue-from; never shipped
+            continue
         if f.name.endswith(".partial.safetensors") and not args.allow_partial:
             print(f"kept back {f.name}: it saw fewer steps than its recipe (--allow-partial to ship it)")
             continue

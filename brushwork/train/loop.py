@@ -33,7 +33,7 @@ from .. import signals
 from ..errors import ConfigError, DivergenceError, Interrupted, OutputError, WeightsError, out_of_memory
 from ..lazy import lazy
 from ..options import check_values, option
-from ..weights import check_safetensors
+from ..weights import check_safetensors, load_strict, read_safetensors
 
 if TYPE_CHECKING:
     from torch import nn
@@ -252,11 +252,73 @@ def save_checkpoint(run: Path, task: TrainTask, optimizers: dict[str, torch.opti
     shutil.rmtree(old, ignore_errors=True)
 
 
-def checkpoint_from_weights(run: Path, task: TrainTask, cfg: TrainConfig, step: int, seconds: float) -> None:
+def optimized(task: TrainTask, part: str) -> list[nn.Parameter]:
+    """The parameters a part's optimizer steps, in the order its checkpointed state is indexed by."""
+    net = task.module if part == "model" else task.parts()[part]
+    return [p for p in net.parameters() if p.requires_grad]
+
+
+def moments_path(weights: Path) -> Path:
+    """Where an exported network's optimizer moments lie: X.moments.safetensors beside its weights X.safetensors."""
+    return weights.with_name(weights.name.removesuffix(".safetensors") + ".moments.safetensors")
+
+
+def export_moments(task: TrainTask, run: Path, suffix: str = "") -> list[Path]:
+    """Each exported network's Adam second moments from RUN's checkpoint, in bf16, beside its weights: a run
+    continued from exported weights on another machine then steps as its optimizer would have. Only these travel:
+    they remember about a thousand steps of gradients, the first moments about ten, which refill on their own."""
+    ckpt, optim = run / "checkpoint", _files("model")[1]
+    meta = json.loads((ckpt / f"{optim}.json").read_text())
+    state = dict(meta["plain"])
+    for i in range(meta["shards"]):
+        state.update(safetensors_torch.load_file(str(ckpt / f"{optim}-{i:03d}.safetensors")))
+    index = {id(p): i for i, p in enumerate(optimized(task, "model"))}
+    written = []
+    for stem, (net, _) in task.exports.items():
+        slots = {name: index[id(p)] for name, p in net.named_parameters() if p.requires_grad}
+        if not all(f"{i}.exp_avg_sq" in state for i in slots.values()):
+            continue  # a run stopped before its first step has no moments to pass on
+        tensors = {name: state[f"{i}.exp_avg_sq"].to(torch.bfloat16).contiguous() for name, i in slots.items()}
+        adam_step = int(state[f"{next(iter(slots.values()))}.step"])
+        path = moments_path(run / f"{stem}{suffix}.safetensors")
+        io.atomic_write(path, lambda tmp: safetensors_torch.save_file(
+            tensors, tmp, metadata={"format": "brushwork-moments/1", "adam_step": str(adam_step)}))
+        written.append(path)
+    return written
+
+
+def read_exports(task: TrainTask, files: dict[str, Path]) -> tuple[int, float, dict[int, tuple[int, torch.Tensor]]]:
+    """Load each exported network's weights from `files` (by export stem) into the task. Returns the step and
+    seconds they record (the least, if they differ) and, when every file has its moments beside it, each
+    parameter's (Adam step, second moments) by id(parameter); else an empty dict."""
+    steps, seconds, moments = [], [], {}
+    have_all = all(moments_path(Path(f)).is_file() for f in files.values())
+    for stem, (net, _) in task.exports.items():
+        tensors, meta = read_safetensors(files[stem])
+        load_strict(net, tensors, f"{files[stem]} does not fit the {stem} network of this run")
+        steps.append(int(meta.get("steps", 0)))
+        seconds.append(float(meta.get("seconds", 0)))
+        if have_all:
+            saved, saved_meta = read_safetensors(moments_path(Path(files[stem])))
+            params = {name: p for name, p in net.named_parameters() if p.requires_grad}
+            if set(saved) != set(params) or any(saved[n].shape != p.shape for n, p in params.items()):
+                raise WeightsError(f"{moments_path(Path(files[stem]))} does not hold the moments of {files[stem]}'s "
+                                   f"network: continue without it (delete it), or with the file it came with")
+            step = int(saved_meta.get("adam_step", 0))
+            moments.update({id(p): (step, saved[name]) for name, p in params.items()})
+    return min(steps), min(seconds), moments
+
+
+def checkpoint_from_weights(run: Path, task: TrainTask, cfg: TrainConfig, step: int, seconds: float,
+                            moments: dict[int, tuple[int, torch.Tensor]] | None = None) -> None:
     """A checkpoint at `step` from the weights the task's networks hold now (exported ones, loaded by the caller),
-    with fresh optimizers: `--resume` then continues a run whose full checkpoint stayed on another machine."""
-    optimizers = {name: torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
-                  for name, net in task.parts().items()}
+    with fresh optimizers, or with the model's second moments (read_exports) and zero first moments:
+    `--resume` then continues a run whose full checkpoint stayed on another machine."""
+    optimizers = {name: torch.optim.Adam(optimized(task, name), lr=cfg.lr) for name in task.parts()}
+    for p in optimized(task, "model") if moments else []:
+        adam_step, second = moments[id(p)]
+        optimizers["model"].state[p] = {"step": torch.tensor(float(adam_step)), "exp_avg": torch.zeros_like(p),
+                                        "exp_avg_sq": second.to(p.device)}
     save_checkpoint(run, task, optimizers, step, cfg, seconds)
 
 
@@ -501,8 +563,7 @@ def _train(task: TrainTask, cfg: TrainConfig) -> dict:
     layout = torch.channels_last if cfg.channels_last == "on" or (
         cfg.channels_last == "auto" and fabric.device.type == "cuda") else torch.contiguous_format
     task.module.to(memory_format=layout)
-    params = [p for p in task.module.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=cfg.lr)
+    optimizer = torch.optim.Adam(optimized(task, "model"), lr=cfg.lr)
     module, optimizer = fabric.setup(task.module, optimizer)
     optimizers = {"model": optimizer}
     critic = _setup_critic(task.adversary, fabric, layout, optimizers)
