@@ -14,6 +14,7 @@ import torch
 
 from brushwork import color, io
 from brushwork.cli import main
+from brushwork.errors import ConfigError
 from brushwork.video import VideoOptions, cache_dir, evaluate_video, flow, media, sample, stylize_video
 
 from .conftest import stripes, textured
@@ -87,9 +88,9 @@ def test_consistent_mode_flickers_at_least_30_percent_less_and_keeps_the_format(
     """The issue's acceptance: the warping error of the consistent mode is at least 30% below per-frame
     stylization's, for every method; and the output keeps frame rate, size (aspect ratio) and the audio."""
     options = {**FAST_RUNS[method], **({"model": str(models[method])} if method in models else {})}
-    video = dict(frame_iterations=5) if method == "optimize" else {}
     errors = {}
     for per_frame in (False, True):
+        video = dict(frame_iterations=5) if method == "optimize" and not per_frame else {}
         out = tmp_path / f"{method}-{per_frame}.mp4"
         result = stylize_video(clip, _style(method, tmp_path), out, method=method, quiet=True,
                                video=VideoOptions(per_frame=per_frame, **video), **options)
@@ -103,6 +104,25 @@ def test_consistent_mode_flickers_at_least_30_percent_less_and_keeps_the_format(
         assert float(audio.duration * audio.time_base) == pytest.approx(10 / 12, abs=0.1)
     assert not cache_dir(out).exists()  # the frames are removed once the video is written
     assert errors[False] <= 0.7 * errors[True], errors
+
+
+def test_a_video_option_nothing_would_read_is_refused(clip, tmp_path, capsys):
+    """A consistent-mode option set with --per-frame, or for a method that does not read it, is one error line and
+    exit 2 before any frame (it would otherwise pass for a setting that works); at its default it is harmless."""
+    style, out = _style("optimize", tmp_path), tmp_path / "o.mp4"
+    for flags, message in ((["--blend", "0.3"], "--blend is for adain, fast, gan, transformer, not optimize"),
+                           (["--per-frame", "--frame-iterations", "3"], "--frame-iterations is for the consistent "
+                                                                         "mode; --per-frame stylizes every frame"),
+                           (["--per-frame", "--still-threshold", "0.1"], "--still-threshold is for the consistent")):
+        capsys.readouterr()
+        assert main(["video", str(clip), style, "-o", str(out), "--method", "optimize", *flags, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"brushwork: error: {message}") and err.count("\n") == 1, err
+    with pytest.raises(ConfigError, match="--smoothing is for adain, fast, gan, not transformer"):
+        stylize_video(clip, style, out, method="transformer", video=VideoOptions(smoothing=0.5))
+    with pytest.raises(ConfigError, match="--temporal-weight is for optimize, not fast"):
+        stylize_video(clip, None, out, method="fast", model="x", video=VideoOptions(temporal_weight=5.0))
+    assert not out.exists() and not cache_dir(out).exists()
 
 
 def test_a_phone_video_is_read_upright(tmp_path):

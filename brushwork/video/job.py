@@ -214,6 +214,7 @@ def stylize_video(source: str | os.PathLike, style: Any = None, output: str | os
     long_side = options.pop("size", None) or max(info.display_size)
     size = media.even_size(*io.fit_long_side(*info.display_size, long_side))
     opts = api.resolve_options(method, preset, **options)  # refuse bad options and models before the first frame
+    video.check_method(method)
     models = get_method(method).models
     if models is not None and getattr(opts, "model", None):
         models.resolve(opts.model)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ..errors import ConfigError
 from ..options import check_values, option
+
+# The methods that read each consistent-mode option (None: every one); --per-frame reads none of them.
+READ_BY = {"blend": ("adain", "fast", "gan", "transformer"), "smoothing": ("adain", "fast", "gan"),
+           "temporal_weight": ("optimize",), "frame_iterations": ("optimize",), "still_threshold": None}
 
 
 @dataclass
@@ -14,9 +18,9 @@ class VideoOptions:
     default the source's)."""
 
     per_frame: bool = option(False, "stylize every frame on its own, without temporal consistency (flickers)")
-    blend: float = option(0.5, "adain, fast: weight of the previous output, warped by the flow, where the flow "
-                               "holds")
-    smoothing: float = option(0.8, "adain, fast: share of the content statistics carried to the next frame")
+    blend: float = option(0.5, "adain, fast, gan, transformer: weight of the previous output, warped by the flow, "
+                               "where the flow holds")
+    smoothing: float = option(0.8, "adain, fast, gan: share of the content statistics carried to the next frame")
     still_threshold: float = option(0.04, "a source change (mean over a 5×5 patch, RGB in [0, 1]) "
                                           "below which an output pixel keeps its colour; 0 = never keep")
     temporal_weight: float = option(50.0, "optimize: weight of the temporal loss")
@@ -41,3 +45,15 @@ class VideoOptions:
         from .media import check_codec
 
         check_codec(self.codec)
+
+    def check_method(self, method: str) -> None:
+        """Refuse a consistent-mode option set away from its default where nothing reads it (with --per-frame, or
+        for a method that has no use for it): a flag that silently does nothing passes for one that works."""
+        for f in fields(self):
+            if f.name not in READ_BY or getattr(self, f.name) == f.default:
+                continue
+            flag, users = "--" + f.name.replace("_", "-"), READ_BY[f.name]
+            if self.per_frame:
+                raise ConfigError(f"{flag} is for the consistent mode; --per-frame stylizes every frame on its own")
+            if users is not None and method not in users:
+                raise ConfigError(f"{flag} is for {', '.join(users)}, not {method}")
