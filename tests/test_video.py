@@ -108,12 +108,14 @@ def test_consistent_mode_flickers_at_least_30_percent_less_and_keeps_the_format(
 
 def test_a_video_option_nothing_would_read_is_refused(clip, tmp_path, capsys):
     """A consistent-mode option set with --per-frame, or for a method that does not read it, is one error line and
-    exit 2 before any frame (it would otherwise pass for a setting that works); at its default it is harmless."""
+    exit 2 before any frame (it would otherwise pass for a setting that works); at its default it is harmless. So is
+    --size 0, which would otherwise pass for the source's size."""
     style, out = _style("optimize", tmp_path), tmp_path / "o.mp4"
     for flags, message in ((["--blend", "0.3"], "--blend is for adain, fast, gan, transformer, not optimize"),
                            (["--per-frame", "--frame-iterations", "3"], "--frame-iterations is for the consistent "
                                                                          "mode; --per-frame stylizes every frame"),
-                           (["--per-frame", "--still-threshold", "0.1"], "--still-threshold is for the consistent")):
+                           (["--per-frame", "--still-threshold", "0.1"], "--still-threshold is for the consistent"),
+                           (["--size", "0"], "--size must be a positive number of pixels")):
         capsys.readouterr()
         assert main(["video", str(clip), style, "-o", str(out), "--method", "optimize", *flags, "--quiet"]) == 2
         err = capsys.readouterr().err
