@@ -146,8 +146,11 @@ def write_video(frames: Iterable[torch.Tensor], path: str | os.PathLike, rate: F
                     stream.height, stream.width = array.shape[:2]
                     stream.pix_fmt = "yuv420p"
                     options = {"crf": str(crf)} if encoder in ("libx264", "libx265") else {}
-                    if options and params:
-                        options[f"{encoder[3:]}-params"] = params
+                    # x265 prints a dozen lines of banner and settings to stderr unless told not to
+                    own = ["log-level=error"] if encoder == "libx265" else []
+                    own += [params] if options and params else []
+                    if own:
+                        options[f"{encoder[3:]}-params"] = ":".join(own)
                     stream.options = options
                     audio = _add_audio(container, source)
                 video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
