@@ -351,7 +351,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     training = get_method(args.train_method).training
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f, _ in _cli_fields(TrainConfig)})
     cfg.validate()
     check_run(cfg)
     opts = training.options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(training.options)})

@@ -78,8 +78,10 @@ class TrainConfig:
     preview_every: int = option(500, "steps between preview grids")
     log_every: int = option(10, "steps between metrics.csv rows")
     time_limit: float = option(0.0, "stop and checkpoint after this many seconds (0 = none)")
-    settle: int = option(0, "optimizer steps at lr 0 before training, which fill a fresh optimizer's moment estimates "
-                            "and leave the weights as they are (a run continued from exported weights)")
+    # API only, for a run continued from exported weights without their moments (tools/release.py): optimizer steps
+    # at lr 0 that fill a fresh optimizer's moments and leave the weights as they are. No run the command line
+    # starts needs it, and on a real checkpoint it would blur the moments that --resume restores.
+    settle: int = 0
     resume: bool = option(False, "continue the run in --out from its checkpoint")
     quiet: bool = option(False, "no progress bar")
 
