@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from brushwork import api
 from brushwork.cli import main
@@ -15,7 +16,6 @@ from brushwork.methods.fast_model import FastTraining, build_net, loss_layers
 from brushwork.train import TrainConfig, train
 from brushwork.train.loop import checkpoint_from_weights, export_moments, moments_path, read_exports
 from brushwork.weights import read_safetensors
-from safetensors.torch import load_file, save_file
 
 from .conftest import dots, scene, stripes
 
@@ -191,9 +191,9 @@ def test_a_run_continued_with_its_exported_moments_steps_as_its_checkpoint_would
     source = tmp_path / "source"
     shutil.copytree(run, source)
 
-    def task_for(out, steps=26, **extra):
-        cfg = TrainConfig(out=str(out), steps=steps, batch_size=2, size=32, short_side=40, lr=2e-3, workers=0,
-                          log_every=1, checkpoint_every=100, preview_every=100, quiet=True, resume=True, **extra)
+    def task_for(out):
+        cfg = TrainConfig(out=str(out), steps=26, batch_size=2, size=32, short_side=40, lr=2e-3, workers=0,
+                          log_every=1, checkpoint_every=100, preview_every=100, quiet=True, resume=True)
         return fast_task([FastStyle("stripes", str(style), style_weight=3.0)], str(run.parent / "photos"), cfg), cfg
 
     written = export_moments(task_for(source)[0], source)
