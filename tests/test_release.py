@@ -223,3 +223,19 @@ def test_a_release_continues_from_collected_weights_at_their_step(tiny_kit, tmp_
     refused = _tool("tools/release.py", "--work", str(tmp_path / "third"), "start", "--kit", str(tiny_kit),
                     "--dry-run", *only, "--continue-from", str(logs))
     assert refused.returncode != 0 and "not fast-la_muse-mobile" in refused.stderr, refused.stderr
+
+
+def test_a_loan_trains_in_nchw_only_where_the_bench_finds_it_faster(tmp_path):
+    """tools/faster_layout.sh reads bench/bench_train.py's table: NCHW for the whole loan only when the classic group
+    (most of a loan's FLOPs) trains at least 5% faster in it; the mobile group's rows do not decide."""
+    def nchw(default: float, nchw: float | None, mobile_nchw: float = 1.0) -> bool:
+        rows = ["| group | config | s / step | steps/s | images/s | TFLOP/s | peak GiB | compile s |",
+                "|---|---|---|---|---|---|---|---|", f"| fast (8) | default | 0.1 | {default:.2f} | 1 | 1 | 1 |  |",
+                *([f"| fast (8) | nchw | 0.1 | {nchw:.2f} | 1 | 1 | 1 |  |"] if nchw is not None else []),
+                "| mobile (8) | default | 0.1 | 0.50 | 1 | 1 | 1 |  |",
+                f"| mobile (8) | nchw | 0.1 | {mobile_nchw:.2f} | 1 | 1 | 1 |  |"]
+        table = tmp_path / "bench.txt"
+        table.write_text("torch 2.13.0, a GPU\n\n" + "\n".join(rows) + "\n")
+        return subprocess.run(["bash", str(ROOT / "tools" / "faster_layout.sh"), str(table)]).returncode == 0
+    assert nchw(7.5, 8.0) and nchw(7.5, 12.25)
+    assert not nchw(7.5, 7.8) and not nchw(7.5, 6.0, mobile_nchw=9.0) and not nchw(7.5, None)
