@@ -27,9 +27,16 @@ from brushwork.train.loop import (checkpoint_from_weights, export_moments, expor
 from brushwork.train.recipes import build_kit_task, load_recipes, loop_config  # noqa: E402
 
 
+WAYS = ("exact", "moments", "settle", "fresh")
+
+
 def _losses(run: Path, after: int) -> list[float]:
     with (run / "metrics.csv").open(newline="") as f:
         return [float(r["total"]) for r in csv.DictReader(f) if int(r["step"]) > after]
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def main() -> int:
@@ -43,8 +50,10 @@ def main() -> int:
     parser.add_argument("--settle", type=int, default=20)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--kit", type=Path, default=ROOT / "kit")
-    parser.add_argument("--ways", default="exact,moments,settle,fresh", help="which, comma-separated")
+    parser.add_argument("--ways", default=",".join(WAYS), help="which, comma-separated")
     args = parser.parse_args()
+    if not set(args.ways.split(",")) <= set(WAYS):
+        parser.error(f"--ways takes some of {', '.join(WAYS)}")
     name = args.recipe + ("-mobile" if args.arch == "mobile" else "")
     group = load_recipes(ROOT / "recipes", [name])
     work = Path(tempfile.mkdtemp(prefix="bench-continue-"))
@@ -65,18 +74,14 @@ def main() -> int:
     bare = work / "bare.safetensors"
     shutil.copy2(exported[0], bare)
     end = args.steps + args.more
-    ways = {"exact": {}, "moments": {}, "settle": {"settle": args.settle}, "fresh": {}}
-    ways = {way: ways[way] for way in args.ways.split(",")}
     rows = []
-    for way, extra in ways.items():
+    for way in args.ways.split(","):
         run = work / way
+        cfg = config(run, end, resume=True, settle=args.settle if way == "settle" else 0)
+        task = build_kit_task(group, cfg, args.kit)
         if way == "exact":
             shutil.copytree(first / "checkpoint", run / "checkpoint")
-            cfg = config(run, end, resume=True)
-            task = build_kit_task(group, cfg, args.kit)
         else:
-            cfg = config(run, end, resume=True, **extra)
-            task = build_kit_task(group, cfg, args.kit)
             source = exported[0] if way == "moments" else bare
             step, seconds, moments = read_exports(task, {stem: source})
             assert bool(moments) == (way == "moments") and moments_path(exported[0]).is_file()
@@ -86,10 +91,10 @@ def main() -> int:
     before = _losses(first, args.steps - 50)
     print(f"{name}, {args.size} px, batch {args.batch}, {args.device}: {args.steps} steps, then {args.more} more "
           f"(settle {args.settle}); mean total loss of the last 50 steps before: "
-          f"{sum(before) / len(before):.3g}\n")
+          f"{_mean(before):.3g}\n")
     print(f"{'way':14s} {'first 10':>9s} {'worst':>9s} {'last 50':>9s}")
     for way, losses in rows:
-        print(f"{way:14s} {sum(losses[:10]) / 10:9.3g} {max(losses):9.3g} {sum(losses[-50:]) / 50:9.3g}")
+        print(f"{way:14s} {_mean(losses[:10]):9.3g} {max(losses):9.3g} {_mean(losses[-50:]):9.3g}")
     shutil.rmtree(work)
     return 0
 
