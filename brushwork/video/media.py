@@ -135,6 +135,8 @@ def write_video(frames: Iterable[torch.Tensor], path: str | os.PathLike, rate: F
     out = Path(path)
     encoder = check_codec(codec)
     fmt = VIDEO_SUFFIXES.get(out.suffix.lower(), "mp4")
+    if encoder == "libsvtav1":  # SVT-AV1 prints its settings to stderr at INFO level unless its variable says less
+        os.environ.setdefault("SVT_LOG", "1")
 
     def write(tmp: str) -> None:
         with av.open(tmp, "w", format=fmt) as container:
