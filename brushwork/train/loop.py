@@ -254,6 +254,15 @@ def save_checkpoint(run: Path, task: TrainTask, optimizers: dict[str, torch.opti
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _read_optimizer(ckpt: Path, optim: str) -> tuple[dict, list]:
+    """An optimizer's state as _save_part wrote it, flat ("INDEX.ENTRY": tensor or number), and its param groups."""
+    meta = json.loads((ckpt / f"{optim}.json").read_text())
+    flat = dict(meta["plain"])
+    for i in range(meta["shards"]):
+        flat.update(safetensors_torch.load_file(str(ckpt / f"{optim}-{i:03d}.safetensors")))
+    return flat, meta["param_groups"]
+
+
 def optimized(task: TrainTask, part: str) -> list[nn.Parameter]:
     """The parameters a part's optimizer steps, in the order its checkpointed state is indexed by."""
     net = task.module if part == "model" else task.parts()[part]
@@ -269,11 +278,7 @@ def export_moments(task: TrainTask, run: Path, suffix: str = "") -> list[Path]:
     """Each exported network's Adam second moments from RUN's checkpoint, in bf16, beside its weights: a run
     continued from exported weights on another machine then steps as its optimizer would have. Only these travel:
     they remember about a thousand steps of gradients, the first moments about ten, which refill on their own."""
-    ckpt, optim = run / "checkpoint", _files("model")[1]
-    meta = json.loads((ckpt / f"{optim}.json").read_text())
-    state = dict(meta["plain"])
-    for i in range(meta["shards"]):
-        state.update(safetensors_torch.load_file(str(ckpt / f"{optim}-{i:03d}.safetensors")))
+    state, _ = _read_optimizer(run / "checkpoint", _files("model")[1])
     index = {id(p): i for i, p in enumerate(optimized(task, "model"))}
     written = []
     for stem, (net, _) in task.exports.items():
@@ -296,16 +301,17 @@ def read_exports(task: TrainTask, files: dict[str, Path]) -> tuple[int, float, d
     steps, seconds, moments = [], [], {}
     have_all = all(moments_path(Path(f)).is_file() for f in files.values())
     for stem, (net, _) in task.exports.items():
-        tensors, meta = read_safetensors(files[stem])
-        load_strict(net, tensors, f"{files[stem]} does not fit the {stem} network of this run")
+        weights = Path(files[stem])
+        tensors, meta = read_safetensors(weights)
+        load_strict(net, tensors, f"{weights} does not fit the {stem} network of this run")
         steps.append(int(meta.get("steps", 0)))
         seconds.append(float(meta.get("seconds", 0)))
         if have_all:
-            saved, saved_meta = read_safetensors(moments_path(Path(files[stem])))
+            saved, saved_meta = read_safetensors(moments_path(weights))
             params = {name: p for name, p in net.named_parameters() if p.requires_grad}
             if set(saved) != set(params) or any(saved[n].shape != p.shape for n, p in params.items()):
-                raise WeightsError(f"{moments_path(Path(files[stem]))} does not hold the moments of {files[stem]}'s "
-                                   f"network: continue without it (delete it), or with the file it came with")
+                raise WeightsError(f"{moments_path(weights)} does not hold the moments of {weights}'s network: "
+                                   f"continue without it (delete it), or with the file it came with")
             step = int(saved_meta.get("adam_step", 0))
             moments.update({id(p): (step, saved[name]) for name, p in params.items()})
     return min(steps), min(seconds), moments
@@ -341,17 +347,14 @@ def load_checkpoint(run: Path, task: TrainTask, optimizers: dict[str, torch.opti
         weights_file, optim = _files(name)
         try:
             net.load_state_dict(safetensors_torch.load_file(str(ckpt / weights_file)))
-            meta = json.loads((ckpt / f"{optim}.json").read_text())
-            tensors = {}
-            for i in range(meta["shards"]):
-                tensors.update(safetensors_torch.load_file(str(ckpt / f"{optim}-{i:03d}.safetensors")))
+            flat, param_groups = _read_optimizer(ckpt, optim)
         except Exception as e:  # OSError, ValueError, RuntimeError, or safetensors' own error for a damaged file
             raise WeightsError(f"cannot resume from {ckpt}: {str(e).splitlines()[0]}") from None
         entries: dict[int, dict] = {}
-        for key, value in [*tensors.items(), *meta["plain"].items()]:
+        for key, value in flat.items():
             index, entry = key.split(".", 1)
             entries.setdefault(int(index), {})[entry] = value
-        optimizers[name].load_state_dict({"state": entries, "param_groups": meta["param_groups"]})
+        optimizers[name].load_state_dict({"state": entries, "param_groups": param_groups})
     return int(state["step"]), float(state.get("seconds", 0.0))
 
 
