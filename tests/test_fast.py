@@ -1,3 +1,4 @@
+import copy
 import csv
 import json
 import shutil
@@ -10,6 +11,7 @@ from brushwork import api
 from brushwork.cli import main
 from brushwork.errors import ConfigError, MaskError, WeightsError
 from brushwork.io import save_image
+from brushwork.methods import fast_model
 from brushwork.methods.fast import FastStyle, fast_task
 from brushwork.backbones import create_backbone
 from brushwork.methods.fast_model import FastTraining, build_net, loss_layers
@@ -47,6 +49,16 @@ def test_the_loss_layers_are_the_optimize_defaults_or_the_papers():
                             layers=layers)
         assert loss.layer_shares == pytest.approx([w / sum(shares) for w in shares])
         assert set(loss(photo)) >= {"total", "content", "style", "tv"}
+
+
+def test_the_styles_meet_a_backbone_an_earlier_training_moved(monkeypatch):
+    """Training moves the process's cached backbone (to the GPU there); a second task in the same process, as in
+    bench/bench_train.py, must read its styles wherever the backbone now is (here the meta device stands in)."""
+    moved = copy.deepcopy(create_backbone("vgg16-hed")).to("meta")
+    monkeypatch.setattr(fast_model, "create_backbone", lambda *_: moved)
+    loss = FastTraining({"s": build_net("mobile")}, {"s": torch.rand(1, 3, 48, 48)}, {"s": (1.0, 10.0, 1.0)},
+                        "vgg16-hed")
+    assert loss.gram_0_0.is_meta
 
 
 @pytest.fixture(scope="module")

@@ -186,13 +186,15 @@ class FastTraining(nn.Module):
         self.content_layer, self.style_layers, self.layer_shares = read.content, read.style, read.shares()
         gain = self.loss_net.style_gain
         self.weights = {name: (wc, ws * gain, wt) for name, (wc, ws, wt) in weights.items()}
+        # the backbone is the process's cached one, which an earlier training in this process may have moved
+        where = next(self.loss_net.parameters())
         for i, name in enumerate(nets):
             h, w = styles[name].shape[-2:]
             if min(h, w) < self.loss_net.min_size:
                 raise SizeError(f"the style image {name} is {w}×{h} px here, below {backbone}'s minimum of "
                                 f"{self.loss_net.min_size} px on the short side; use a larger --style-size")
             with torch.no_grad():
-                feats = self.loss_net(styles[name], self.style_layers)
+                feats = self.loss_net(styles[name].to(where), self.style_layers)
             for j, layer in enumerate(self.style_layers):
                 self.register_buffer(f"gram_{i}_{j}", losses.gram(feats[layer]))
 
