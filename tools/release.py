@@ -105,7 +105,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     if args.dry_run:
         recipes = [_dry_run_style(r, overrides["size"]) for r in recipes]
     for r in recipes:
-        crop = overrides.get("size", r.train.get("size", 256))
+        crop = overrides.get("size", r.crop)
         if crop > manifest["short_side"]:
             raise SystemExit(f"release: error: {r.name} crops {crop} px but the kit's images are "
                              f"{manifest['short_side']} px on the short side; rebuild the kit")
@@ -153,7 +153,7 @@ def _dry_run_style(recipe, crop: int):
     style_size = recipe.model.get("style_size")
     if not style_size:
         return recipe
-    scaled = max(crop, round(style_size * crop / recipe.train.get("size", 256)))
+    scaled = max(crop, round(style_size * crop / recipe.crop))
     return replace(recipe, model={**recipe.model, "style_size": scaled})
 
 

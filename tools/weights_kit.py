@@ -61,7 +61,7 @@ def build(out: Path, data: Path, recipes_dir: Path, content_mb: float, style_mb:
           max_mb: float) -> dict:
     """Build the kit into `out` (replacing what is there) and return its manifest."""
     recipes = load_recipes(recipes_dir)
-    crop = max(r.train.get("size", 256) for r in recipes)
+    crop = max(r.crop for r in recipes)
     if short_side < crop:
         print(f"weights_kit: note: --short-side {short_side} is below the recipes' crop size {crop}: this kit "
               f"serves dry runs (`tools/release.py start --dry-run`) only", file=sys.stderr)
@@ -78,7 +78,7 @@ def build(out: Path, data: Path, recipes_dir: Path, content_mb: float, style_mb:
     styles = {}
     for r in recipes:
         if r.method == "fast":
-            side = r.model["style_size"] or r.train.get("size", 256)
+            side = r.model["style_size"] or r.crop
             styles[r.model["style"]] = max(styles.get(r.model["style"], 0), side)
     (tmp / "styles").mkdir(parents=True)
     for file, side in sorted(styles.items()):

@@ -17,6 +17,7 @@ from ..tiling import Grid
 from .base import COLOR_MODES, REGISTRY, CommonOptions, FeedForwardOptions, MethodSpec
 
 ASPECT_TOLERANCE = 0.02  # a mask may differ this much (relative) from the content's aspect ratio: rounding
+POSITIVE_SIZE = "--size must be a positive number of pixels"
 
 
 def check(spec: MethodSpec, opts: CommonOptions, content: torch.Tensor, styles: list[torch.Tensor],
@@ -27,7 +28,7 @@ def check(spec: MethodSpec, opts: CommonOptions, content: torch.Tensor, styles: 
         raise ConfigError("give at least one style image")
     if not caps.styles and styles:
         raise ConfigError(f"--method {spec.name} takes no style images: its model carries its own style")
-    checks = [(opts.size >= 1, "--size must be a positive number of pixels"),
+    checks = [(opts.size >= 1, POSITIVE_SIZE),
               (opts.style_scale > 0, "--style-scale must be positive"),
               (opts.tile is None or opts.tile >= 0, "--tile must be 0 (never tile) or a tile side in pixels"),
               (opts.preserve_color in (None, *COLOR_MODES), "--preserve-color must be luminance or histogram"),

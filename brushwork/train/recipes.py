@@ -61,6 +61,11 @@ class Recipe:
         return (self.method, self.model["arch"], self.model["backbone"], self.model["layers"],
                 tuple(sorted(self.train.items())))
 
+    @property
+    def crop(self) -> int:
+        """The training crop's side: the recipe's `size`, or the loop's own default."""
+        return self.train.get("size", TrainConfig.size)
+
     def loss_layers(self, model: Backbone) -> list[str]:
         """The backbone layers this recipe's losses read (a training kit keeps `model` up to the deepest), from
         the same tables the training tasks use."""

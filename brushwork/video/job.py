@@ -23,6 +23,7 @@ import torch
 from .. import io
 from ..errors import BrushworkError, ConfigError, VideoError
 from ..methods import Temporal, get_method
+from ..methods.prepare import POSITIVE_SIZE
 from ..version import __version__
 from . import flow, media
 from .options import VideoOptions
@@ -213,7 +214,7 @@ def stylize_video(source: str | os.PathLike, style: Any = None, output: str | os
     info = media.probe(source)
     long_side = options.pop("size", None)
     if long_side is not None and long_side < 1:  # 0 would otherwise pass for "the source's size"
-        raise ConfigError("--size must be a positive number of pixels")
+        raise ConfigError(POSITIVE_SIZE)
     long_side = long_side or max(info.display_size)
     size = media.even_size(*io.fit_long_side(*info.display_size, long_side))
     opts = api.resolve_options(method, preset, **options)  # refuse bad options and models before the first frame
