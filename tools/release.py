@@ -71,7 +71,7 @@ def _runs(work: Path) -> list[Path]:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from brushwork.train.loop import moments_path
+    from brushwork.train.loop import all_have_moments
     from brushwork.train.recipes import group_recipes, load_recipes
 
     work, kit = args.work, args.kit
@@ -118,7 +118,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         run = work / "runs" / run_id
         run.mkdir(parents=True, exist_ok=True)
         carried = _continued(group, args.continue_from, work / "continue" / run_id) if args.continue_from else {}
-        bare = bool(carried) and not all(moments_path(Path(f)).is_file() for f in carried.values())
+        bare = bool(carried) and not all_have_moments(carried.values())
         settle = (DRY_RUN_SETTLE if args.dry_run else SETTLE) if bare else 0
         (run / "group.json").write_text(json.dumps({"recipes": [r.to_dict() for r in group], "overrides": overrides,
                                                     "continue": carried, "settle": settle}, indent=1))

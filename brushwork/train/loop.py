@@ -27,7 +27,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from .. import signals
 from ..errors import ConfigError, DivergenceError, Interrupted, OutputError, WeightsError, out_of_memory
@@ -274,6 +274,13 @@ def moments_path(weights: Path) -> Path:
     return weights.with_name(weights.name.removesuffix(".safetensors") + ".moments.safetensors")
 
 
+def all_have_moments(files: Iterable[str | Path]) -> bool:
+    """Whether every weights file has its moments beside it: a run continues with them only then (the networks
+    of one run share a step count), else from the weights alone, after settling steps."""
+    files = list(files)
+    return bool(files) and all(moments_path(Path(f)).is_file() for f in files)
+
+
 def export_moments(task: TrainTask, run: Path, suffix: str = "") -> list[Path]:
     """Each exported network's Adam second moments from RUN's checkpoint, in bf16, beside its weights: a run
     continued from exported weights on another machine then steps as its optimizer would have. Only these travel:
@@ -299,7 +306,7 @@ def read_exports(task: TrainTask, files: dict[str, Path]) -> tuple[int, float, d
     seconds they record (the least, if they differ) and, when every file has its moments beside it, each
     parameter's (Adam step, second moments) by id(parameter); else an empty dict."""
     steps, seconds, moments = [], [], {}
-    have_all = all(moments_path(Path(f)).is_file() for f in files.values())
+    have_all = all_have_moments(files.values())
     for stem, (net, _) in task.exports.items():
         weights = Path(files[stem])
         tensors, meta = read_safetensors(weights)
