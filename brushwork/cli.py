@@ -433,9 +433,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     from . import ui
 
-    if not 0 < args.port < 65536 or args.max_upload_mb <= 0:
-        raise ConfigError("--port must be 1–65535 and --max-upload-mb positive")
-    print(f"brushwork ui: http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
     ui.serve(args.host, args.port, args.styles, args.max_upload_mb)
     return 0
 

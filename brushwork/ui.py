@@ -12,6 +12,7 @@ import math
 import os
 import queue
 import shutil
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -311,7 +312,10 @@ def build(app: App):
 
 def serve(host: str = "127.0.0.1", port: int = 7860, styles_dir: str | None = None,
           max_upload_mb: float = MAX_UPLOAD_MB, block: bool = True):
-    """Start the page; returns (the Gradio app, the temporary folder) when `block` is False."""
+    """Start the page; returns (the Gradio app, the temporary folder) when `block` is False, and when it is True
+    says where the page is once it is served, then serves until interrupted."""
+    if not 0 < port < 65536 or not (math.isfinite(max_upload_mb) and max_upload_mb > 0):
+        raise ConfigError("--port must be 1–65535 and --max-upload-mb a positive number")
     if styles_dir is not None and not Path(styles_dir).is_dir():
         raise ConfigError(f"--styles {styles_dir} is not a folder")
     work = Path(tempfile.mkdtemp(prefix="brushwork-ui-"))
@@ -320,14 +324,18 @@ def serve(host: str = "127.0.0.1", port: int = 7860, styles_dir: str | None = No
     app = App(styles_dir, work)
     page = build(app)
     page.queue(default_concurrency_limit=1)
-    try:
-        page.launch(server_name=host, server_port=port, max_file_size=f"{max_upload_mb}mb", prevent_thread_lock=True,
-                    quiet=True, show_error=True, allowed_paths=[str(work), *([styles_dir] if styles_dir else [])])
-    except OSError as e:
+    try:  # gradio reads a size string's number as an integer: bytes, so that 20.5 MB means 20.5
+        page.launch(server_name=host, server_port=port, max_file_size=round(max_upload_mb * 2 ** 20),
+                    prevent_thread_lock=True, quiet=True, show_error=True,
+                    allowed_paths=[str(work), *([styles_dir] if styles_dir else [])])
+    except BaseException as e:
         shutil.rmtree(work, ignore_errors=True)
-        raise ConfigError(f"cannot serve on {host}:{port}: {e}") from None
+        if isinstance(e, OSError):
+            raise ConfigError(f"cannot serve on {host}:{port}: {e}") from None
+        raise
     if not block:
         return page, work
+    print(f"brushwork ui: http://{host}:{port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
     try:
         page.block_thread()
     finally:

@@ -6,6 +6,7 @@ Skipped, with the reason, only where no Chromium is installed (`.ci/run` install
 import json
 import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ def server():
     from brushwork import ui
 
     port = _free_port()
-    page, work = ui.serve("127.0.0.1", port, block=False)
+    page, work = ui.serve("127.0.0.1", port, max_upload_mb=20.5, block=False)  # a float, as the CLI passes
     yield f"http://127.0.0.1:{port}", work
     page.close()
     shutil.rmtree(work, ignore_errors=True)
@@ -190,6 +191,10 @@ def test_a_painted_mask_is_where_the_layers_have_paint():
 def test_the_ui_command_refuses_bad_settings(tmp_path, capsys):
     from brushwork.cli import main
 
+    before = set(Path(tempfile.gettempdir()).glob("brushwork-ui-*"))
     assert main(["ui", "--styles", str(tmp_path / "none")]) == 2
-    assert "is not a folder" in capsys.readouterr().err
-    assert main(["ui", "--port", "0"]) == 2
+    assert capsys.readouterr().err.strip().endswith("is not a folder")  # one line: no banner before it
+    for bad in (["--port", "0"], ["--max-upload-mb", "0"], ["--max-upload-mb", "nan"], ["--max-upload-mb", "inf"]):
+        assert main(["ui", *bad]) == 2
+        assert capsys.readouterr().err.count("\n") == 1
+    assert set(Path(tempfile.gettempdir()).glob("brushwork-ui-*")) == before
