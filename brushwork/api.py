@@ -94,8 +94,8 @@ def stylize_file(content: io.ImageLike, style: StyleInput | None, output: str | 
                  callback: Callback | None = None, **options: Any) -> Result:
     """Stylize, then write the image and `OUTPUT.json` (config, seed, versions, losses, timings) atomically."""
     style_list = _as_list(style) if style is not None else []
-    inputs = [content, *style_list, *(masks or [])]
-    out = io.check_output_path(output, tuple(p for p in inputs if isinstance(p, (str, os.PathLike))))
+    inputs = [content, *style_list, *(masks or []), options.get("init")]  # init: a keyword or an image's path
+    out = io.check_output_path(output, tuple(p for p in inputs if isinstance(p, (str, os.PathLike))), sidecar=True)
     result = run(content, style, method, preset, masks, callback, **options)
     save_started = time.perf_counter()
     io.save_image(result.image, out)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import typing
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .errors import BrushworkError, ConfigError, ImageError, Interrupted, OutputError, out_of_memory
+from .errors import BrushworkError, ConfigError, ImageError, Interrupted, OutputError, SizeError, out_of_memory
 from .lazy import lazy
 from .methods import Step, get_method, method_names, method_specs
 from .options import check_values, field_type, help_text
@@ -201,7 +203,14 @@ def _stylize_options(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
-def _intermediate_saver(output: Path, every: int):
+def _intermediate_saver(output: Path, every: int, inputs: list) -> typing.Callable[[Step], None]:
+    """Every `every`-th iteration as OUTPUT_00010.png beside the output; refused before any work where one of
+    those names is an input."""
+    frame = re.compile(rf"{re.escape(output.stem)}_\d{{5,}}{re.escape(output.suffix)}")
+    for src in map(Path, inputs):
+        if frame.fullmatch(src.name) and src.resolve().parent == output.resolve().parent:
+            raise OutputError(f"--save-every would overwrite the input {src}: give the output another name")
+
     def save(step: Step) -> None:
         if step.step % every == 0 and step.step != step.total:
             io.save_image(step.image, output.with_name(f"{output.stem}_{step.step:05d}{output.suffix}"))
@@ -220,22 +229,33 @@ def _stylize_folder(args: argparse.Namespace, options: dict) -> int:
         raise ConfigError(f"{out_dir} names an image, but the content is a folder: give an output folder")
     if not out_dir.parent.is_dir():
         raise OutputError(f"output directory does not exist: {out_dir.parent}")
+    if out_dir.resolve() == source.resolve():
+        raise ConfigError(f"{out_dir} is the content folder: give another output folder")
     files = sorted(p for p in source.iterdir() if p.suffix.lower() in io.IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise ConfigError(f"no images in {source}")
+    stems = Counter(p.stem for p in files)  # x.jpg and x.png: x.jpg.png and x.png.png, or one result is lost
+    made = not out_dir.exists()
     out_dir.mkdir(exist_ok=True)
     failed = 0
     from tqdm import tqdm
 
-    for path in tqdm(files, disable=args.quiet, unit="image", dynamic_ncols=True):
-        try:
-            api.stylize_file(path, args.styles, out_dir / f"{path.stem}.png", method=args.method,
-                             preset=args.preset, **{**options, "quiet": True})
-        except ImageError as e:
-            failed += 1
-            print(f"brushwork: skipped {path}: {e}", file=sys.stderr)
-    if not args.quiet:
-        print(f"wrote {len(files) - failed} image(s) to {out_dir}" + (f", skipped {failed}" if failed else ""))
+    try:
+        for path in tqdm(files, disable=args.quiet, unit="image", dynamic_ncols=True):
+            name = f"{path.stem}.png" if stems[path.stem] == 1 else f"{path.name}.png"
+            try:
+                api.stylize_file(path, args.styles, out_dir / name, method=args.method, preset=args.preset,
+                                 **{**options, "quiet": True})
+            except (ImageError, SizeError) as e:  # this image's fault: the others go on
+                failed += 1
+                print(f"brushwork: skipped {path}: {e}", file=sys.stderr)
+    except BaseException:
+        if made and not any(out_dir.iterdir()):  # an option every image refuses: leave no empty folder behind
+            out_dir.rmdir()
+        raise
+    summary = f"wrote {len(files) - failed} image(s) to {out_dir}" + (f", skipped {failed}" if failed else "")
+    if failed or not args.quiet:
+        print(summary, file=sys.stderr if failed else sys.stdout)
     return 2 if failed else 0
 
 
@@ -249,8 +269,9 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         io.check_input_file(path)
     if folder:
         return _stylize_folder(args, options)
-    io.check_output_path(output, (args.content, *args.styles, *(args.masks or [])))
-    callback = _intermediate_saver(output, args.save_every) if args.save_every else None
+    inputs = [args.content, *args.styles, *(args.masks or []), *([options["init"]] if "init" in options else [])]
+    io.check_output_path(output, tuple(inputs), sidecar=True)
+    callback = _intermediate_saver(output, args.save_every, inputs) if args.save_every else None
     result = api.stylize_file(args.content, args.styles, output, method=args.method, preset=args.preset,
                               masks=args.masks, callback=callback, **options)
     if not args.quiet:

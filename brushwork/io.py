@@ -162,8 +162,9 @@ def to_pil(img: torch.Tensor) -> Image.Image:
 
 
 def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = (),
-                      suffixes: Collection[str] = tuple(OUTPUT_FORMATS)) -> Path:
-    """Fail early, before any work, if an output could not be written or would overwrite an input."""
+                      suffixes: Collection[str] = tuple(OUTPUT_FORMATS), sidecar: bool = False) -> Path:
+    """Fail early, before any work, if an output (and, with `sidecar`, its JSON sidecar) could not be written or
+    would overwrite an input."""
     if not isinstance(path, (str, os.PathLike)):
         raise OutputError(f"the output must be a file path, not {type(path).__name__}")
     out = Path(path)
@@ -177,9 +178,13 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, 
         raise OutputError(f"output directory does not exist: {parent}")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"output directory is not writable: {parent}")
-    for src in inputs:
-        if out.exists() and Path(src).exists() and out.resolve() == Path(src).resolve():
-            raise OutputError(f"refusing to overwrite an input: {out}")
+    targets = [out, *([sidecar_path(out)] if sidecar else [])]
+    if sidecar and targets[1].is_dir():
+        raise OutputError(f"{targets[1]} is a folder: {out}'s sidecar goes there")
+    for target in targets:
+        for src in inputs:
+            if target.exists() and Path(src).exists() and target.resolve() == Path(src).resolve():
+                raise OutputError(f"refusing to overwrite an input: {target}")
     return out
 
 

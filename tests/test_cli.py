@@ -109,6 +109,28 @@ def test_bad_input_gives_one_line_and_exit_2(files, tmp_path, monkeypatch, capsy
         assert p.read_bytes() == data  # inputs untouched
 
 
+def test_no_output_lands_on_an_input(files, tmp_path, capsys):
+    """The image, its sidecar and the --save-every frames are all checked against every input, --init included,
+    before any work: each case is refused in one line and leaves its files as they were."""
+    c, a = str(files["content"]), str(files["style_a"])
+    for name in ("init.png", "se_00001.png", "sc.png.json"):
+        (tmp_path / name).write_bytes(Path(c if name != "sc.png.json" else a).read_bytes())
+    (tmp_path / "d.png.json").mkdir()
+    (tmp_path / "d.png").write_bytes(b"an earlier result")
+    t = str(tmp_path)
+    cases = {"the output is --init": ([c, a, "-o", f"{t}/init.png", "--init", f"{t}/init.png"], "overwrite an input"),
+             "a frame is the content": ([f"{t}/se_00001.png", a, "-o", f"{t}/se.png", "--save-every", "1"],
+                                        "--save-every would overwrite the input"),
+             "the sidecar is the style": ([c, f"{t}/sc.png.json", "-o", f"{t}/sc.png"], "overwrite an input"),
+             "the sidecar is a folder": ([c, a, "-o", f"{t}/d.png"], "d.png.json is a folder")}
+    before = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    for case, (args, message) in cases.items():
+        assert main(["stylize", *TINY, *args]) == 2, case
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (case, err)
+    assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
 def test_console_script_reports_errors_without_traceback(tmp_path):
     rc = subprocess.run([sys.executable, "-m", "brushwork.cli", "stylize", str(tmp_path / "no.png"),
                          str(tmp_path / "no2.png"), "-o", str(tmp_path / "o.png")], capture_output=True, text=True)

@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 
 from brushwork import api
 from brushwork.cli import main
-from brushwork.errors import ConfigError, MaskError, WeightsError
+from brushwork.errors import ConfigError, MaskError, SizeError, WeightsError
 from brushwork.io import save_image
 from brushwork.methods import fast_model
 from brushwork.methods.fast import FastStyle, fast_task
@@ -133,7 +133,38 @@ def test_a_folder_is_stylized_image_by_image(trained, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["one.png", "one.png.json", "two.png", "two.png.json"]
     captured = capsys.readouterr()
     assert "skipped" in captured.err and "broken.png" in captured.err
-    assert "wrote 2 image(s)" in captured.out
+    assert "wrote 2 image(s) to" in captured.err and ", skipped 1" in captured.err
+
+
+def test_a_folder_keeps_every_result_and_its_inputs(trained, tmp_path, capsys):
+    """x.jpg and x.png both get a result; an image too thin for the network is skipped like a broken one; the
+    content folder is never the output folder; a folder every image refuses is not left behind."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    save_image(scene(40, 56), photos / "x.jpg")
+    save_image(scene(50, 50), photos / "x.png")
+    save_image(scene(2, 300), photos / "thin.png")
+    model = str(trained[0] / "fast.safetensors")
+    out = tmp_path / "styled"
+    assert main(["stylize", str(photos), "-o", str(out), "--method", "fast", "--model", model, "--size", "48"]) == 2
+    assert sorted(p.name for p in out.glob("*.png")) == ["x.jpg.png", "x.png.png"]
+    assert "skipped" in capsys.readouterr().err
+    before = sorted(p.name for p in photos.iterdir())
+    assert main(["stylize", str(photos), "-o", str(photos), "--method", "fast", "--model", model, "--quiet"]) == 2
+    assert capsys.readouterr().err.strip().endswith("is the content folder: give another output folder")
+    assert sorted(p.name for p in photos.iterdir()) == before
+    assert main(["stylize", str(photos), "-o", str(tmp_path / "new"), "--method", "fast", "--model", model,
+                 "--tile", "-1", "--quiet"]) == 2
+    assert not (tmp_path / "new").exists()
+
+
+def test_an_output_thinner_than_the_network_is_refused(trained):
+    model = str(trained[0] / "fast.safetensors")
+    for photo, size in ((scene(48, 64), 7), (scene(2, 300), 64)):
+        with pytest.raises(SizeError, match="below the network's minimum of 8 px"):
+            api.stylize(photo, method="fast", model=model, size=size)
+    out = api.run(scene(9, 600), method="fast", model=model, size=600, thumbnail=64)  # its thumbnail: 1 px high
+    assert out.image.shape[-2:] == (9, 600) and "thumbnail" not in out.details
 
 
 def test_train_cli_refuses_unknown_loss_layers_in_one_line(tmp_path, capsys):

@@ -190,7 +190,7 @@ def _stylize_whole_or_tiled(stylizer: AdaINStylizer, codes: list[torch.Tensor], 
     from a thumbnail when the image is larger than --thumbnail (URST's thumbnail normalization), and in a video
     smoothed over the frames of a shot. `style_pixels`: the largest style image encoded, a pass the memory
     estimate counts."""
-    thumb_size = shared.thumbnail_size(size, opts.thumbnail)
+    thumb_size = shared.thumbnail_size(size, opts.thumbnail, MIN_SIZE)
     fp = stylizer.footprint()
     tile = tiling.decide(opts.tile, *size, fp, stylizer.device, max(thumb_size[0] * thumb_size[1], style_pixels))
     work, masks = prep.work_at(size), prep.masks_at(size)
@@ -218,7 +218,7 @@ def _encoded_styles(stylizer: AdaINStylizer, prep: shared.Prepared, size: tuple[
     """The styles' AdaIN-layer features at the thumbnail's scale, like the content's (a 4K style needs no 4K
     pass), and the largest style's pixel count; once per clip in a video."""
     def encode() -> tuple[list[torch.Tensor], int]:
-        thumb_size = shared.thumbnail_size(size, opts.thumbnail)
+        thumb_size = shared.thumbnail_size(size, opts.thumbnail, MIN_SIZE)
         per_pixel = stylizer.footprint().bytes_per_pixel
         prep.check_style_pass(thumb_size, lambda s: int(per_pixel * s[0] * s[1]), stylizer.device)
         styles = prep.styles_at(thumb_size)

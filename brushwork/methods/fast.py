@@ -41,6 +41,7 @@ weights_io = lazy("brushwork.weights")
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 PREFIX = "fast-"
+MIN_SIZE = 8  # the transform network's smallest input: its reflection pads at full and at quarter resolution
 
 
 def shipped_models() -> dict[str, Path]:
@@ -94,7 +95,7 @@ def _stylize_whole_or_tiled(net: nn.Module, prep: shared.Prepared, size: tuple[i
     """The whole image in one pass, or tile by tile; either way every instance norm uses the whole image's
     statistics, from a thumbnail when it is larger than --thumbnail, and in a video smoothed over the shot."""
     net = net.to(device)
-    thumb_size = shared.thumbnail_size(size, opts.thumbnail)
+    thumb_size = shared.thumbnail_size(size, opts.thumbnail, MIN_SIZE)
     fp = footprint(net)
     tile = tiling.decide(opts.tile, *size, fp, device, thumb_size[0] * thumb_size[1])
     work = prep.work_at(size).to(device)
@@ -115,12 +116,12 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: FastOptions,
     """Stylize `content` (1×3×H×W in [0,1]) with a trained per-style network, tile by tile for large images. In a
     video (`temporal`) the instance-norm statistics are smoothed over the shot and the output leans on the warped
     previous one where the flow holds."""
-    shared.check_feed_forward(opts, model_lib.STRIDE)
+    shared.check_feed_forward(opts, MIN_SIZE)
     started = time.perf_counter()
     prep = shared.prepare(SPEC, opts, content, styles, masks)
     device = resources.resolve_device(opts.device)
     path = resolve_model(opts.model)
-    size = shared.output_size(content, opts.size)
+    size = shared.output_size(content, opts.size, MIN_SIZE)
     details: dict = {"model": str(path)}
     if opts.runtime == "onnx":
         tiling.check_full_size(*size, device)

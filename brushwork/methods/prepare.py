@@ -83,10 +83,12 @@ def check_feed_forward(opts: FeedForwardOptions, min_size: int) -> None:
         raise ConfigError("--tile needs --runtime torch: an exported graph takes the whole image")
 
 
-def thumbnail_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+def thumbnail_size(size: tuple[int, int], long_side: int, min_size: int = 1) -> tuple[int, int]:
     """(height, width) of the thumbnail whose statistics stand for an image of `size`: the image itself when its
-    long side is within `long_side`."""
-    return size if max(size) <= long_side else fit_long_side(*size, long_side)
+    long side is within `long_side`, or when the thumbnail of a very thin image would be thinner than the
+    network's smallest input."""
+    thumb = fit_long_side(*size, long_side)
+    return size if max(size) <= long_side or min(thumb) < min_size else thumb
 
 
 def large_image_details(size: tuple[int, int], thumb_size: tuple[int, int], grid: Grid | None) -> dict:

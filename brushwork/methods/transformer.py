@@ -179,7 +179,7 @@ def _encoded_styles(stylizer: TransformerStylizer, prep: shared.Prepared, size: 
     """The styles' tokens, from styles at the thumbnail's scale (so a large output attends to at most a
     thumbnail's worth of style tokens); once per clip in a video."""
     def encode() -> list[torch.Tensor]:
-        thumb_size = shared.thumbnail_size(size, opts.thumbnail)
+        thumb_size = shared.thumbnail_size(size, opts.thumbnail, MIN_SIZE)
         prep.check_style_pass(thumb_size, lambda s: stylizer.token_bytes(s, 0), stylizer.device)
         return [stylizer.encode_style(s) for s in prep.styles_at(thumb_size)]
 
@@ -190,7 +190,7 @@ def _stylize_large(stylizer: TransformerStylizer, codes: list[torch.Tensor], pre
                    size: tuple[int, int], opts: TransformerOptions) -> tuple[torch.Tensor, dict]:
     """The token stage over the whole image, then the CNN decoder whole or in tiles (--tile, or the memory
     guard's choice); below alpha 1 the content's own style tokens come from the thumbnail, as the styles' do."""
-    thumb_size = shared.thumbnail_size(size, opts.thumbnail)
+    thumb_size = shared.thumbnail_size(size, opts.thumbnail, MIN_SIZE)
     held = stylizer.token_bytes(size, len(codes))
     tile = tiling.decide(opts.tile, *size, stylizer.footprint(), stylizer.device, held=held)
     own = prep.work_at(thumb_size) if thumb_size != size else None  # encode_style pads it to the patch stride

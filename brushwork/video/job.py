@@ -210,7 +210,9 @@ def stylize_video(source: str | os.PathLike, style: Any = None, output: str | os
     started = time.perf_counter()
     video = video or VideoOptions()
     video.validate()
-    out = io.check_output_path(output, (source,), media.VIDEO_SUFFIXES)
+    inputs = [source, *_as_list(style), *(masks or [])]
+    out = io.check_output_path(output, tuple(p for p in inputs if isinstance(p, (str, os.PathLike))),
+                               media.VIDEO_SUFFIXES, sidecar=True)
     info = media.probe(source)
     long_side = options.pop("size", None)
     if long_side is not None and long_side < 1:  # 0 would otherwise pass for "the source's size"
