@@ -232,7 +232,8 @@ def process_row(row: Row, out: str, method: str, preset: str, options: dict[str,
             sidecar.write_text(json.dumps(meta, indent=1))
             _upload(local, fs, target)
             _upload(sidecar, fs, target + ".json")
-        except (BrushworkError, OSError, ValueError, TypeError) as e:  # a bad row; the job goes on
+        except (BrushworkError, OSError, ValueError, TypeError, ArithmeticError, RuntimeError) as e:
+            # a bad row, or one torch cannot run (out of memory, a number past float32): recorded; the job goes on
             return {**report, "status": "failed", "error": f"{e.__class__.__name__}: {str(e).splitlines()[0]}"}
     return {**report, "seconds": round(time.perf_counter() - started, 3)}
 

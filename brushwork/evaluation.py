@@ -113,8 +113,8 @@ def evaluate_triples(triples: list[tuple[Source, Source, Source]], backbone: str
     none of the outputs, from their sidecars. Set-level scores need at least two outputs."""
     if not triples:
         raise ConfigError("nothing to evaluate")
-    if size is not None and size < 1:
-        raise ConfigError("--size must be positive")
+    if size is not None and not 1 <= size <= io.MAX_SIDE:
+        raise ConfigError(f"--size must be 1 to {io.MAX_SIDE} px")
     used = sorted({m for m in (made_with(o) for o, _, _ in triples) if m})
     name = backbone or metrics.eval_backbone_name(used)
     report = EvalReport(backbone=name, made_with=used)

@@ -24,7 +24,8 @@ ImageLike = Union[str, os.PathLike, Image.Image, "torch.Tensor", np.ndarray]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
-MAX_PIXELS = 40_000 * 40_000  # refuse decompression bombs; far above anything we can stylize
+MAX_SIDE = 40_000
+MAX_PIXELS = MAX_SIDE * MAX_SIDE  # refuse decompression bombs; far above anything we can stylize
 
 
 def check_input_file(path: str | os.PathLike) -> Path:

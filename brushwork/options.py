@@ -26,6 +26,9 @@ def help_text(f: dataclasses.Field) -> str:
 
 
 SEED_RANGE = (-2**63, 2**64 - 1)  # what torch's generators take
+# No option means anything beyond this, and larger numbers overflow on the way (2.0 ** 2000 scales, a learning rate
+# past float32's range, a size past a float's); seeds have their own range.
+MAX_MAGNITUDE = 1e15
 
 
 def field_type(hint: Any) -> Any:
@@ -33,6 +36,15 @@ def field_type(hint: Any) -> Any:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return next(a for a in typing.get_args(hint) if a is not type(None))
     return hint
+
+
+def _as_float(value: int | float) -> float:
+    """float(value), with an int past a float's range as ±inf (which the finite check then names) rather than an
+    OverflowError."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _conform(value: Any, hint: Any, name: str) -> Any:
@@ -45,8 +57,8 @@ def _conform(value: Any, hint: Any, name: str) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is float and number:
-        return float(value)
-    if hint is int and number and float(value).is_integer():
+        return _as_float(value)
+    if hint is int and number and (isinstance(value, int) or value.is_integer()):
         return int(value)
     if hint in (bool, str) and isinstance(value, hint):
         return value
@@ -97,5 +109,9 @@ def check_values(options: Any) -> None:
         numbers = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
         if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
             raise ConfigError(f"{label} must be a finite number, not {value}")
+        huge = [v for v in numbers if isinstance(v, (int, float)) and abs(v) > MAX_MAGNITUDE]
+        if huge and f.name != "seed":
+            shown = f"{huge[0]:g}" if isinstance(huge[0], float) else f"a {len(str(abs(huge[0])))}-digit number"
+            raise ConfigError(f"{label} is out of range ({shown}): no option means anything past {MAX_MAGNITUDE:g}")
         if f.name == "seed" and isinstance(value, int) and not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
             raise ConfigError(f"{label} must be from {SEED_RANGE[0]} to {SEED_RANGE[1]}, not {value}")

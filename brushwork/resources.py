@@ -37,13 +37,19 @@ def available_memory(device: torch.device) -> int:
     return 1 << 62
 
 
+def _gib(n: float) -> str:
+    """Bytes in GiB as people read them: 12.3, 45,678, or 3.2e+25 for what no machine has."""
+    gib = n / 2**30
+    return f"{gib:.1f}" if gib < 1000 else f"{gib:,.0f}" if gib < 1e9 else f"{gib:.1e}"
+
+
 def check_fits(needed: int, device: torch.device, what: str, bound: str = "about",
                advice: str = "use a smaller --size") -> None:
     """Refuse `needed` bytes that exceed free memory; `bound` says what the number is: "about" for an estimate,
     "at least" for a floor."""
     free = available_memory(device)
     if needed > free:
-        raise SizeError(f"{what} needs {bound} {needed / 2**30:.1f} GiB but only {free / 2**30:.1f} GiB is free on "
+        raise SizeError(f"{what} needs {bound} {_gib(needed)} GiB but only {free / 2**30:.1f} GiB is free on "
                         f"{device.type}; {advice}")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brushwork import batch
+from brushwork import batch, cluster
 from brushwork.cli import main
 from brushwork.cluster import plan
 from brushwork.errors import ConfigError
@@ -101,6 +101,20 @@ def test_a_manifest_cell_reads_as_its_flag_would_and_a_bad_one_fails_only_its_ro
     errors = [json.loads(line)["error"] for line in (out / "_errors.jsonl").read_text().splitlines()]
     assert errors == ["ConfigError: --size must be a whole number, not 'abc'",
                       "ConfigError: --size must be a whole number, not '64.5'"]
+
+
+def test_a_row_torch_cannot_run_fails_alone(job, tmp_path, monkeypatch):
+    """Out of memory or a number past float32 inside torch (RuntimeError, OverflowError): the row is recorded as
+    failed, as a bad cell is, and the job goes on."""
+    photo = job["photos"] / "photo00.png"
+    for error in (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore"), OverflowError("too big")):
+        def fail(*args, error=error, **kwargs):
+            raise error
+        monkeypatch.setattr(cluster.api, "stylize_file", fail)
+        report = cluster.process_row(cluster.Row(str(photo), (job["styles"][0],), {}), str(tmp_path / "out"),
+                                     "adain", "default", {"model": job["model"]})
+        assert report["status"] == "failed"
+        assert report["error"] == f"{type(error).__name__}: {str(error).splitlines()[0]}"
 
 
 def test_ray_makes_the_same_images_as_the_local_engine(job, tmp_path):

@@ -162,3 +162,17 @@ def test_flags_are_made_from_the_options_dataclasses(capsys):
                 for f in dataclasses.fields(cls):
                     assert (f"--{f.name.replace('_', '-')} " in text) == bool(help_text(f)), f.name
             assert "--settle" not in text  # the release tool's, for weights continued without their moments
+
+
+def test_numbers_past_any_meaning_are_refused_in_one_line(files, tmp_path, capsys):
+    """A 400-digit size, 2,000 scales of factor 2, a learning rate past float32: each overflowed somewhere with a
+    traceback; now a ConfigError naming the option, before any work."""
+    c, a, out = str(files["content"]), str(files["style_a"]), str(tmp_path / "o.png")
+    cases = {"--size": "1" + "0" * 400, "--scales": "2000", "--lr": "1e300", "--scale-factor": "1e200",
+             "--style-weight": "2e15"}
+    for flag, value in cases.items():
+        assert main(["stylize", c, a, "-o", out, *TINY, flag, value]) == 2, flag
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and flag in err, err
+    assert not (tmp_path / "o.png").exists()
+    assert main(["stylize", c, a, "-o", out, "--size", "64", "--iterations", "1", "--scales", "40", "--quiet"]) == 0

@@ -98,7 +98,8 @@ def test_eval_pairs_prints_rows_and_set_scores(pairs_dir, capsys):
     (["eval", "{noisy}"], "eval needs --content C --style S OUTPUT"),
     (["eval", "--pairs", "{tmp}", "--content", "{content}"], "leave out --content"),
     (["eval", "--pairs", "{tmp}"], "is not a folder"),
-    (["eval", "--content", "{content}", "--style", "{style}", "{noisy}", "--size", "0"], "--size must be positive"),
+    (["eval", "--content", "{content}", "--style", "{style}", "{noisy}", "--size", "0"],
+     "--size must be 1 to 40000 px"),
     (["eval", "--content", "{content}", "--style", "{style}", "{noisy}", "--size", "40", "--backbone",
       "efficientnet-lite0"], "at least 64 px"),
 ])

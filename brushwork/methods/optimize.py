@@ -33,6 +33,7 @@ shared = lazy("brushwork.methods.prepare")
 tiling = lazy("brushwork.tiling")
 
 INITS = ("content", "recolored", "noise", "style")
+MAX_SCALES = 1000  # more is a typo: at --scale-factor 1.01, 1,000 scales already span 20,000 times the size
 LBFGS_HISTORY = 50
 # Resident bytes per byte of L-BFGS history: each step frees image-sized temporaries between the history vectors it
 # keeps, and glibc's heap keeps those holes resident. At 1024×768 a full history cost 1.7× its vectors, and 1.0×
@@ -112,7 +113,7 @@ def validate(opts: OptimizeOptions) -> None:
     """Reject impossible values of optimize's own options with a message that names the option."""
     checks = [
         (opts.iterations >= 1, "--iterations must be at least 1"),
-        (opts.scales is None or opts.scales >= 1, "--scales must be at least 1"),
+        (opts.scales is None or 1 <= opts.scales <= MAX_SCALES, f"--scales must be 1 to {MAX_SCALES}"),
         (opts.content_layers is None or opts.content_layers, "--content-layers names no layer; leave it out for the "
                                                              "backbone's, or set --content-weight 0 for none"),
         (opts.style_layers is None or opts.style_layers, "--style-layers names no layer; leave it out for the "
@@ -152,8 +153,8 @@ def scale_schedule(height: int, width: int, opts: OptimizeOptions, min_size: int
     (costlier) scale runs iteration_decay times the iterations of the one before."""
     sizes: list[tuple[int, int]] = []
     for i in reversed(range(scale_count(height, width, opts))):
-        s = opts.scale_factor ** i
-        h, w = max(1, round(height / s)), max(1, round(width / s))
+        shrink = math.exp(-i * math.log(opts.scale_factor))  # underflows to 0 where scale_factor ** i overflows
+        h, w = max(1, round(height * shrink)), max(1, round(width * shrink))
         if min(h, w) >= min_size and (h, w) not in sizes:
             sizes.append((h, w))
     if not sizes:
