@@ -21,9 +21,9 @@ def check_runtime(runtime: str) -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def onnx_session(path: str | os.PathLike, device: str = "auto"):
+def onnx_session(path: str | os.PathLike, device: str = "auto", inputs: tuple[str, ...] | None = None):
     """An onnxruntime session on CUDA where available and asked for, else CPU; cached, since loading costs more
-    than a small model's run."""
+    than a small model's run. With `inputs`, a graph that takes other inputs (another method's export) is refused."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -32,9 +32,14 @@ def onnx_session(path: str | os.PathLike, device: str = "auto"):
     if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
     try:
-        return ort.InferenceSession(str(path), providers=providers)
+        session = ort.InferenceSession(str(path), providers=providers)
     except Exception as e:  # onnxruntime raises its own error types for missing or invalid files
         raise WeightsError(f"cannot load ONNX model {path}: {str(e).splitlines()[0]}") from None
+    takes = tuple(i.name for i in session.get_inputs())
+    if inputs is not None and takes != inputs:
+        raise WeightsError(f"{path} takes ({', '.join(takes)}), not ({', '.join(inputs)}): it was exported from "
+                           f"another method")
+    return session
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -8,6 +8,7 @@ from safetensors.torch import save_file
 
 from brushwork import api
 from brushwork.cli import main
+from brushwork.errors import WeightsError
 from brushwork.export import export_model, read_metadata
 from brushwork.methods import CommonOptions, ExportSignature, MethodSpec, Models, Training
 from brushwork.methods.adain_model import AdaINNet, save_decoder
@@ -78,6 +79,24 @@ def test_exports_carry_metadata(models):
         assert meta["brushwork_version"]
     assert read_metadata(models["mobile.onnx"])["arch"] == "mobile"
     assert read_metadata(models["adain.onnx"])["backbone"] == "vgg16-hed"
+
+
+def test_an_export_or_a_model_file_that_does_not_fit_its_method_is_refused(models, files, tmp_path):
+    """An ONNX graph from another method, or a fast model whose metadata names an impossible width: each a
+    WeightsError, not onnxruntime's or int()'s."""
+    with pytest.raises(WeightsError, match=r"takes \(content, style, alpha\), not \(image\)"):
+        api.run(files["content"], method="fast", model=str(models["adain.onnx"]), runtime="onnx", size=64)
+    with pytest.raises(WeightsError, match=r"takes \(image\), not \(content, style, alpha\)"):
+        api.run(files["content"], files["style_a"], method="adain", model=str(models["fast.onnx"]), runtime="onnx",
+                size=64)
+    tensors, meta = read_safetensors(models["fast"])
+    for width in ("abc", "0", "100000"):
+        bad = tmp_path / f"width-{width}.safetensors"
+        save_file(tensors, str(bad), metadata={**meta, "width": width})
+        with pytest.raises(WeightsError, match=f"says its network is '{width}' channels wide"):
+            api.run(files["content"], method="fast", model=str(bad), size=64)
+        with pytest.raises(WeightsError, match="channels wide"):
+            export_model(str(bad), "onnx", tmp_path / "bad.onnx")
 
 
 def test_export_errors_are_one_line(models, tmp_path, capsys):

@@ -169,7 +169,7 @@ def run_onnx(model: str, prep: shared.Prepared, size: tuple[int, int], opts: Ada
     if len(prep.styles) > 1 or prep.masks:
         raise ConfigError("an exported model takes one style image: blends and masks need --runtime torch")
     tiling.check_full_size(*size, torch.device("cpu"), held=tiling.IMAGE_BYTES_PER_PIXEL * prep.style_pixels(size))
-    session = runtime.onnx_session(model, opts.device)
+    session = runtime.onnx_session(model, opts.device, EXPORT.names)
     output = session.run(None, {"content": prep.work_at(size).numpy(), "style": prep.styles_at(size)[0].numpy(),
                                 "alpha": np.array(opts.alpha, dtype=np.float32)})[0]
     return torch.from_numpy(output), "onnxruntime", runtime.read_metadata(model).get("backbone")

@@ -41,6 +41,7 @@ weights_io = lazy("brushwork.weights")
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 PREFIX = "fast-"
+MAX_WIDTH = 256  # channels of a transform network's first layer; trained ones have 32
 MIN_SIZE = 8  # the transform network's smallest input: its reflection pads at full and at quarter resolution
 
 
@@ -78,7 +79,10 @@ def load_net(path: str) -> tuple[torch.nn.Module, dict[str, str]]:
     arch = meta.get("arch", "classic")
     if arch not in model_lib.ARCHS:
         raise WeightsError(f"{path} is a '{arch}' fast network, which this version does not know")
-    net = model_lib.build_net(arch, int(meta.get("width", 32)))
+    width = meta.get("width", "32")
+    if not (width.isdecimal() and 1 <= int(width) <= MAX_WIDTH):  # checked before a network that wide is built
+        raise WeightsError(f"{path} says its network is {width!r} channels wide: not a width of 1 to {MAX_WIDTH}")
+    net = model_lib.build_net(arch, int(width))
     weights_io.load_strict(net, tensors, f"{path} does not fit the fast {arch} network")
     return net.eval().requires_grad_(False), meta
 
@@ -125,7 +129,7 @@ def run(content: torch.Tensor, styles: list[torch.Tensor], opts: FastOptions,
     details: dict = {"model": str(path)}
     if opts.runtime == "onnx":
         tiling.check_full_size(*size, device)
-        session = runtime.onnx_session(str(path), opts.device)
+        session = runtime.onnx_session(str(path), opts.device, EXPORT.names)
         output = torch.from_numpy(session.run(None, {"image": prep.work_at(size).numpy()})[0])
         meta = runtime.read_metadata(path)
     else:
