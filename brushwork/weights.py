@@ -124,10 +124,20 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
         raise WeightsError(f"{p} is not a safetensors model file: {str(e).splitlines()[0]}") from None
 
 
+def check_finite(tensors: dict[str, "torch.Tensor"], source: str | os.PathLike) -> None:
+    """Refuse weights holding NaN or inf (a diverged run's, or a damaged file's): they would paint a black image or
+    stop deep in the metrics with an error of their own."""
+    bad = next((k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+    if bad is not None:
+        raise WeightsError(f"{source}: {bad} holds NaN or infinite values (a diverged or damaged file)")
+
+
 def load_strict(module: "torch.nn.Module", tensors: dict[str, "torch.Tensor"], what: str) -> None:
     """Load every tensor of a network, as load_state_dict(strict=True) does, or raise one WeightsError that says
     how `tensors` differ (torch's own message starts with a line that names no tensor); `what` begins it, e.g.
-    "X does not fit Y". On an error the module may hold some of the tensors: callers discard it."""
+    "X does not fit Y" (weights holding NaN are refused as X's). On an error the module may hold some of the
+    tensors: callers discard it."""
+    check_finite(tensors, what.split(" does not fit")[0])
     expected = module.state_dict()
     reshaped = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
     if reshaped:

@@ -127,6 +127,11 @@ def test_bad_names_and_weights_raise_typed_errors(tmp_path):
         create_backbone("vgg19", weights=tmp_path / "wrong.pth")
     with pytest.raises(WeightsError, match="not found"):
         create_backbone("vgg19-normalised", weights=tmp_path / "missing.pth")
+    sd = _torchvision_vgg19_state_dict()
+    sd["features.0.weight"][0, 0, 0, 0] = float("nan")  # a diverged or damaged file: refused as it loads
+    torch.save(sd, tmp_path / "nan.pth")
+    with pytest.raises(WeightsError, match="nan.pth: conv1_1 weight holds NaN or infinite values"):
+        create_backbone("vgg19", weights=tmp_path / "nan.pth")
 
 
 def test_describe_lists_every_backbone_with_weight_presence():

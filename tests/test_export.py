@@ -97,6 +97,11 @@ def test_an_export_or_a_model_file_that_does_not_fit_its_method_is_refused(model
             api.run(files["content"], method="fast", model=str(bad), size=64)
         with pytest.raises(WeightsError, match="channels wide"):
             export_model(str(bad), "onnx", tmp_path / "bad.onnx")
+    tensors = {k: v.clone() for k, v in tensors.items()}
+    next(v for v in tensors.values() if v.is_floating_point()).fill_(float("inf"))
+    save_file(tensors, str(tmp_path / "inf.safetensors"), metadata=meta)
+    with pytest.raises(WeightsError, match="inf.safetensors: .* holds NaN or infinite values"):
+        api.run(files["content"], method="fast", model=str(tmp_path / "inf.safetensors"), size=64)
 
 
 def test_export_errors_are_one_line(models, tmp_path, capsys):

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from ..errors import WeightsError
-from ..weights import Download, cache_dir, cached, fetch, load_state_dict, package_file, read_safetensors
+from ..weights import (Download, cache_dir, cached, check_finite, fetch, load_state_dict, package_file,
+                       read_safetensors)
 from .base import Backbone, BackboneSpec, LossLayers, register, require_weights
 
 BLOCKS = {16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
@@ -79,6 +80,8 @@ class VGG(Backbone):
         names = conv_names(self.depth)
         if len(params) != len(names) and not (partial and 0 < len(params) < len(names)):
             raise WeightsError(f"{source}: found {len(params)} conv layers, VGG{self.depth} has {len(names)}")
+        check_finite({f"{n} {part}": t for n, pair in zip(names, params) for part, t in zip(("weight", "bias"), pair)},
+                     source)
         if len(params) < len(names):
             self.truncate(names[len(params) - 1].replace("conv", "relu"))
         for name, (w, b) in zip(names, params):
