@@ -469,6 +469,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrushworkError as e:
         print(f"brushwork: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # what the early checks cannot foresee: a folder that turns read-only, a name too long
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"brushwork: error: {where}{e.strerror or str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
     except Interrupted as e:
         print(f"brushwork: {e}", file=sys.stderr)
         return 128 + e.signum

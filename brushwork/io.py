@@ -25,17 +25,23 @@ ImageLike = Union[str, os.PathLike, Image.Image, "torch.Tensor", np.ndarray]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 MAX_SIDE = 40_000
+NAME_MAX = 255  # bytes in a file name, on every file system brushwork writes to
 MAX_PIXELS = MAX_SIDE * MAX_SIDE  # refuse decompression bombs; far above anything we can stylize
 
 
 def check_input_file(path: str | os.PathLike) -> Path:
     """Fail early, before any work, on an input that is missing, a folder or empty."""
     path = Path(path)
-    if not path.exists():
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+        empty = exists and not is_dir and path.stat().st_size == 0
+    except OSError as e:  # a name too long for the file system, a folder that cannot be searched
+        raise ImageError(f"cannot read {path}: {e.strerror or e}") from None
+    if not exists:
         raise ImageError(f"image not found: {path}")
-    if path.is_dir():
+    if is_dir:
         raise ImageError(f"expected an image file, got a directory: {path}")
-    if path.stat().st_size == 0:
+    if empty:
         raise ImageError(f"image file is empty: {path}")
     return path
 
@@ -169,8 +175,25 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, 
     if not isinstance(path, (str, os.PathLike)):
         raise OutputError(f"the output must be a file path, not {type(path).__name__}")
     out = Path(path)
+    try:
+        return _check_output_path(out, inputs, suffixes, sidecar)
+    except OSError as e:  # a name too long for the file system, a folder that cannot be searched
+        raise OutputError(f"cannot write {out}: {e.strerror or e}") from None
+
+
+TEMP_NAME_EXTRA = len("..12345678.tmp")  # what atomic_write's temporary name adds to a file's name
+
+
+def _check_output_path(out: Path, inputs: tuple[str | os.PathLike, ...], suffixes: Collection[str],
+                       sidecar: bool) -> Path:
+    longest = len(os.fsencode(out.name)) + TEMP_NAME_EXTRA + (len(".json") if sidecar else 0)
+    if longest > NAME_MAX:
+        raise OutputError(f"{out.name[:40]}… is too long a file name: its temporary file's would be {longest} "
+                          f"bytes, over the {NAME_MAX} a file name can have")
     if out.is_dir():
         raise OutputError(f"{out} is a folder: give a file name")
+    if out.exists() and not out.is_file():
+        raise OutputError(f"{out} is not a regular file: give a file name")
     if out.suffix.lower() not in suffixes:
         raise OutputError(f"unsupported output format '{out.suffix or out.name}': use one of "
                           f"{', '.join(sorted(suffixes))}")

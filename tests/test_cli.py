@@ -176,3 +176,21 @@ def test_numbers_past_any_meaning_are_refused_in_one_line(files, tmp_path, capsy
         assert err.count("\n") == 1 and flag in err, err
     assert not (tmp_path / "o.png").exists()
     assert main(["stylize", c, a, "-o", out, "--size", "64", "--iterations", "1", "--scales", "40", "--quiet"]) == 0
+
+
+def test_names_the_file_system_refuses_are_one_line(files, tmp_path, capsys):
+    """A file name too long for the file system (for an input, for an output, or for the output's temporary file
+    only), and an output that is no regular file: exit 2 with one line, before any work."""
+    c, a = str(files["content"]), str(files["style_a"])
+    (tmp_path / "null.png").symlink_to("/dev/null")
+    cases = {"input name too long": ([str(tmp_path / ("c" * 260 + ".png")), a, "-o", str(tmp_path / "o.png")],
+                                     "File name too long"),
+             "output name too long": ([c, a, "-o", str(tmp_path / ("o" * 260 + ".png"))], "too long a file name"),
+             "temporary name too long": ([c, a, "-o", str(tmp_path / ("o" * 240 + ".png"))], "too long a file name"),
+             "not a regular file": ([c, a, "-o", str(tmp_path / "null.png")], "is not a regular file")}
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for case, (args, message) in cases.items():
+        assert main(["stylize", *TINY, *args]) == 2, case
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (case, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
