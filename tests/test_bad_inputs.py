@@ -326,6 +326,10 @@ VIDEOS = {
     "video output folder missing": lambda f, p, i: video(p, _clip(p), "-o", str(p / "out" / "no" / "o.mp4")),
     "video output format unknown": lambda f, p, i: video(p, _clip(p), "-o", str(p / "out" / "o.gif")),
     "video codec unknown": lambda f, p, i: video(p, _clip(p), "-o", str(p / "out" / "o.mp4"), "--codec", "xyz"),
+    "video codec an audio encoder": lambda f, p, i: video(p, _clip(p), "-o", str(p / "out" / "o.mp4"), "--codec",
+                                                          "aac"),
+    "video codec the container refuses": lambda f, p, i: video(p, _clip(p), "-o", str(p / "out" / "o.mov"),
+                                                               "--codec", "vp9"),
     "video blend out of range": lambda f, p, i: video(p, _clip(p), "-o", str(p / "out" / "o.mp4"), "--blend", "1.5"),
     "eval video without a source": lambda f, p, i: ["eval", "--video", _clip(p)],
     "video size too large": lambda f, p, i: video(p, _clip(p), "-o", str(p / "out" / "o.mp4"), "--size", "300000"),
@@ -380,6 +384,8 @@ EXPECTED = {**{name: "GiB but only" for name in NUMBERS if name.startswith("size
             "batch manifest with a method column": "'method' column, but the method is the job's",
             "batch manifest with a column twice": "more than one 'content' column",
             "batch manifest without rows": "has no rows", "batch style missing": "image not found",
+            "video codec an audio encoder": "unknown or unavailable video codec 'aac'",
+            "video codec the container refuses": "the vp9 encoder cannot write a .mov video of",
             "batch style corrupt": "not an image", "batch gpus per worker nan": "--gpus-per-worker",
             **{name: "a training step of --batch-size 9999999 at --size 32 needs about"
                for name in [*RESUME, *GANS] if name.endswith("batch beyond memory")}}

@@ -221,6 +221,7 @@ def stylize_video(source: str | os.PathLike, style: Any = None, output: str | os
     size = media.even_size(*io.fit_long_side(*info.display_size, long_side))
     opts = api.resolve_options(method, preset, **options)  # refuse bad options and models before the first frame
     video.check_method(method)
+    media.try_encoder(video.codec, out, size, info.rate, video.crf)
     models = get_method(method).models
     if models is not None and getattr(opts, "model", None):
         models.resolve(opts.model)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from io import BytesIO
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -21,6 +22,7 @@ av = lazy("av")
 
 VIDEO_SUFFIXES = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".m4v": "mp4"}
 CODECS = {"h264": "libx264", "h265": "libx265", "vp9": "libvpx-vp9"}
+TRIAL_PIXELS = 8192 * 8192  # try_encoder encodes a black frame this large at most (200 MB of RGB)
 
 
 @dataclass
@@ -117,9 +119,49 @@ def check_codec(codec: str) -> str:
     """The FFmpeg encoder for a codec name (h264, h265, vp9, or an encoder's own name) that this build has."""
     require()
     encoder = CODECS.get(codec, codec)
-    if encoder not in av.codecs_available:
+    try:
+        video = encoder in av.codecs_available and av.codec.Codec(encoder, "w").type == "video"
+    except av.codec.codec.UnknownCodecError:  # a decoder only
+        video = False
+    if not video:
         raise ConfigError(f"unknown or unavailable video codec '{codec}': use one of {', '.join(CODECS)}")
     return encoder
+
+
+def try_encoder(codec: str, path: str | os.PathLike, size: tuple[int, int], rate: Fraction, crf: int = 18,
+                params: str | None = None) -> None:
+    """Encode one black frame of `size` into memory as write_video would into `path`'s container, so that an encoder
+    the container or the pixel format does not take (vp9 in .mov, mjpeg) is refused before any frame is
+    stylized, not after the last."""
+    encoder = check_codec(codec)
+    suffix = Path(path).suffix.lower()
+    if size[0] * size[1] > TRIAL_PIXELS:  # a size that large waits for the memory guard; try the pairing alone
+        size = (64, 64)
+    try:
+        with av.open(BytesIO(), "w", format=VIDEO_SUFFIXES.get(suffix, "mp4")) as container:
+            stream = _video_stream(container, encoder, rate, size, crf, params)
+            black = av.VideoFrame.from_ndarray(np.zeros((*size, 3), np.uint8), format="rgb24")
+            container.mux(stream.encode(black))
+            container.mux(stream.encode(None))
+    except (av.error.FFmpegError, ValueError) as e:
+        raise ConfigError(f"the {codec} encoder cannot write a {suffix} video of {size[1]}×{size[0]}: "
+                          f"{str(e).splitlines()[0]}") from None
+
+
+def _video_stream(container, encoder: str, rate: Fraction, size: tuple[int, int], crf: int, params: str | None):
+    """The output's video stream: 4:2:0, x264's and x265's quality as `crf` and their own `params`."""
+    if encoder == "libsvtav1":  # SVT-AV1 prints its settings to stderr at INFO level unless its variable says less
+        os.environ.setdefault("SVT_LOG", "1")
+    stream = container.add_stream(encoder, rate=rate)
+    stream.height, stream.width = size
+    stream.pix_fmt = "yuv420p"
+    options = {"crf": str(crf)} if encoder in ("libx264", "libx265") else {}
+    own = ["log-level=error"] if encoder == "libx265" else []  # x265's dozen lines of banner and settings
+    own += [params] if options and params else []
+    if own:
+        options[f"{encoder[3:]}-params"] = ":".join(own)
+    stream.options = options
+    return stream
 
 
 def even_size(height: int, width: int) -> tuple[int, int]:
@@ -135,8 +177,6 @@ def write_video(frames: Iterable[torch.Tensor], path: str | os.PathLike, rate: F
     out = Path(path)
     encoder = check_codec(codec)
     fmt = VIDEO_SUFFIXES.get(out.suffix.lower(), "mp4")
-    if encoder == "libsvtav1":  # SVT-AV1 prints its settings to stderr at INFO level unless its variable says less
-        os.environ.setdefault("SVT_LOG", "1")
 
     def write(tmp: str) -> None:
         with av.open(tmp, "w", format=fmt) as container:
@@ -144,16 +184,7 @@ def write_video(frames: Iterable[torch.Tensor], path: str | os.PathLike, rate: F
             for frame in frames:
                 array = frame[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
                 if stream is None:
-                    stream = container.add_stream(encoder, rate=rate)
-                    stream.height, stream.width = array.shape[:2]
-                    stream.pix_fmt = "yuv420p"
-                    options = {"crf": str(crf)} if encoder in ("libx264", "libx265") else {}
-                    # x265 prints a dozen lines of banner and settings to stderr unless told not to
-                    own = ["log-level=error"] if encoder == "libx265" else []
-                    own += [params] if options and params else []
-                    if own:
-                        options[f"{encoder[3:]}-params"] = ":".join(own)
-                    stream.options = options
+                    stream = _video_stream(container, encoder, rate, array.shape[:2], crf, params)
                     audio = _add_audio(container, source)
                 video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
                 container.mux(stream.encode(video_frame))
