@@ -14,7 +14,7 @@ import torch
 
 from brushwork import color, io
 from brushwork.cli import main
-from brushwork.errors import ConfigError
+from brushwork.errors import ConfigError, VideoError
 from brushwork.video import VideoOptions, cache_dir, evaluate_video, flow, media, sample, stylize_video
 
 from .conftest import stripes, textured
@@ -209,6 +209,32 @@ def test_a_killed_job_resumes_exactly_and_never_leaves_half_a_video(clip, models
         assert (cache_dir(out) / name).read_bytes() == (cache_dir(whole) / name).read_bytes(), name
     other = stylize_video(clip, None, out, video=VideoOptions(blend=0.3), **options)
     assert other.stats["resumed_at"] is None  # other settings: the old frames are not reused
+
+
+def test_a_damaged_frame_cache_is_made_again_and_a_file_in_its_place_is_refused(clip, models, tmp_path):
+    """The cache is brushwork's own: a damaged record (state cut short, a frame deleted, job.json not JSON) means
+    its frames are made again, never a traceback; a file where the cache goes is the user's, and is refused."""
+    options = dict(method="fast", model=str(models["fast"]), quiet=True)
+
+    def stop_after_3(done: int, total: int) -> None:
+        if done == 3:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "o.mp4"
+    damages = {"state cut short": lambda c: (c / "state.safetensors").write_bytes(b"\x08\x00"),
+               "a frame deleted": lambda c: (c / "000001.png").unlink(),
+               "job.json not JSON": lambda c: (c / "job.json").write_text("{")}
+    for damage in damages.values():
+        with pytest.raises(KeyboardInterrupt):
+            stylize_video(clip, None, out, progress=stop_after_3, **options)
+        damage(cache_dir(out))
+        result = stylize_video(clip, None, out, **options)
+        assert result.stats["resumed_at"] is None and result.frames == 10 and out.is_file()
+    blocked = tmp_path / "b.mp4"
+    cache_dir(blocked).write_text("the user's notes")
+    with pytest.raises(VideoError, match="is a file where this job keeps its frames"):
+        stylize_video(clip, None, blocked, **options)
+    assert cache_dir(blocked).read_text() == "the user's notes"
 
 
 def test_a_scene_cut_starts_a_new_shot(models, tmp_path):

@@ -75,13 +75,24 @@ class FrameCache:
     state that counts it, each atomically, so the cache always describes a prefix of the video."""
 
     def __init__(self, folder: Path, fingerprint: str):
-        self.folder = folder
-        job = folder / JOB_FILE
-        if folder.is_dir() and (not job.is_file() or json.loads(job.read_text()).get("fingerprint") != fingerprint):
-            shutil.rmtree(folder)  # another job's frames: start over
-        folder.mkdir(exist_ok=True)
-        if not job.is_file():
-            io.save_json({"fingerprint": fingerprint, "brushwork": __version__}, job)
+        self.folder, self.fingerprint = folder, fingerprint
+        if folder.exists() and not folder.is_dir():
+            raise VideoError(f"{folder} is a file where this job keeps its frames: move it away")
+        if folder.is_dir() and self._job().get("fingerprint") != fingerprint:
+            shutil.rmtree(folder)  # another job's frames, or a damaged record: start over
+        self._start()
+
+    def _job(self) -> dict[str, Any]:
+        try:
+            job = json.loads((self.folder / JOB_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return job if isinstance(job, dict) else {}
+
+    def _start(self) -> None:
+        self.folder.mkdir(exist_ok=True)
+        if not (self.folder / JOB_FILE).is_file():
+            io.save_json({"fingerprint": self.fingerprint, "brushwork": __version__}, self.folder / JOB_FILE)
 
     def frame_path(self, index: int) -> Path:
         return self.folder / f"{index:06d}.png"
@@ -91,12 +102,21 @@ class FrameCache:
         path = self.folder / STATE_FILE
         if not path.is_file():
             return 0, {}, {"cuts": [], "seconds": [], "reliable": []}
+        from safetensors import SafetensorError
         from safetensors.torch import load_file, safe_open
 
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata()
-        log = json.loads(meta["log"])
-        return int(meta["done"]), load_file(str(path)), log
+        try:
+            with safe_open(str(path), "pt") as f:
+                meta = f.metadata()
+            log, done = json.loads(meta["log"]), int(meta["done"])
+            if not (done >= 1 and all(isinstance(log.get(k), list) for k in ("cuts", "seconds", "reliable"))
+                    and all(self.frame_path(i).is_file() for i in range(done))):
+                raise ValueError("an impossible record")
+            return done, load_file(str(path)), log
+        except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError):
+            self.remove()  # a damaged cache (a frame deleted, a file cut short): the frames are made again
+            self._start()
+            return 0, {}, {"cuts": [], "seconds": [], "reliable": []}
 
     def save(self, index: int, image: torch.Tensor, state: dict[str, torch.Tensor], log: dict[str, Any]) -> None:
         from safetensors.torch import save_file
