@@ -1,11 +1,14 @@
 """An optimize run with --checkpoint-dir that is stopped (SIGINT, SIGTERM) continues where it stopped: exactly at a
 tile boundary, from the last saved iteration within a whole scale, and never from another run's file."""
 
+import json
 import os
 import signal
 
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from brushwork import ConfigError, Interrupted
 from brushwork.api import run
@@ -73,6 +76,15 @@ def test_a_damaged_progress_file_is_an_error_that_says_how_to_start_afresh(tmp_p
     with pytest.raises(Interrupted):
         run(content, style, callback=_signal_at(2), **opts)
     [saved] = tmp_path.iterdir()
+    with safe_open(str(saved), "pt") as f:
+        meta, image = json.loads(f.metadata()["brushwork.progress"]), f.get_tensor("image")
+    damages = [({"seconds": "abc"}, image, "seconds must be a number"), ({"tiles": ["x"]}, image, "tiles must be"),
+               ({"scale": 0.5}, image, "scale must be a whole number"), ({"done": -5}, image, "negative counts"),
+               ({}, image.to(torch.int32), "a torch.int32 image")]
+    for change, tensor, why in damages:
+        save_file({"image": tensor}, str(saved), metadata={"brushwork.progress": json.dumps({**meta, **change})})
+        with pytest.raises(ConfigError, match=f"{why}.*; delete it to start this run afresh"):
+            run(content, style, **opts)
     saved.write_bytes(saved.read_bytes()[:100])
     with pytest.raises(ConfigError, match="delete it to start this run afresh"):
         run(content, style, **opts)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, OutputError
+from ..options import check_values
 from ..lazy import lazy
 from ..version import __version__
 
@@ -82,6 +83,11 @@ class Checkpoint:
             if meta.pop("format") != FORMAT:
                 raise ValueError("written by another version of brushwork")
             progress = Progress(**meta)
+            check_values(progress)  # each field of its type: a damaged file's "abc" seconds or 0.5 scale
+            if min(progress.scale, progress.done, progress.step, progress.seconds, *progress.tiles) < 0:
+                raise ValueError("negative counts")
+            if not image.is_floating_point():
+                raise ValueError(f"a {image.dtype} image")
         except Exception as e:  # safetensors, json and the dataclass raise their own types for a damaged file
             why = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise ConfigError(f"cannot resume from {self.path}: {why}; delete it to start this run afresh") from None
