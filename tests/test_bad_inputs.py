@@ -171,6 +171,13 @@ RESUME = {
                                                            "--style-dir", str(_photos(f, p)), "--out",
                                                            _run_with(p, b"\x40\0\0\0\0\0\0\0{\"a\""), "--resume",
                                                            *TRAIN],
+    **{f"resume over a state.json whose {what}": (
+        lambda f, p, i, state=state: ["train", "adain", "--content-dir", str(_photos(f, p)), "--style-dir",
+                                      str(_photos(f, p)), "--out", _run_with(p, b"x", state), "--resume", *TRAIN])
+       for what, state in (("step is text", '{"step": "abc", "task": "adain"}'),
+                           ("step is negative", '{"step": -5, "task": "adain"}'),
+                           ("seconds are text", '{"step": 1, "task": "adain", "seconds": "x"}'),
+                           ("parts are no list", '{"step": 1, "task": "adain", "parts": 3}'))},
     "train short side too large": lambda f, p, i: ["train", "adain", "--content-dir", str(_photos(f, p)),
                                                    "--style-dir", str(_photos(f, p)), "--out", str(p / "out" / "run"),
                                                    *TRAIN[:6], "--short-side", "200000", *TRAIN[8:]],
@@ -354,10 +361,10 @@ def _photos(files, tmp_path) -> Path:
     return folder
 
 
-def _run_with(tmp_path, model_bytes: bytes) -> str:
+def _run_with(tmp_path, model_bytes: bytes, state: str = '{"step": 1, "task": "adain", "seconds": 1.0}') -> str:
     run = tmp_path / "out" / "run"
     (run / "checkpoint").mkdir(parents=True, exist_ok=True)
-    (run / "checkpoint" / "state.json").write_text('{"step": 1, "task": "adain", "seconds": 1.0}')
+    (run / "checkpoint" / "state.json").write_text(state)
     (run / "checkpoint" / "model.safetensors").write_bytes(model_bytes)
     return str(run)
 
@@ -385,6 +392,10 @@ EXPECTED = {**{name: "GiB but only" for name in NUMBERS if name.startswith("size
             "batch manifest with a column twice": "more than one 'content' column",
             "batch manifest without rows": "has no rows", "batch style missing": "image not found",
             "video codec an audio encoder": "unknown or unavailable video codec 'aac'",
+            "resume over a state.json whose step is text": "state.json's step is 'abc', not a count of steps",
+            "resume over a state.json whose step is negative": "state.json's step is -5",
+            "resume over a state.json whose seconds are text": "state.json's seconds are 'x', not a duration",
+            "resume over a state.json whose parts are no list": "state.json's parts are 3",
             "video codec the container refuses": "the vp9 encoder cannot write a .mov video of",
             "batch style corrupt": "not an image", "batch gpus per worker nan": "--gpus-per-worker",
             **{name: "a training step of --batch-size 9999999 at --size 32 needs about"

@@ -27,7 +27,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .. import signals
 from ..errors import ConfigError, DivergenceError, Interrupted, OutputError, WeightsError, out_of_memory
@@ -165,16 +165,36 @@ def check_run(cfg: TrainConfig) -> None:
     if not ckpt.is_dir():
         raise ConfigError(f"--resume: {run} holds no checkpoint to continue; leave out --resume to start a new run")
     try:
-        state = json.loads((ckpt / "state.json").read_text())
-        state["step"]
-        for part in state.get("parts", ["model"]):
+        state = _run_state(ckpt)
+        for part in state["parts"]:
             weights, optim = _files(part)
             check_safetensors(ckpt / weights)
-            shards = json.loads((ckpt / f"{optim}.json").read_text())["shards"]
+            shards = json.loads((ckpt / f"{optim}.json").read_text()).get("shards")
+            if not _count(shards):
+                raise ValueError(f"{optim}.json gives no shard count")
             for i in range(shards):
                 check_safetensors(ckpt / f"{optim}-{i:03d}.safetensors")
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, AttributeError) as e:
         raise WeightsError(f"cannot resume from {ckpt}: {str(e).splitlines()[0]}") from None
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _run_state(ckpt: Path) -> dict[str, Any]:
+    """state.json, its step, seconds and parts checked: an edited or damaged file is an error that says what."""
+    state = json.loads((ckpt / "state.json").read_text())
+    if not isinstance(state, dict):
+        raise ValueError("state.json holds no record")
+    step, seconds, parts = state.get("step"), state.get("seconds", 0.0), state.setdefault("parts", ["model"])
+    if not _count(step):
+        raise ValueError(f"state.json's step is {step!r}, not a count of steps")
+    if not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and 0 <= seconds < math.inf):
+        raise ValueError(f"state.json's seconds are {seconds!r}, not a duration")
+    if not (isinstance(parts, list) and parts and all(isinstance(p, str) for p in parts)):
+        raise ValueError(f"state.json's parts are {parts!r}, not a list of names")
+    return state
 
 
 def _fabric(cfg: TrainConfig):
@@ -341,19 +361,20 @@ def load_checkpoint(run: Path, task: TrainTask, optimizers: dict[str, torch.opti
     """Restore every part's weights and optimizer state; returns (step, seconds trained so far)."""
     ckpt = run / "checkpoint"
     try:
-        state = json.loads((ckpt / "state.json").read_text())
+        state = _run_state(ckpt)
     except (OSError, ValueError) as e:
         raise WeightsError(f"cannot resume from {ckpt}: {str(e).splitlines()[0]}") from None
     if state.get("task") != task.name:
         raise ConfigError(f"{ckpt} is a {state.get('task')} run, not {task.name}")
-    saved, wanted = state.get("parts", ["model"]), list(task.parts())
+    saved, wanted = state["parts"], list(task.parts())
     if saved != wanted:
         raise ConfigError(f"{ckpt} holds {' and '.join(saved)}, but this run trains {' and '.join(wanted)}: "
                           f"resume it with the settings it started with")
     for name, net in task.parts().items():
         weights_file, optim = _files(name)
         try:
-            net.load_state_dict(safetensors_torch.load_file(str(ckpt / weights_file)))
+            load_strict(net, safetensors_torch.load_file(str(ckpt / weights_file)),
+                        f"{weights_file} does not fit this run's {name}")
             flat, param_groups = _read_optimizer(ckpt, optim)
         except Exception as e:  # OSError, ValueError, RuntimeError, or safetensors' own error for a damaged file
             raise WeightsError(f"cannot resume from {ckpt}: {str(e).splitlines()[0]}") from None
@@ -362,7 +383,7 @@ def load_checkpoint(run: Path, task: TrainTask, optimizers: dict[str, torch.opti
             index, entry = key.split(".", 1)
             entries.setdefault(int(index), {})[entry] = value
         optimizers[name].load_state_dict({"state": entries, "param_groups": param_groups})
-    return int(state["step"]), float(state.get("seconds", 0.0))
+    return state["step"], float(state.get("seconds", 0.0))
 
 
 def _preview(batch: dict[str, torch.Tensor], output: torch.Tensor, path: Path, count: int = 4) -> None:
