@@ -12,6 +12,7 @@ rows (GPUs when asked); with `engine="local"` the same row function runs in this
 
 from __future__ import annotations
 
+import datetime
 import fnmatch
 import functools
 import hashlib
@@ -39,6 +40,7 @@ ERRORS = "_errors.jsonl"
 MANIFEST_SUFFIXES = (".csv", ".parquet")
 JOB_COLUMNS = ("method", "preset")  # a manifest's column sets a row's option; these two are the whole job's
 REACH_SECONDS = 5.0  # how long a --address HOST:PORT may take to accept a connection
+GCS_RETRY_SECONDS = 20  # how long a gs:// call retries before the job says it cannot reach the bucket
 
 
 def _require_pyarrow():
@@ -62,6 +64,8 @@ def _filesystem(root: str):
     if not root:
         return pafs.LocalFileSystem()
     try:
+        if root.startswith("gs://"):  # the default retries for 15 minutes where no credentials or network answer
+            return pafs.GcsFileSystem(retry_time_limit=datetime.timedelta(seconds=GCS_RETRY_SECONDS))
         return pafs.FileSystem.from_uri(root)[0]
     except Exception as e:  # pyarrow's own errors for unknown schemes or missing credentials
         raise ConfigError(f"cannot open {root}: {e}") from None

@@ -206,3 +206,10 @@ def test_the_python_call_takes_one_style_as_a_string_and_names_mistyped_numbers(
     assert (summary.rows, summary.done) == (2, 2)  # one style, not one per character of its path
     with pytest.raises(ConfigError, match="--workers and --batch-size must be whole numbers"):
         batch(str(job["photos"]), str(tmp_path / "out"), styles=job["styles"], workers="2", **common)
+
+
+def test_a_gs_bucket_gives_up_in_seconds_not_minutes():
+    """Without credentials or network, pyarrow's GCS client retries for 15 minutes by default: a job would hang
+    before saying it cannot reach the bucket."""
+    fs = cluster._filesystem("gs://some-bucket")
+    assert fs.__reduce__()[1][0]["retry_time_limit"].total_seconds() == cluster.GCS_RETRY_SECONDS <= 30
