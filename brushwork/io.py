@@ -27,6 +27,7 @@ OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF"
 MAX_SIDE = 40_000
 NAME_MAX = 255  # bytes in a file name, on every file system brushwork writes to
 MAX_PIXELS = MAX_SIDE * MAX_SIDE  # refuse decompression bombs; far above anything we can stylize
+LOAD_BYTES_PER_PIXEL = 40  # load_image's peak: the decoded image, its RGB copy and float32 array (36 measured)
 
 
 def check_input_file(path: str | os.PathLike) -> Path:
@@ -50,7 +51,10 @@ def _open(path: Path) -> Image.Image:
     check_input_file(path)
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
-        img = Image.open(path)
+        img = Image.open(path)  # the header alone: the pixels are decoded by load()
+        width, height = img.size
+        resources.check_fits(width * height * LOAD_BYTES_PER_PIXEL, torch.device("cpu"),
+                             f"reading {path} ({width}×{height} px)", advice="give a smaller image")
         img.load()
     except UnidentifiedImageError:
         raise ImageError(f"not an image or unsupported format: {path}") from None
@@ -75,7 +79,9 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
         rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
         alpha = rgba[..., 3:4]
         return rgba[..., :3] * alpha + (1.0 - alpha)
-    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    a = np.asarray(img.convert("RGB"), dtype=np.float32)
+    a /= 255.0  # in place: a 40-megapixel photo is 480 MB a copy
+    return a
 
 
 def _tensor_image(t: torch.Tensor) -> torch.Tensor:
@@ -112,7 +118,7 @@ def load_image(src: ImageLike) -> torch.Tensor:
         else:
             img = src if isinstance(src, Image.Image) else _open(Path(src))
             a = _pil_to_array(img)
-        t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].clamp(0.0, 1.0)
+        t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].clamp_(0.0, 1.0)
     if t.shape[-1] == 0 or t.shape[-2] == 0:
         raise ImageError("image has zero width or height")
     if not torch.isfinite(t).all():  # clamp keeps NaN, and a NaN pixel poisons every loss

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFile
 
 from brushwork import ImageError, OutputError
 from brushwork.io import fit_long_side, load_image, load_mask, save_image, save_json, square_cell
@@ -142,3 +142,19 @@ def test_square_cell_takes_the_centre_square():
     cell = square_cell(image, 20)
     assert cell.shape == (1, 3, 20, 20) and cell.min() == 1.0
     assert square_cell(image.transpose(-1, -2), 20).shape == (1, 3, 20, 20)
+
+
+def test_an_image_too_large_to_decode_is_refused_from_its_header(tmp_path, monkeypatch):
+    """A PNG of zero rows compresses a 40,000-px square into a few MB: its decoding ran out of memory with a
+    traceback. The header says its size, and the memory guard speaks before a pixel is decoded."""
+    from brushwork import SizeError, resources
+
+    path = tmp_path / "wide.png"
+    Image.new("L", (300, 200)).save(path)
+    free = 300 * 200 * 30  # below what decoding it takes
+    monkeypatch.setattr(resources, "available_memory", lambda device: free)
+    decoded = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self))
+    with pytest.raises(SizeError, match=r"reading .*wide.png \(300×200 px\) needs about"):
+        load_image(path)
+    assert not decoded
