@@ -7,6 +7,7 @@ import hashlib
 import json
 import importlib.util
 import os
+import pickle
 import tempfile
 import urllib.error
 import urllib.request
@@ -88,11 +89,18 @@ def fetch(download: Download, how_to_provide: str) -> Path:
     return target
 
 
+def not_found(path: Path) -> WeightsError:
+    """The error for a weights path that is no file: a folder given by mistake, or nothing at all."""
+    if path.is_dir():
+        return WeightsError(f"{path} is a folder, not a weights file")
+    return WeightsError(f"weights file not found: {path}")
+
+
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a .pth/.pt (safely, no pickle code) or .safetensors state dict into CPU tensors."""
     p = Path(path)
     if not p.is_file():
-        raise WeightsError(f"weights file not found: {p}")
+        raise not_found(p)
     try:
         if p.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -100,6 +108,8 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             sd = load_file(str(p))
         else:
             sd = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's message is a page on weights_only loading
+        raise WeightsError(f"cannot read weights from {p}: not a PyTorch state dict of tensors") from None
     except Exception as e:  # corrupt files raise many different types
         raise WeightsError(f"cannot read weights from {p}: {type(e).__name__}: {e}".splitlines()[0]) from None
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
@@ -162,8 +172,8 @@ def check_safetensors(path: str | os.PathLike) -> dict:
         end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
         if 8 + size + end > p.stat().st_size:
             raise ValueError(f"truncated: {p.stat().st_size} bytes where the header promises {8 + size + end}")
-    except FileNotFoundError:
-        raise WeightsError(f"weights file not found: {p}") from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise not_found(p) from None
     except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
         raise WeightsError(f"{p} is not a readable safetensors file: {str(e).splitlines()[0]}") from None
     return header

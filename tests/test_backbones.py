@@ -127,6 +127,8 @@ def test_bad_names_and_weights_raise_typed_errors(tmp_path):
         create_backbone("vgg19", weights=tmp_path / "wrong.pth")
     with pytest.raises(WeightsError, match="not found"):
         create_backbone("vgg19-normalised", weights=tmp_path / "missing.pth")
+    with pytest.raises(WeightsError, match="is a folder, not a weights file"):
+        create_backbone("vgg19", weights=tmp_path)
     sd = _torchvision_vgg19_state_dict()
     sd["features.0.weight"][0, 0, 0, 0] = float("nan")  # a diverged or damaged file: refused as it loads
     torch.save(sd, tmp_path / "nan.pth")

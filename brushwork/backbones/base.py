@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import BackboneError, WeightsError
+from ..weights import not_found
 
 
 class Backbone(nn.Module):
@@ -145,7 +146,7 @@ def require_weights(path: str | None, default: Callable[[], Path | None], missin
     """The weights file given, or the default one; a WeightsError that says how to get it when there is none."""
     if path is not None:
         if not Path(path).is_file():
-            raise WeightsError(f"weights file not found: {path}")
+            raise not_found(Path(path))
         return Path(path)
     found = default()
     if found is None:

@@ -91,8 +91,8 @@ class TrainConfig:
                   (0 <= self.seed < 2**32, "--seed must be from 0 to 4294967295 in training (numpy's range)"),
                   (self.size >= 16, "--size must be at least 16"), (self.lr > 0, "--lr must be positive"),
                   (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
-                  (min(self.clip, self.lr_decay, self.time_limit, self.warmup, self.settle) >= 0,
-                   "negative clip, decay, warmup, settle or limit"),
+                  *((getattr(self, name) >= 0, f"--{name.replace('_', '-')} must be >= 0")
+                    for name in ("clip", "lr_decay", "time_limit", "warmup", "settle")),
                   (min(self.checkpoint_every, self.preview_every, self.log_every) >= 1, "intervals must be >= 1"),
                   (self.workers >= 0 and self.devices >= 1, "--workers must be >= 0 and --devices >= 1"),
                   (self.data in DATA_MODES, f"--data must be one of {', '.join(DATA_MODES)}"),

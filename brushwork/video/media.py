@@ -70,7 +70,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     require()
     path = Path(path)
     if not path.is_file():
-        raise VideoError(f"video not found: {path}")
+        raise VideoError(f"{path} is a folder, not a video" if path.is_dir() else f"video not found: {path}")
     with _open(path) as container:
         if container.format.name == "image2" or container.format.name.endswith("_pipe"):
             raise VideoError(f"{path} is an image, not a video: stylize it with `brushwork stylize`")
