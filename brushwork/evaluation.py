@@ -13,7 +13,7 @@ import torch
 
 from . import io, metrics
 from .backbones import create_backbone
-from .errors import ConfigError, ImageError
+from .errors import ConfigError, ImageError, SizeError
 
 Source = io.ImageLike
 
@@ -132,7 +132,10 @@ def evaluate_triples(triples: list[tuple[Source, Source, Source]], backbone: str
             report.notes.append(f"{_name(output_src)}: {note}")
         style = loader.get(style_src, max(output.shape[-2:]))  # the scale at which stylize matched the style
         styles_seen.setdefault(_name(style_src), style)
-        values = metrics.pair_metrics(output, content, style, model)
+        try:
+            values = metrics.pair_metrics(output, content, style, model)
+        except SizeError as e:  # which output, and what to do: the metric alone names neither
+            raise SizeError(f"{_name(output_src)}: {e}; grade larger images or with another --backbone") from None
         pooled_outputs.append(values.pop("pooled"))
         row = {"output": _name(output_src), "content_image": _name(content_src), "style_image": _name(style_src),
                **{k: round(float(v[0]), 6) for k, v in values.items()},

@@ -101,7 +101,7 @@ def test_eval_pairs_prints_rows_and_set_scores(pairs_dir, capsys):
     (["eval", "--content", "{content}", "--style", "{style}", "{noisy}", "--size", "0"],
      "--size must be 1 to 40000 px"),
     (["eval", "--content", "{content}", "--style", "{style}", "{noisy}", "--size", "40", "--backbone",
-      "efficientnet-lite0"], "at least 64 px"),
+      "efficientnet-lite0"], "noisy.png: efficientnet-lite0 needs images of at least 64 px"),
 ])
 def test_eval_bad_input_is_one_line_and_exit_2(eval_files, tmp_path, capsys, args, message):
     fill = {**{k: str(v) for k, v in eval_files.items()}, "missing": str(tmp_path / "nope.png"), "tmp": str(tmp_path)}
