@@ -304,6 +304,9 @@ def cmd_video(args: argparse.Namespace) -> int:
 def _eval_videos(args: argparse.Namespace) -> int:
     if not (args.content and args.outputs) or args.style or args.pairs:
         raise ConfigError("eval --video needs --content SOURCE_VIDEO OUTPUT_VIDEO [...] (no --style, no --pairs)")
+    if args.backbone or args.weights or args.size is not None:
+        raise ConfigError("eval --video measures flicker by optical flow at the videos' own size: it takes no "
+                          "--backbone, --weights or --size")
     reports = [video.evaluate_video(out, args.content) for out in args.outputs]
     if args.json:
         print(json.dumps([r.as_dict() for r in reports], indent=2))

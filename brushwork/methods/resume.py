@@ -60,6 +60,8 @@ class Checkpoint:
     """The progress file of one run in `folder`, created if missing."""
 
     def __init__(self, folder: str | Path, key: str):
+        if not str(folder).strip():  # Path("") is the current folder: an empty flag is a mistake, not a choice
+            raise ConfigError("--checkpoint-dir names no folder")
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():
             raise ConfigError(f"--checkpoint-dir {folder} is a file, not a folder")
