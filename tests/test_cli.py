@@ -206,9 +206,12 @@ def test_options_that_would_be_ignored_are_refused(files, tmp_path, capsys):
              "eval --video at a --size": (["eval", "--video", "--content", c, c, "--size", "64"],
                                           "it takes no --backbone, --weights or --size"),
              "--pooling avg on efficientnet": (["stylize", c, a, "-o", out, *TINY, "--backbone", "efficientnet-lite0",
-                                                "--pooling", "avg"], "--pooling avg is for the VGG backbones")}
+                                                "--pooling", "avg"], "--pooling avg is for the VGG backbones"),
+             "a critic setting without a critic": (
+                 ["train", "fast", "--style", a, "--content-dir", str(Path(c).parent), "--out", str(tmp_path / "run"),
+                  "--gan-loss", "hinge", "--quiet"], "--gan-loss sets up the critic, which trains only with")}
     for case, (args, message) in cases.items():
         assert main(args) == 2, case
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, (case, err)
-    assert not (tmp_path / "o.png").exists() and not (tmp_path / "b").exists()
+    assert not any((tmp_path / name).exists() for name in ("o.png", "b", "run"))

@@ -9,6 +9,7 @@ its own loss, so this is the same as training them one by one."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from dataclasses import dataclass
@@ -240,6 +241,13 @@ class FastTrainOptions:
 def _train_task(opts: FastTrainOptions, cfg: TrainConfig) -> TrainTask:
     styles = [FastStyle(Path(p).stem, p, opts.content_weight, opts.style_weight, opts.tv_weight, opts.style_size)
               for p in opts.style]
+    if not opts.adv_weight:  # the critic's settings with no critic: a forgotten --adv-weight
+        defaults = {f.name: f.default for f in dataclasses.fields(opts)}
+        given = [f.name for f in dataclasses.fields(gan.CriticSettings)
+                 if f.name != "adv_weight" and getattr(opts, f.name) != defaults[f.name]]
+        if given:
+            raise ConfigError(f"--{given[0].replace('_', '-')} sets up the critic, which trains only with "
+                              f"--adv-weight above 0")
     adversary = gan.CriticSettings.of(opts) if opts.adv_weight else None
     return fast_task(styles, opts.content_dir, cfg, opts.backbone, opts.arch, opts.weights, adversary,
                      opts.layers)
