@@ -97,6 +97,11 @@ def test_an_export_or_a_model_file_that_does_not_fit_its_method_is_refused(model
             api.run(files["content"], method="fast", model=str(bad), size=64)
         with pytest.raises(WeightsError, match="channels wide"):
             export_model(str(bad), "onnx", tmp_path / "bad.onnx")
+    for key, value, message in (("method", "adain", "holds a model of the adain method, not of fast"),
+                                ("format", "brushwork-fast/9", "in format brushwork-fast/9, which this version")):
+        save_file(tensors, str(tmp_path / "other.safetensors"), metadata={**meta, key: value})
+        with pytest.raises(WeightsError, match=message):
+            api.run(files["content"], method="fast", model=str(tmp_path / "other.safetensors"), size=64)
     tensors = {k: v.clone() for k, v in tensors.items()}
     next(v for v in tensors.values() if v.is_floating_point()).fill_(float("inf"))
     save_file(tensors, str(tmp_path / "inf.safetensors"), metadata=meta)

@@ -42,6 +42,7 @@ weights_io = lazy("brushwork.weights")
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 PREFIX = "fast-"
+FORMAT = "brushwork-fast/1"  # a model file's layout; a later one names its own
 MAX_WIDTH = 256  # channels of a transform network's first layer; trained ones have 32
 MIN_SIZE = 8  # the transform network's smallest input: its reflection pads at full and at quarter resolution
 
@@ -77,6 +78,11 @@ def resolve_model(model: str | None) -> Path:
 def load_net(path: str) -> tuple[torch.nn.Module, dict[str, str]]:
     """The network a model file describes (its `arch` and `width` metadata), with its weights, frozen."""
     tensors, meta = weights_io.read_safetensors(path)
+    method, fmt = meta.get("method", "fast"), meta.get("format", FORMAT)
+    if method != "fast":
+        raise WeightsError(f"{path} holds a model of the {method} method, not of fast")
+    if fmt != FORMAT:
+        raise WeightsError(f"{path} is in format {fmt}, which this version does not read ({FORMAT})")
     arch = meta.get("arch", "classic")
     if arch not in model_lib.ARCHS:
         raise WeightsError(f"{path} is a '{arch}' fast network, which this version does not know")
@@ -205,7 +211,7 @@ def fast_task(styles: list[FastStyle], content_dir: str, cfg: TrainConfig, backb
             "method": "fast", "arch": arch, "backbone": backbone, "layers": layers, "style": str(s.style),
             "width": "32", "content_weight": str(s.content_weight), "style_weight": str(s.style_weight),
             "tv_weight": str(s.tv_weight), "style_size": str(s.style_size or cfg.size), **extra,
-            "format": "brushwork-fast/1"})
+            "format": FORMAT})
     if len(styles) == 1:  # a single run keeps the historical file name RUN/fast.safetensors
         exports = {"fast": exports[styles[0].name]}
     return loop.TrainTask("fast", module, module.nets, datasets, exports, opponent)
