@@ -25,6 +25,11 @@ def help_text(f: dataclasses.Field) -> str:
     return f.metadata.get("help", "")
 
 
+def label(f: dataclasses.Field) -> str:
+    """How messages name an option: its flag (--style-weight), or the field's name for an API-only option."""
+    return "--" + f.name.replace("_", "-") if help_text(f) else f.name
+
+
 SEED_RANGE = (-2**63, 2**64 - 1)  # what torch's generators take
 # No option means anything beyond this, and larger numbers overflow on the way (2.0 ** 2000 scales, a learning rate
 # past float32's range, a size past a float's); seeds have their own range.
@@ -103,15 +108,15 @@ def check_values(options: Any) -> None:
     end and write a black image. A seed outside SEED_RANGE would fail inside torch with a traceback."""
     hints = typing.get_type_hints(type(options))
     for f in dataclasses.fields(options):
-        label = "--" + f.name.replace("_", "-") if help_text(f) else f.name
-        setattr(options, f.name, _conform(getattr(options, f.name), hints[f.name], label))
+        flag = label(f)
+        setattr(options, f.name, _conform(getattr(options, f.name), hints[f.name], flag))
         value = getattr(options, f.name)
         numbers = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
         if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
-            raise ConfigError(f"{label} must be a finite number, not {value}")
+            raise ConfigError(f"{flag} must be a finite number, not {value}")
         huge = [v for v in numbers if isinstance(v, (int, float)) and abs(v) > MAX_MAGNITUDE]
         if huge and f.name != "seed":
             shown = f"{huge[0]:g}" if isinstance(huge[0], float) else f"a {len(str(abs(huge[0])))}-digit number"
-            raise ConfigError(f"{label} is out of range ({shown}): no option means anything past {MAX_MAGNITUDE:g}")
+            raise ConfigError(f"{flag} is out of range ({shown}): no option means anything past {MAX_MAGNITUDE:g}")
         if f.name == "seed" and isinstance(value, int) and not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
-            raise ConfigError(f"{label} must be from {SEED_RANGE[0]} to {SEED_RANGE[1]}, not {value}")
+            raise ConfigError(f"{flag} must be from {SEED_RANGE[0]} to {SEED_RANGE[1]}, not {value}")

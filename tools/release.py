@@ -182,7 +182,7 @@ def _continued(group, source: Path, dest: Path) -> dict[str, str]:
     """The weights a group continues from: each recipe's file in `source` (an earlier release's collected or
     unpacked files, final or .partial), copied beside the run with its optimizer moments when they are there; none
     when `source` has none of them."""
-    from brushwork.train.loop import moments_path
+    from brushwork.train.loop import copy_exported
 
     found = {}
     for r in group:
@@ -197,10 +197,7 @@ def _continued(group, source: Path, dest: Path) -> dict[str, str]:
     dest.mkdir(parents=True, exist_ok=True)
     copied = {}
     for stem, f in found.items():
-        copied[stem] = str(shutil.copy2(f, dest / f"{stem}.safetensors"))
-        moments_path(Path(copied[stem])).unlink(missing_ok=True)
-        if moments_path(f).is_file():
-            shutil.copy2(moments_path(f), moments_path(Path(copied[stem])))
+        copied[stem] = str(copy_exported(f, dest / f"{stem}.safetensors"))
     return copied
 
 
@@ -423,7 +420,7 @@ def _preview(model: Path, kit: Path, out: Path, device: str) -> None:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from brushwork.train.loop import moments_path
+    from brushwork.train.loop import copy_exported
     from brushwork.train.recipes import Recipe
 
     out = args.out
@@ -442,9 +439,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         names = {r.name: r.file_stem + suffix for r in group}
         for r in group:
             source = run / "train" / f"{r.file_stem}{suffix}.safetensors"
-            shutil.copy2(source, staging / source.name)
-            if moments_path(source).is_file():  # what the next loan continues with, beside the weights
-                shutil.copy2(moments_path(source), staging / moments_path(source).name)
+            copy_exported(source, staging / source.name)  # its moments too: what the next loan continues with
             _preview(source, args.work / "kit", staging / f"{r.file_stem}{suffix}.preview.png", "auto")
         _split_metrics(run / "train" / "metrics.csv", names, staging)
         (staging / f"{run.name}.log.txt").write_text((run / "log.txt").read_text()[-20000:])

@@ -25,14 +25,14 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .. import signals
 from ..errors import ConfigError, DivergenceError, Interrupted, OutputError, WeightsError, out_of_memory
 from ..lazy import lazy
-from ..options import check_values, option
+from ..options import check_values, label, option
 from ..weights import check_safetensors, load_strict, read_safetensors
 
 if TYPE_CHECKING:
@@ -91,8 +91,8 @@ class TrainConfig:
                   (0 <= self.seed < 2**32, "--seed must be from 0 to 4294967295 in training (numpy's range)"),
                   (self.size >= 16, "--size must be at least 16"), (self.lr > 0, "--lr must be positive"),
                   (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
-                  *((getattr(self, name) >= 0, f"--{name.replace('_', '-')} must be >= 0")
-                    for name in ("clip", "lr_decay", "time_limit", "warmup", "settle")),
+                  *((getattr(self, f.name) >= 0, f"{label(f)} must be >= 0") for f in fields(self)
+                    if f.name in ("clip", "lr_decay", "time_limit", "warmup", "settle")),
                   (min(self.checkpoint_every, self.preview_every, self.log_every) >= 1, "intervals must be >= 1"),
                   (self.workers >= 0 and self.devices >= 1, "--workers must be >= 0 and --devices >= 1"),
                   (self.data in DATA_MODES, f"--data must be one of {', '.join(DATA_MODES)}"),
@@ -292,6 +292,16 @@ def optimized(task: TrainTask, part: str) -> list[nn.Parameter]:
 def moments_path(weights: Path) -> Path:
     """Where an exported network's optimizer moments lie: X.moments.safetensors beside its weights X.safetensors."""
     return weights.with_name(weights.name.removesuffix(".safetensors") + ".moments.safetensors")
+
+
+def copy_exported(weights: Path, dest: Path) -> Path:
+    """Copy an exported network's weights to `dest`, and its moments beside them when it has them (else no stale
+    moments stay beside `dest`): how a run's files travel from machine to machine as one."""
+    copied = Path(shutil.copy2(weights, dest))
+    moments_path(copied).unlink(missing_ok=True)
+    if moments_path(weights).is_file():
+        shutil.copy2(moments_path(weights), moments_path(copied))
+    return copied
 
 
 def all_have_moments(files: Iterable[str | Path]) -> bool:
