@@ -3,6 +3,7 @@ trains a few steps at 64 px; collect writes fp16 files that `brushwork stylize -
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -110,19 +111,30 @@ def test_the_kit_holds_data_styles_and_cut_fp16_weights(tiny_kit):
     assert manifest["bytes"] < 20 * 2 ** 20
 
 
-def test_the_release_dry_run_trains_every_recipe_and_collects_loadable_fp16_models(tiny_kit, tmp_path, capsys):
-    work, out = tmp_path / "work", tmp_path / "out"
+@pytest.fixture(scope="module")
+def dry_release(tiny_kit, tmp_path_factory) -> Path:
+    """The whole release trained for a few steps (start --dry-run), collected and unpacked: ROOT/{out,models,logs}.
+    Tests that change what it made work on copies."""
+    root = tmp_path_factory.mktemp("release")
+    work, out = root / "work", root / "out"
     started = _tool("tools/release.py", "--work", str(work), "start", "--kit", str(tiny_kit), "--dry-run", "--wait")
     assert started.returncode == 0, started.stdout + started.stderr
     assert started.stdout.count("finished") == 5 and "4/4" in started.stdout
-    collected = _tool("tools/release.py", "--work", str(work), "collect", "--out", str(out))
+    collected = _tool("tools/release.py", "--work", str(work), "collect", "--out", str(out), "--preview-size", "64")
     assert collected.returncode == 0, collected.stderr
+    unpacked = _tool("tools/release.py", "unpack", str(out), "--models", str(root / "models"), "--logs",
+                     str(root / "logs"))
+    assert unpacked.returncode == 0, unpacked.stderr
+    return root
+
+
+def test_the_release_dry_run_trains_every_recipe_and_collects_loadable_fp16_models(dry_release, tmp_path):
+    out, models, logs = dry_release / "out", dry_release / "models", dry_release / "logs"
     tars = sorted(out.glob("release-*.tar"))
     assert 1 <= len(tars) <= 8 and all(t.stat().st_size <= 16 * 2 ** 20 for t in tars)  # what $OUT brings back
     assert sum(len(tarfile.open(t).getnames()) for t in tars) == 19 * 4 + 5 + 1  # model, moments, csv, png; logs…
-    models, logs = tmp_path / "models", tmp_path / "logs"
-    unpacked = _tool("tools/release.py", "unpack", str(out), "--models", str(models), "--logs", str(logs))
-    assert unpacked.returncode == 0, unpacked.stderr
+    assert len(list(logs.glob("*.moments.safetensors"))) == 19
+    assert not list(models.glob("*.moments.*"))  # an optimizer's moments are never shipped as a model
     shipped = sorted(p.name for p in models.glob("*.safetensors"))
     assert len(shipped) == 19 and {"adain-vgg16-hed.safetensors", "gan-vgg16-hed.safetensors",
                                    "transformer-small.safetensors"} <= set(shipped)
@@ -130,7 +142,7 @@ def test_the_release_dry_run_trains_every_recipe_and_collects_loadable_fp16_mode
     for name in ("fast-the_scream.metrics.csv", "fast-the_scream-mobile.preview.png", "adain-vgg16-hed.preview.png",
                  "gan-vgg16-hed.preview.png", "transformer-small.preview.png"):
         assert (logs / name).is_file(), name
-    assert Image.open(logs / "adain-vgg16-hed.preview.png").width == 6 * 256  # photo, 4 styles, alpha 0
+    assert Image.open(logs / "adain-vgg16-hed.preview.png").width == 6 * 64  # photo, 4 styles, alpha 0
     gan_log = (logs / "gan-vgg16-hed.log.txt").read_text()  # the gan run fine-tuned the adain run's decoder
     assert "waiting for adain-vgg16-hed" in gan_log and "adain-vgg16-hed.safetensors" in gan_log
     gan_rows = (logs / "gan-vgg16-hed.metrics.csv").read_text().splitlines()
@@ -162,77 +174,80 @@ def test_the_release_dry_run_trains_every_recipe_and_collects_loadable_fp16_mode
 
 
 def test_a_stopped_release_keeps_partial_weights_back(tiny_kit, tmp_path):
-    work, out = tmp_path / "work", tmp_path / "out"
-    started = _tool("tools/release.py", "--work", str(work), "start", "--kit", str(tiny_kit), "--dry-run",
-                    "--only", "starry_night-mobile", "--time-limit", "0.001", "--wait")
+    out, tool = tmp_path / "out", str(ROOT / "tools" / "release.py")
+    started = _tool(tool, "--work", "work", "start", "--kit", str(tiny_kit), "--dry-run",  # a relative --work
+                    "--only", "starry_night-mobile", "--time-limit", "0.001", "--wait", cwd=tmp_path)
     assert started.returncode == 0 and "stopped" in started.stdout, started.stdout + started.stderr
-    assert _tool("tools/release.py", "--work", str(work), "collect", "--out", str(out)).returncode == 0
+    assert _tool(tool, "--work", "work", "collect", "--out", str(out), "--preview-size", "0",
+                 cwd=tmp_path).returncode == 0
     models = tmp_path / "models"
     unpacked = _tool("tools/release.py", "unpack", str(out), "--models", str(models), "--logs", str(tmp_path / "l"))
     assert "kept back fast-starry_night-mobile.partial.safetensors" in unpacked.stdout
     assert not list(models.glob("*.safetensors"))
 
 
-def test_set_refuses_unknown_keys_and_mistyped_values(tiny_kit, tmp_path, monkeypatch, capsys):
-    """In this process (each refusal as a subprocess cost 3 s of imports): the tool's own exit message."""
+@pytest.fixture
+def refusal(monkeypatch, capsys):
+    """tools/release.py refusing ARGS, in this process (each as a subprocess cost 3 s of imports): its exit
+    message."""
     spec = importlib.util.spec_from_file_location("release_tool", ROOT / "tools" / "release.py")
     release = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(release)
 
-    def refusal(*args: str) -> str:
-        monkeypatch.setattr(sys, "argv", ["release.py", "--work", str(tmp_path / "w"), "start", "--kit",
-                                          str(tiny_kit), *args])
+    def refuse(*args: str) -> str:
+        monkeypatch.setattr(sys, "argv", ["release.py", *args])
         with pytest.raises(SystemExit) as stopped:
             release.main()
         assert stopped.value.code not in (0, None)
         return f"{stopped.value.code} {capsys.readouterr().err}"
+    return refuse
 
+
+def test_set_refuses_unknown_keys_and_mistyped_values(tiny_kit, tmp_path, refusal):
+    start = ("--work", str(tmp_path / "w"), "start", "--kit", str(tiny_kit))
     for bad, message in (("colour=1", "KEY a loop setting"), ("steps=many", "steps takes an integer"),
                          ("lr", "KEY a loop setting")):
-        assert message in refusal("--set", bad)
-    assert "no such folder" in refusal("--continue-from", str(tmp_path / "nowhere"))
+        assert message in refusal(*start, "--set", bad)
+    assert "no such folder" in refusal(*start, "--continue-from", str(tmp_path / "nowhere"))
     assert "reads vgg16-hed's relu4_3, past the kit's cut after relu4_1" in refusal(
-        "--only", "starry_night", "--variant", 'paper=starry_night:layers="johnson"', "--dry-run")
+        *start, "--only", "starry_night", "--variant", 'paper=starry_night:layers="johnson"', "--dry-run")
     assert not list((tmp_path / "w").glob("runs/*/log.txt"))  # no run was started
+    assert "--preview-size -1: give a side in px" in refusal("--work", str(tmp_path / "w"), "collect", "--out",
+                                                             str(tmp_path / "o"), "--preview-size", "-1")
+    assert not (tmp_path / "o").exists()
 
 
-def test_a_release_continues_from_collected_weights_at_their_step(tiny_kit, tmp_path):
-    first, out, logs = tmp_path / "first", tmp_path / "out", tmp_path / "logs"
+def test_a_release_continues_from_collected_weights_at_their_step(dry_release, tiny_kit, tmp_path, refusal):
+    earlier = tmp_path / "earlier"  # two of the dry run's models with their moments, at step 4
+    earlier.mkdir()
+    for name in ("starry_night", "la_muse"):
+        for kind in ("safetensors", "moments.safetensors"):
+            shutil.copy(dry_release / "logs" / f"fast-{name}-mobile.{kind}", earlier)
     only = ("--only", "starry_night-mobile", "la_muse-mobile")
-    assert _tool("tools/release.py", "--work", str(first), "start", "--kit", str(tiny_kit), "--dry-run", *only,
-                 "--set", "steps=2", "--set", "log_every=2", "--wait").returncode == 0
-    spec = json.loads((first / "runs" / "fast-mobile" / "group.json").read_text())
-    assert spec["overrides"]["steps"] == 2 and spec["overrides"]["log_every"] == 2 and spec["settle"] == 0
-    assert _tool("tools/release.py", "--work", str(first), "collect", "--out", str(out)).returncode == 0
-    assert _tool("tools/release.py", "unpack", str(out), "--models", str(tmp_path / "m"), "--logs",
-                 str(logs)).returncode == 0
-    moments = sorted(f.name for f in logs.glob("*.moments.safetensors"))
-    assert moments == ["fast-la_muse-mobile.moments.safetensors", "fast-starry_night-mobile.moments.safetensors"]
-    assert not list((tmp_path / "m").glob("*.moments.*"))  # never shipped as a model
     second = tmp_path / "second"
     started = _tool("tools/release.py", "--work", str(second), "start", "--kit", str(tiny_kit), "--dry-run", *only,
-                    "--set", "steps=4", "--continue-from", str(logs), "--wait")
-    assert started.returncode == 0 and "finished" in started.stdout and "4/4" in started.stdout, started.stdout
+                    "--set", "steps=6", "--continue-from", str(earlier), "--wait")
+    assert started.returncode == 0 and "finished" in started.stdout and "6/6" in started.stdout, started.stdout
     log = (second / "runs" / "fast-mobile" / "log.txt").read_text()
-    assert "continuing from step 2 (" in log and "with their optimizer's second moments" in log, log
+    assert "continuing from step 4 (" in log and "with their optimizer's second moments" in log, log
     spec = json.loads((second / "runs" / "fast-mobile" / "group.json").read_text())
-    assert spec["settle"] == 0 and "weights only" not in started.stdout
+    assert spec["settle"] == 0 and spec["overrides"]["steps"] == 6 and "weights only" not in started.stdout
     rows = (second / "runs" / "fast-mobile" / "train" / "metrics.csv").read_text().splitlines()
-    assert [r.split(",")[0] for r in rows[1:]] == ["3", "4"]  # the steps before were not trained again
+    assert [r.split(",")[0] for r in rows[1:]] == ["5", "6"]  # the steps before were not trained again
     with safe_open(str(second / "runs" / "fast-mobile" / "train" / "fast-la_muse-mobile.safetensors"), "pt") as f:
-        assert f.metadata()["steps"] == "4"
-    (logs / "fast-la_muse-mobile.moments.safetensors").unlink()  # weights alone: a fresh Adam, settled first
+        assert f.metadata()["steps"] == "6"
+    (earlier / "fast-la_muse-mobile.moments.safetensors").unlink()  # weights alone: a fresh Adam, settled first
     bare = tmp_path / "bare"
     started = _tool("tools/release.py", "--work", str(bare), "start", "--kit", str(tiny_kit), "--dry-run", *only,
-                    "--set", "steps=3", "--continue-from", str(logs), "--wait")
+                    "--set", "steps=5", "--set", "log_every=2", "--continue-from", str(earlier), "--wait")
     assert started.returncode == 0 and "weights only" in started.stdout, started.stdout
     spec = json.loads((bare / "runs" / "fast-mobile" / "group.json").read_text())
+    assert spec["overrides"]["steps"] == 5 and spec["overrides"]["log_every"] == 2
     assert spec["settle"] == 2 and "weights only, 2 settling steps" in (bare / "runs" / "fast-mobile" /
                                                                         "log.txt").read_text()
-    (logs / "fast-la_muse-mobile.safetensors").unlink()
-    refused = _tool("tools/release.py", "--work", str(tmp_path / "third"), "start", "--kit", str(tiny_kit),
-                    "--dry-run", *only, "--continue-from", str(logs))
-    assert refused.returncode != 0 and "not fast-la_muse-mobile" in refused.stderr, refused.stderr
+    (earlier / "fast-la_muse-mobile.safetensors").unlink()
+    assert "not fast-la_muse-mobile" in refusal("--work", str(tmp_path / "third"), "start", "--kit", str(tiny_kit),
+                                                "--dry-run", *only, "--continue-from", str(earlier))
 
 
 def test_a_loan_trains_in_nchw_only_where_the_bench_finds_it_faster(tmp_path):

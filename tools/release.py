@@ -384,9 +384,9 @@ def _split_metrics(source: Path, names: dict[str, str], out: Path) -> None:
             writer.writerows([row[k] for k in base] + [row[v] for v in columns.values()] for row in rows)
 
 
-def _preview(model: Path, kit: Path, out: Path, device: str) -> None:
+def _preview(model: Path, kit: Path, out: Path, device: str, side: int) -> None:
     """The model on the kit's preview photos: a fast model's style image and outputs, or an arbitrary-style model
-    (adain, gan, transformer) with the kit's style images, in one PNG."""
+    (adain, gan, transformer) with the kit's style images, in one PNG of `side`-px cells."""
     import torch
 
     from brushwork import api, io
@@ -395,7 +395,6 @@ def _preview(model: Path, kit: Path, out: Path, device: str) -> None:
     photos = [io.load_image(p) for p in sorted((kit / "preview").glob("*.jpg"))]
     if not photos:
         return
-    side = 256
     fit = [io.resize(p, io.fit_long_side(*p.shape[-2:], side)) for p in photos]
     meta = read_safetensors(model)[1]
     weights = str(kit / "weights" / f"{meta.get('backbone', 'vgg16-hed')}.safetensors")
@@ -423,6 +422,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from brushwork.train.loop import copy_exported
     from brushwork.train.recipes import Recipe
 
+    if args.preview_size < 0:
+        raise SystemExit(f"release: error: --preview-size {args.preview_size}: give a side in px, or 0 for none")
     out = args.out
     staging = out / "release"
     shutil.rmtree(staging, ignore_errors=True)
@@ -440,7 +441,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
         for r in group:
             source = run / "train" / f"{r.file_stem}{suffix}.safetensors"
             copy_exported(source, staging / source.name)  # its moments too: what the next loan continues with
-            _preview(source, args.work / "kit", staging / f"{r.file_stem}{suffix}.preview.png", "auto")
+            if args.preview_size:
+                _preview(source, args.work / "kit", staging / f"{r.file_stem}{suffix}.preview.png", "auto",
+                         args.preview_size)
         _split_metrics(run / "train" / "metrics.csv", names, staging)
         (staging / f"{run.name}.log.txt").write_text((run / "log.txt").read_text()[-20000:])
         report.append(f"{run.name}: {state} at step {done['step']}/{done['steps']}, {len(group)} model(s)")
@@ -525,6 +528,7 @@ def main() -> int:
     c = sub.add_parser("collect", parents=[common])
     c.add_argument("--out", type=Path, required=True)
     c.add_argument("--pack-mb", type=float, default=PACK_MB, help="tar files of at most this size (0: loose files)")
+    c.add_argument("--preview-size", type=int, default=256, help="the preview grids' cell side in px (0: none)")
     sub.add_parser("stop", parents=[common])
     u = sub.add_parser("unpack", parents=[common])
     u.add_argument("source", type=Path, help="the folder `collect --out` wrote (tar files or loose)")
@@ -532,6 +536,7 @@ def main() -> int:
     u.add_argument("--models", type=Path, default=ROOT / "brushwork" / "models", help="where model files go")
     u.add_argument("--logs", type=Path, default=ROOT / "out" / "release", help="where logs and previews go")
     args = parser.parse_args()
+    args.work = args.work.absolute()  # the runs' processes start in it: a relative path would be read twice over
     verbs = {"start": cmd_start, "run": cmd_run, "status": cmd_status, "collect": cmd_collect, "stop": cmd_stop,
              "unpack": cmd_unpack}
     return verbs[args.verb](args)
