@@ -112,8 +112,8 @@ def test_skipped_training_images_are_named_a_few_at_a_time_and_none_usable_is_on
         scan_images(folder, MIN_SIDE)
     assert capsys.readouterr().err == ""  # the error alone says it: no warning per file before it
     save_image(scene(72, 96), folder / "good.png")
-    assert scan_images(folder, MIN_SIDE) == [folder / "good.png"]
-    lines = capsys.readouterr().err.splitlines()
+    files, lines = scan_images(folder, MIN_SIDE)
+    assert files == [folder / "good.png"] and capsys.readouterr().err == ""  # the loop shows them as it starts
     assert len(lines) == SHOWN_SKIPS + 1 and "broken.jpg: not a readable image" in lines[0]
     assert all("is smaller than 64 px" in line for line in lines[1:SHOWN_SKIPS])
     assert lines[-1].endswith(f"skipping 4 more in {folder}, unreadable or too small (1 kept)")
@@ -184,7 +184,7 @@ def test_device_resident_data_resumes_exactly_and_crops_what_it_holds(train_dirs
     second = _cfg(tmp_path / "split", 6, lr=1e-3, data="device", channels_last="on", resume=True)
     train(adain_task(str(content), str(style), second), second)
     assert _totals(tmp_path / "split") == pytest.approx(_totals(tmp_path / "whole"), rel=1e-5)
-    crops = RandomCrops(scan_images(content, MIN_SIDE), 32, 48, seed=3)
+    crops = RandomCrops(scan_images(content, MIN_SIDE)[0], 32, 48, seed=3)
     resident = ResidentCrops(crops)
     assert resident.data.shape[1:] == (48, 48, 3) and resident.data.dtype == torch.uint8
     batch = resident.batch(5, 4)

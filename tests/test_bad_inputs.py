@@ -413,6 +413,8 @@ def test_bad_input_one_line_exit_2_nothing_written(files, models, tmp_path, monk
     (Path(files["content"]).parent / "inputs").mkdir(exist_ok=True)
     (Path(files["content"]).parent / "inputs" / "x.png").write_bytes(Path(files["content"]).read_bytes())
     argv = CLASSES[kind][name](files, tmp_path, _inputs(files, tmp_path, models))
+    if (tmp_path / "photos").is_dir():  # a training run refused after its data scan says only why, not what it skipped
+        (tmp_path / "photos" / "notes.jpg").write_text("not a photo")
     before = _snapshot(tmp_path)
     try:
         rc = main(argv)

@@ -23,7 +23,9 @@ from brushwork.train.data import scan_images
 def pack_subset(src: Path, dst: Path, short_side: int = 288, max_mb: float = 25.0, quality: int = 88,
                 seed: int = 0) -> tuple[int, int, int]:
     """Write the subset into `dst`; returns (images kept, images usable, bytes written)."""
-    files = scan_images(src, short_side)
+    files, warnings = scan_images(src, short_side)
+    for line in warnings:
+        print(line, file=sys.stderr)
     random.Random(seed).shuffle(files)
     dst.mkdir(parents=True, exist_ok=True)
     budget, used, kept = max_mb * 2 ** 20, 0, 0

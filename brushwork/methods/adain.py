@@ -267,7 +267,7 @@ def stylize_with(spec: MethodSpec, model_file: Path, content: torch.Tensor, styl
 
 def photo_and_painting_crops(content_dir: str, style_dir: str, cfg: TrainConfig) -> dict[str, data.RandomCrops]:
     """The batch entries "content" and "style": random crops of the photos and of the paintings."""
-    crops = [data.RandomCrops(data.scan_images(folder, data.MIN_SIDE), cfg.size, cfg.short_side, cfg.seed + i)
+    crops = [data.RandomCrops.of_folder(folder, cfg.size, cfg.short_side, cfg.seed + i)
              for i, folder in enumerate((content_dir, style_dir))]
     return dict(zip(("content", "style"), crops))
 

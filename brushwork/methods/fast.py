@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, WeightsError
 from ..lazy import lazy
-from ..options import option
+from ..options import label, option
 from .base import (IMAGE_AXES, Callback, Capabilities, ExportSignature, FeedForwardOptions, MethodSpec, Models,
                    Result, Temporal, Training, register_method)
 
@@ -195,8 +195,7 @@ def fast_task(styles: list[FastStyle], content_dir: str, cfg: TrainConfig, backb
             torch.manual_seed(cfg.seed + i)  # the initial weights are part of what a training seed reproduces
             nets[s.name] = model_lib.build_net(arch)
     weights_by_style = {s.name: (s.content_weight, s.style_weight, s.tv_weight) for s in styles}
-    datasets = {"content": data.RandomCrops(data.scan_images(content_dir, data.MIN_SIDE), cfg.size, cfg.short_side,
-                                            cfg.seed)}
+    datasets = {"content": data.RandomCrops.of_folder(content_dir, cfg.size, cfg.short_side, cfg.seed)}
     opponent, extra = None, {}
     if adversary is not None:
         adversary.check(cfg.size)
@@ -248,12 +247,11 @@ def _train_task(opts: FastTrainOptions, cfg: TrainConfig) -> TrainTask:
     styles = [FastStyle(Path(p).stem, p, opts.content_weight, opts.style_weight, opts.tv_weight, opts.style_size)
               for p in opts.style]
     if not opts.adv_weight:  # the critic's settings with no critic: a forgotten --adv-weight
-        defaults = {f.name: f.default for f in dataclasses.fields(opts)}
-        given = [f.name for f in dataclasses.fields(gan.CriticSettings)
-                 if f.name != "adv_weight" and getattr(opts, f.name) != defaults[f.name]]
+        own = {f.name: f for f in dataclasses.fields(opts)}
+        given = [own[f.name] for f in dataclasses.fields(gan.CriticSettings)
+                 if f.name != "adv_weight" and getattr(opts, f.name) != own[f.name].default]
         if given:
-            raise ConfigError(f"--{given[0].replace('_', '-')} sets up the critic, which trains only with "
-                              f"--adv-weight above 0")
+            raise ConfigError(f"{label(given[0])} sets up the critic, which trains only with --adv-weight above 0")
     adversary = gan.CriticSettings.of(opts) if opts.adv_weight else None
     return fast_task(styles, opts.content_dir, cfg, opts.backbone, opts.arch, opts.weights, adversary,
                      opts.layers)

@@ -31,10 +31,11 @@ def _warn(message: str) -> None:
     print(f"brushwork: warning: {message}", file=sys.stderr)
 
 
-def scan_images(root: str | Path, min_side: int) -> list[Path]:
+def scan_images(root: str | Path, min_side: int) -> tuple[list[Path], list[str]]:
     """Image files under `root` (recursively, sorted) whose header reads and whose short side is at least
-    `min_side`. The first SHOWN_SKIPS skipped files get a warning each and the rest one line (a scraped set can
-    hold thousands); a folder with none usable is one error line, not a warning per file before it."""
+    `min_side`, and the warnings for those skipped: the first SHOWN_SKIPS files one each and the rest one line (a
+    scraped set can hold thousands). The caller shows them once nothing else can refuse the run, so that a refusal is
+    one error line; a folder with none usable is that error line itself."""
     folder = Path(root)
     if not folder.is_dir():
         raise ConfigError(f"not a folder: {folder}")
@@ -54,24 +55,36 @@ def scan_images(root: str | Path, min_side: int) -> list[Path]:
         found = f"; all {len(skipped)} found were skipped, e.g. {skipped[0]}" if skipped else ""
         raise ConfigError(f"no usable images in {folder} (need .jpg/.png/... at least {min_side} px on the short "
                           f"side){found}")
-    for reason in skipped[:SHOWN_SKIPS]:
-        _warn(f"skipping {reason}")
+    warnings = [f"skipping {reason}" for reason in skipped[:SHOWN_SKIPS]]
     if len(skipped) > SHOWN_SKIPS:
-        _warn(f"skipping {len(skipped) - SHOWN_SKIPS} more in {folder}, unreadable or too small ({len(kept)} kept)")
-    return kept
+        warnings.append(f"skipping {len(skipped) - SHOWN_SKIPS} more in {folder}, unreadable or too small "
+                        f"({len(kept)} kept)")
+    return kept, warnings
 
 
 class RandomCrops(Dataset):
     """Sample k: the image at position k mod n of the permutation for epoch k // n, with its short side resized
     to `short_side` and a random `size`×`size` crop, both seeded by (seed, k)."""
 
-    def __init__(self, files: list[Path], size: int = 256, short_side: int = 512, seed: int = 0):
+    def __init__(self, files: list[Path], size: int = 256, short_side: int = 512, seed: int = 0,
+                 warnings: list[str] | None = None):
         if short_side < size:
             raise ConfigError(f"the resize side ({short_side}) must be at least the crop size ({size})")
         resources.check_fits(3 * short_side ** 2, torch.device("cpu"), f"an image resized to --short-side {short_side}",
                              "at least", "use a smaller --short-side")
         self.files, self.size, self.short_side, self.seed = files, size, short_side, seed
+        self.warnings = warnings or []  # scan_images's, for the training loop to show as it starts
         self.failed: set[Path] = set()
+
+    @classmethod
+    def of_folder(cls, root: str | Path, size: int, short_side: int, seed: int) -> RandomCrops:
+        """Crops of the usable images under `root` (scan_images), its warnings kept for the loop to show."""
+        files, warnings = scan_images(root, MIN_SIDE)
+        return cls(files, size, short_side, seed, warnings)
+
+    def show_warnings(self) -> None:
+        for line in self.warnings:
+            _warn(line)
 
     def __len__(self) -> int:
         return 2 ** 62

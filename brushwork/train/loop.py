@@ -617,6 +617,9 @@ def _train(task: TrainTask, cfg: TrainConfig) -> dict:
     if fabric.is_global_zero:
         (run / "previews").mkdir(parents=True, exist_ok=True)
     streams = _streams(task, cfg, start, fabric)
+    if fabric.is_global_zero:  # nothing refuses the run after this: what the data scans skipped is news now
+        for crops in task.datasets.values():
+            crops.show_warnings()
     if cfg.settle:
         _settle(module, optimizer, streams, fabric, layout, cfg.settle)
     log = None
