@@ -15,7 +15,7 @@ from typing import Any
 from .errors import BrushworkError, ConfigError, ImageError, Interrupted, OutputError, SizeError, out_of_memory
 from .lazy import lazy
 from .methods import Step, get_method, method_names, method_specs
-from .options import check_values, field_type, help_text
+from .options import check_values, field_type, help_text, label
 from .train import TrainConfig, train
 from .train.loop import check_run
 from .version import __version__
@@ -78,16 +78,12 @@ def _with_default(text: str, default: Any) -> str:
     return text if default is None or default is False else f"{text} (default {default})"
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def add_option_flags(parser: argparse.ArgumentParser, cls: type, **defaults: Any) -> None:
     """One flag per option field of `cls`, with the field's default (or the one given here) and help text."""
     for f, hint in _cli_fields(cls):
         default = defaults.get(f.name, _default(f))
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        parser.add_argument(_flag(f.name), dest=f.name, required=required, **_flag_kind(hint, f),
+        parser.add_argument(label(f), dest=f.name, required=required, **_flag_kind(hint, f),
                             default=None if required else default, help=_with_default(help_text(f), default))
 
 
@@ -106,7 +102,7 @@ def add_stylize_flags(parser: argparse.ArgumentParser) -> None:
         everyone = len(entries) == len(specs) and len(texts) == 1
         text = next(iter(texts)) if everyone else "; ".join(f"{', '.join(m)}: {t}" for t, m in texts.items())
         _, f, hint = entries[0]
-        parser.add_argument(_flag(name), dest=name, default=None, help=text, **_flag_kind(hint, f))
+        parser.add_argument(label(f), dest=name, default=None, help=text, **_flag_kind(hint, f))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from ..errors import ConfigError
-from ..options import check_values, option
+from ..options import check_values, label, option
 
 # The methods that read each consistent-mode option (None: every one); --per-frame reads none of them.
 READ_BY = {"blend": ("adain", "fast", "gan", "transformer"), "smoothing": ("adain", "fast", "gan"),
@@ -52,7 +52,7 @@ class VideoOptions:
         for f in fields(self):
             if f.name not in READ_BY or getattr(self, f.name) == f.default:
                 continue
-            flag, users = "--" + f.name.replace("_", "-"), READ_BY[f.name]
+            flag, users = label(f), READ_BY[f.name]
             if self.per_frame:
                 raise ConfigError(f"{flag} is for the consistent mode; --per-frame stylizes every frame on its own")
             if users is not None and method not in users:
