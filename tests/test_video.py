@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from brushwork import color, io
 from brushwork.cli import main
 from brushwork.errors import ConfigError, VideoError
 from brushwork.video import VideoOptions, cache_dir, evaluate_video, flow, media, sample, stylize_video
+from brushwork.video.job import REFERENCE
 
 from .conftest import stripes, textured
 
@@ -221,15 +226,28 @@ def test_a_damaged_frame_cache_is_made_again_and_a_file_in_its_place_is_refused(
             raise KeyboardInterrupt
 
     out = tmp_path / "o.mp4"
+    def reshaped(change: Callable[[str, torch.Tensor], torch.Tensor]) -> Callable[[Path], None]:
+        def damage(cache: Path) -> None:
+            with safe_open(str(cache / "state.safetensors"), "pt") as f:
+                meta, state = f.metadata(), {k: change(k, f.get_tensor(k)) for k in f.keys()}
+            save_file({k: t.contiguous() for k, t in state.items()}, str(cache / "state.safetensors"), metadata=meta)
+        return damage
+
     damages = {"state cut short": lambda c: (c / "state.safetensors").write_bytes(b"\x08\x00"),
                "a frame deleted": lambda c: (c / "000001.png").unlink(),
-               "job.json not JSON": lambda c: (c / "job.json").write_text("{")}
+               "job.json not JSON": lambda c: (c / "job.json").write_text("{"),
+               "a reference of another size": reshaped(lambda k, t: t[..., :-2] if k == REFERENCE else t),
+               "a statistic not a number": reshaped(lambda k, t: t if k == REFERENCE else t * float("nan"))}
     for damage in damages.values():
         with pytest.raises(KeyboardInterrupt):
             stylize_video(clip, None, out, progress=stop_after_3, **options)
         damage(cache_dir(out))
         result = stylize_video(clip, None, out, **options)
         assert result.stats["resumed_at"] is None and result.frames == 10 and out.is_file()
+    with pytest.raises(KeyboardInterrupt):  # statistics of another shape are not damage enough to start over
+        stylize_video(clip, None, out, progress=stop_after_3, **options)
+    reshaped(lambda k, t: t if k == REFERENCE else t[:, :3])(cache_dir(out))
+    assert stylize_video(clip, None, out, **options).stats["resumed_at"] == 3
     blocked = tmp_path / "b.mp4"
     cache_dir(blocked).write_text("the user's notes")
     with pytest.raises(VideoError, match="is a file where this job keeps its frames"):

@@ -111,8 +111,9 @@ class Temporal:
         return self.memo[key]
 
     def smooth(self, key: str, value: torch.Tensor) -> torch.Tensor:
-        """An exponential moving average over the frames of a shot, kept under `key`."""
-        if key in self.state:
+        """An exponential moving average over the frames of a shot, kept under `key`; a kept value of another shape
+        (a damaged frame cache's) starts it afresh."""
+        if key in self.state and self.state[key].shape == value.shape:
             value = self.smoothing * self.state[key].to(value.device) + (1 - self.smoothing) * value
         self.state[key] = value.detach().cpu()
         return value

@@ -97,8 +97,9 @@ class FrameCache:
     def frame_path(self, index: int) -> Path:
         return self.folder / f"{index:06d}.png"
 
-    def load(self) -> tuple[int, dict[str, torch.Tensor], dict[str, Any]]:
-        """(frames done, the carried state after the last, the job's log) from the cache; zeros when new."""
+    def load(self, size: tuple[int, int]) -> tuple[int, dict[str, torch.Tensor], dict[str, Any]]:
+        """(frames done, the carried state after the last, the job's log) from the cache; zeros when new. `size`
+        (height, width) is the frames': a carried reference of another size is a damaged record."""
         path = self.folder / STATE_FILE
         if not path.is_file():
             return 0, {}, {"cuts": [], "seconds": [], "reliable": []}
@@ -112,7 +113,12 @@ class FrameCache:
             if not (done >= 1 and all(isinstance(log.get(k), list) for k in ("cuts", "seconds", "reliable"))
                     and all(self.frame_path(i).is_file() for i in range(done))):
                 raise ValueError("an impossible record")
-            return done, load_file(str(path)), log
+            state = load_file(str(path))
+            reference = state.get(REFERENCE)
+            if not (all(t.is_floating_point() and bool(t.isfinite().all()) for t in state.values())
+                    and (reference is None or tuple(reference.shape) == (1, 3, *size))):
+                raise ValueError("an impossible state")
+            return done, state, log
         except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError):
             self.remove()  # a damaged cache (a frame deleted, a file cut short): the frames are made again
             self._start()
@@ -160,7 +166,7 @@ def _run_frames(job: _Job, cache: FrameCache, progress: Progress | None) -> tupl
     from .. import api
 
     video, (height, width) = job.video, job.size
-    done, state, log = cache.load()
+    done, state, log = cache.load(job.size)
     temporal = None if video.per_frame else Temporal(
         blend=video.blend, smoothing=video.smoothing, temporal_weight=video.temporal_weight,
         frame_iterations=video.frame_iterations, state=state)
