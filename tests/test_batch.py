@@ -1,5 +1,5 @@
-"""`brushwork batch`: folders, globs and manifests; resumable, failures recorded; the same outputs on a local Ray
-cluster (`ray.init(num_cpus=2)`) as in-process; a job killed midway and restarted finishes without redoing rows."""
+"""`brushwork batch`: folders, globs and manifests; resumable, failures recorded; a job on a local Ray cluster killed
+midway and restarted finishes without redoing rows, with the same outputs as in-process."""
 
 import json
 import os
@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from brushwork import batch, cluster
@@ -117,33 +116,12 @@ def test_a_row_torch_cannot_run_fails_alone(job, tmp_path, monkeypatch):
         assert report["error"] == f"{type(error).__name__}: {str(error).splitlines()[0]}"
 
 
-def test_ray_makes_the_same_images_as_the_local_engine(job, tmp_path):
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
-    try:
-        common = dict(method="adain", styles=job["styles"], model=job["model"], size=64, quiet=True)
-        local = batch(str(job["photos"]), str(tmp_path / "local"), **common)
-        on_ray = batch(f"file://{job['photos']}", f"file://{tmp_path / 'ray'}", engine="ray", workers=2,
-                       batch_size=3, **common)
-    finally:
-        ray.shutdown()
-        for sig, handler in handlers.items():  # the suite's other tests expect the default handlers
-            signal.signal(sig, handler)
-    assert (on_ray.done, on_ray.failed) == (local.done, local.failed) == (20, 2)
-    a, b = _images(tmp_path / "local"), _images(tmp_path / "ray")
-    assert a.keys() == b.keys()
-    for name in a:
-        assert float((load_image(a[name]) - load_image(b[name])).abs().max()) <= 1 / 255 + 1e-6, name
-    sidecar = json.loads((tmp_path / "ray" / f"{next(iter(b))}.json").read_text())
-    assert sidecar["output"].startswith("file://") and sidecar["batch_row"] in sidecar["output"]
-    assert not sidecar["content"].startswith("file://")  # a local file's row is named alike either way
-
-
-def test_a_killed_ray_job_restarts_without_redoing_rows(job, tmp_path):
+def test_a_killed_ray_job_restarts_without_redoing_rows_and_makes_the_local_engines_images(job, tmp_path):
+    """On a local Ray cluster (the CLI's own, two workers), with file:// paths as a cloud bucket's would be given."""
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "brushwork.cli", "batch", str(job["photos"]), "-o", str(out), "--engine", "ray",
-               "--workers", "2", "--batch-size", "1", "--style", *job["styles"], "--method", "adain", "--model",
-               job["model"], "--size", "256", "--quiet"]
+    command = [sys.executable, "-m", "brushwork.cli", "batch", f"file://{job['photos']}", "-o", f"file://{out}",
+               "--engine", "ray", "--workers", "2", "--batch-size", "1", "--style", *job["styles"], "--method",
+               "adain", "--model", job["model"], "--size", "128", "--quiet"]
     env = {**os.environ, "RAY_DISABLE_IMPORT_WARNING": "1"}
     first = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
@@ -165,8 +143,16 @@ def test_a_killed_ray_job_restarts_without_redoing_rows(job, tmp_path):
     after = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
     assert len(after) == 20 and all(after[name] == stamp for name, stamp in done_before.items())
     assert not list(out.glob("*.tmp"))
-    image = np.asarray(load_image(next(iter(out.glob("*.png")))))
-    assert image.shape == (1, 3, 192, 256)
+    local = batch(str(job["photos"]), str(tmp_path / "local"), method="adain", styles=job["styles"],
+                  model=job["model"], size=128, quiet=True)
+    assert (local.done, local.failed) == (20, 2)
+    a, b = _images(tmp_path / "local"), _images(out)
+    assert a.keys() == b.keys() and load_image(next(iter(b.values()))).shape == (1, 3, 96, 128)
+    for name in a:
+        assert float((load_image(a[name]) - load_image(b[name])).abs().max()) <= 1 / 255 + 1e-6, name
+    sidecar = json.loads((out / f"{next(iter(b))}.json").read_text())
+    assert sidecar["output"].startswith("file://") and sidecar["batch_row"] in sidecar["output"]
+    assert not sidecar["content"].startswith("file://")  # a local file's row is named alike either way
 
 
 def test_one_filesystem_serves_every_path_of_a_job(tmp_path):

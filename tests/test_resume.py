@@ -37,17 +37,17 @@ TILED = dict(size=240, tile=176, scales=1, iterations=4, style_loss="gram", quie
 
 
 def test_a_tiled_run_stopped_mid_tile_resumes_exactly_from_the_last_tile(tmp_path):
-    content, style = _photo(180, 240), stripes(96, 96, (1.0, 0.2, 0.1))
+    content, style = _photo(176, 240), stripes(96, 96, (1.0, 0.2, 0.1))
     whole = run(content, style, **TILED)
     steps = whole.details["iterations"]
-    assert whole.details["tiling"]["iterations_per_tile"] == 2 and steps > 6
-    with pytest.raises(Interrupted, match="run the same command again to continue"):  # in the third tile
-        run(content, style, checkpoint_dir=str(tmp_path), callback=_signal_at(5, signal.SIGTERM), **TILED)
+    assert whole.details["tiling"]["tiles"] == [2, 3] and whole.details["tiling"]["iterations_per_tile"] == 2
+    with pytest.raises(Interrupted, match="run the same command again to continue"):  # the second pass's 2nd tile
+        run(content, style, checkpoint_dir=str(tmp_path), callback=_signal_at(7, signal.SIGTERM), **TILED)
     [saved] = tmp_path.iterdir()
     seen: list[int] = []
     resumed = run(content, style, checkpoint_dir=str(tmp_path), callback=lambda s: seen.append(s.step), **TILED)
-    assert seen == list(range(5, steps + 1))  # from the start of the third tile: two finished tiles are kept
-    assert resumed.details["resumed"]["step"] == 4
+    assert seen == list(range(7, steps + 1))  # from the start of the fourth tile: three finished tiles are kept
+    assert resumed.details["resumed"]["step"] == 6
     assert torch.equal(resumed.image, whole.image)
     assert not saved.exists()  # a finished run leaves nothing behind
 

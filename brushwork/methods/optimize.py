@@ -114,8 +114,8 @@ def validate(opts: OptimizeOptions) -> None:
     checks = [
         (opts.iterations >= 1, "--iterations must be at least 1"),
         (opts.scales is None or 1 <= opts.scales <= MAX_SCALES, f"--scales must be 1 to {MAX_SCALES}"),
-        (opts.content_layers is None or opts.content_layers, "--content-layers names no layer; leave it out for the "
-                                                             "backbone's, or set --content-weight 0 for none"),
+        (opts.content_layers is None or opts.content_layers or opts.content_weight == 0,
+         "--content-layers names no layer; leave it out for the backbone's, or set --content-weight 0 for none"),
         (opts.style_layers is None or opts.style_layers, "--style-layers names no layer; leave it out for the "
                                                          "backbone's"),
         (opts.scale_factor > 1, "--scale-factor must be greater than 1"),
@@ -194,6 +194,8 @@ def build_nets(opts: OptimizeOptions, device: torch.device) -> list[Net]:
         content = list(opts.content_layers or model.content_layers)
         style = list(opts.style_layers or model.style_layers)
         model.check_layers(content + style)
+        if opts.content_weight == 0:  # their features would cost a pass and weigh nothing
+            content = []
         strays = sorted(set(opts.style_weights) - set(style)) if "+" not in opts.backbone else []
         if strays:
             raise ConfigError(f"style_weights names {', '.join(strays)}, which {'is' if len(strays) == 1 else 'are'} "
