@@ -14,7 +14,7 @@ from PIL import Image
 from safetensors import safe_open
 
 from brushwork.cli import main
-from brushwork.errors import ConfigError
+from brushwork.errors import BrushworkError, ConfigError
 from brushwork.io import save_image
 from brushwork.train.recipes import group_recipes, load_recipe, load_recipes, variant
 
@@ -111,6 +111,18 @@ def test_the_kit_holds_data_styles_and_cut_fp16_weights(tiny_kit):
     assert manifest["bytes"] < 20 * 2 ** 20
 
 
+def test_a_kit_is_built_only_where_there_is_none_or_an_earlier_kit(tmp_path):
+    spec = importlib.util.spec_from_file_location("weights_kit", ROOT / "tools" / "weights_kit.py")
+    kit_tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kit_tool)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.tex").write_text("years of work")
+    with pytest.raises(BrushworkError, match="holds something other than a kit"):
+        kit_tool.build(home, tmp_path / "data", ROOT / "recipes", 1, 1, 72, 20)
+    assert (home / "thesis.tex").read_text() == "years of work"
+
+
 @pytest.fixture(scope="module")
 def dry_release(tiny_kit, tmp_path_factory) -> Path:
     """The whole release trained for a few steps (start --dry-run), collected and unpacked: ROOT/{out,models,logs}.
@@ -203,7 +215,7 @@ def refusal(monkeypatch, capsys):
     return refuse
 
 
-def test_set_refuses_unknown_keys_and_mistyped_values(tiny_kit, tmp_path, refusal):
+def test_start_and_collect_refuse_mistakes_before_touching_anything(tiny_kit, tmp_path, refusal):
     start = ("--work", str(tmp_path / "w"), "start", "--kit", str(tiny_kit))
     for bad, message in (("colour=1", "KEY a loop setting"), ("steps=many", "steps takes an integer"),
                          ("lr", "KEY a loop setting")):
@@ -215,6 +227,11 @@ def test_set_refuses_unknown_keys_and_mistyped_values(tiny_kit, tmp_path, refusa
     assert "--preview-size -1: give a side in px" in refusal("--work", str(tmp_path / "w"), "collect", "--out",
                                                              str(tmp_path / "o"), "--preview-size", "-1")
     assert not (tmp_path / "o").exists()
+    home = tmp_path / "home"  # --work given a folder of the user's own: a new release would empty it
+    home.mkdir()
+    (home / "thesis.tex").write_text("years of work")
+    assert "holds other files (thesis.tex)" in refusal("--work", str(home), "start", "--kit", str(tiny_kit))
+    assert (home / "thesis.tex").read_text() == "years of work"
 
 
 def test_a_release_continues_from_collected_weights_at_their_step(dry_release, tiny_kit, tmp_path, refusal):

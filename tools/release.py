@@ -43,6 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the GPU machine runs this from the working tree, with brushwork not installed
 DEFAULT_WORK = Path("/tmp/brushwork-release")
+WORK_PARTS = ("code", "kit", "runs", "continue")  # what start makes in --work: all a new start may remove
 DRY_RUN = {"steps": 4, "batch_size": 2, "size": 64, "precision": "32", "device": "cpu", "workers": 0,
            "log_every": 1, "preview_every": 4, "checkpoint_every": 2}
 RUN_DEFAULTS = {"quiet": True, "workers": 4, "log_every": 25, "checkpoint_every": 1000, "preview_every": 1000}
@@ -83,6 +84,10 @@ def cmd_start(args: argparse.Namespace) -> int:
     if running:
         raise SystemExit(f"release: error: runs still going in {work}: {', '.join(running)} (status, or stop)")
     if work.exists() and not args.resume:
+        strays = sorted(p.name for p in work.iterdir() if p.name not in WORK_PARTS) if work.is_dir() else [work.name]
+        if strays:
+            raise SystemExit(f"release: error: --work {work} holds other files ({', '.join(strays[:3])}) and a new "
+                             f"release empties it: give a new folder, or an earlier release's")
         shutil.rmtree(work)
     code = work / "code"
     shutil.rmtree(code, ignore_errors=True)
@@ -501,7 +506,9 @@ def cmd_unpack(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help=f"local working folder ({DEFAULT_WORK})")
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK,
+                        help=f"local working folder, which a new start empties: a new one or an earlier release's "
+                             f"({DEFAULT_WORK})")
     common = argparse.ArgumentParser(add_help=False)  # --work also after the verb
     common.add_argument("--work", type=Path, default=argparse.SUPPRESS, help="local working folder")
     sub = parser.add_subparsers(dest="verb", required=True)

@@ -59,7 +59,10 @@ def tree_bytes(root: Path = ROOT) -> int:
 
 def build(out: Path, data: Path, recipes_dir: Path, content_mb: float, style_mb: float, short_side: int,
           max_mb: float) -> dict:
-    """Build the kit into `out` (replacing what is there) and return its manifest."""
+    """Build the kit into `out` (replacing an earlier kit there) and return its manifest."""
+    if out.exists() and not (out / "manifest.json").is_file() and (not out.is_dir() or any(out.iterdir())):
+        raise BrushworkError(f"--out {out} holds something other than a kit, which building one would replace: "
+                             f"give a new folder or an earlier kit's")
     recipes = load_recipes(recipes_dir)
     crop = max(r.crop for r in recipes)
     if short_side < crop:
