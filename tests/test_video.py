@@ -253,6 +253,13 @@ def test_a_damaged_frame_cache_is_made_again_and_a_file_in_its_place_is_refused(
     with pytest.raises(VideoError, match="is a file where this job keeps its frames"):
         stylize_video(clip, None, blocked, **options)
     assert cache_dir(blocked).read_text() == "the user's notes"
+    taken = tmp_path / "t.mp4"  # a folder of the user's own where the cache goes is no cache to start over
+    cache_dir(taken).mkdir()
+    (cache_dir(taken) / "000000.png").write_bytes(b"a frame")
+    (cache_dir(taken) / "notes.txt").write_text("the user's notes")
+    with pytest.raises(VideoError, match=r"holds other files \(notes.txt\)"):
+        stylize_video(clip, None, taken, **options)
+    assert (cache_dir(taken) / "notes.txt").read_text() == "the user's notes"
 
 
 def test_a_scene_cut_starts_a_new_shot(models, tmp_path):

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from .options import VideoOptions
 STATE_FILE = "state.safetensors"
 REFERENCE = "video.reference"  # carried state: the source each output pixel was made from, for still regions
 JOB_FILE = "job.json"
+# What a frame cache holds: frames, state, record, and io.atomic_write's temporary files of them.
+CACHE_FILE = re.compile(r"\.?(\d{6,}\.png|state\.safetensors|job\.json)(\.\w{8}\.tmp)?")
 
 
 @dataclass
@@ -79,6 +82,10 @@ class FrameCache:
         if folder.exists() and not folder.is_dir():
             raise VideoError(f"{folder} is a file where this job keeps its frames: move it away")
         if folder.is_dir() and self._job().get("fingerprint") != fingerprint:
+            strays = sorted(p.name for p in folder.iterdir() if not CACHE_FILE.fullmatch(p.name))
+            if strays:  # removed only when all of it is a cache's
+                raise VideoError(f"{folder}, where this job keeps its frames, holds other files ({strays[0]}): "
+                                 f"move it away")
             shutil.rmtree(folder)  # another job's frames, or a damaged record: start over
         self._start()
 
