@@ -226,12 +226,16 @@ def test_start_and_collect_refuse_mistakes_before_touching_anything(tiny_kit, tm
     assert not list((tmp_path / "w").glob("runs/*/log.txt"))  # no run was started
     assert "--preview-size -1: give a side in px" in refusal("--work", str(tmp_path / "w"), "collect", "--out",
                                                              str(tmp_path / "o"), "--preview-size", "-1")
+    assert "no runs in" in refusal("--work", str(tmp_path / "w"), "collect", "--out", str(tmp_path / "o"))
     assert not (tmp_path / "o").exists()
     home = tmp_path / "home"  # --work given a folder of the user's own: a new release would empty it
     home.mkdir()
     (home / "thesis.tex").write_text("years of work")
     assert "holds other files (thesis.tex)" in refusal("--work", str(home), "start", "--kit", str(tiny_kit))
     assert (home / "thesis.tex").read_text() == "years of work"
+    assert "holds no release-*.tar nor release/" in refusal("unpack", str(tmp_path / "nowhere"), "--logs",
+                                                            str(tmp_path / "logs"))
+    assert not (tmp_path / "logs").exists()
 
 
 def test_a_release_continues_from_collected_weights_at_their_step(dry_release, tiny_kit, tmp_path, refusal):

@@ -429,6 +429,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     if args.preview_size < 0:
         raise SystemExit(f"release: error: --preview-size {args.preview_size}: give a side in px, or 0 for none")
+    if not _runs(args.work):
+        raise SystemExit(f"release: error: no runs in {args.work}: nothing to collect")
     out = args.out
     staging = out / "release"
     shutil.rmtree(staging, ignore_errors=True)
@@ -483,9 +485,13 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def cmd_unpack(args: argparse.Namespace) -> int:
     source = args.source
+    tars = sorted(source.glob("release-*.tar"))
+    if not tars and not (source / "release").is_dir():
+        raise SystemExit(f"release: error: {source} holds no release-*.tar nor release/: give the folder `collect "
+                         f"--out` wrote")
     staging = args.logs
     staging.mkdir(parents=True, exist_ok=True)
-    for tar in sorted(source.glob("release-*.tar")):
+    for tar in tars:
         with tarfile.open(tar) as t:
             t.extractall(staging, filter="data")
     if (source / "release").is_dir():
