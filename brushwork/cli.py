@@ -334,14 +334,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     width = max(len(label) for label in labels + ["pair"])
     label_of = {str(o): label for (o, _, _), label in zip(triples, labels)}
 
+    printed: list[dict] = []
+
     def print_row(row: dict) -> None:
+        if not printed:  # the header comes with the first row: an input refused before it prints nothing
+            print("higher is better: ssim, ms_ssim; lower is better: the others")
+            print(f"{'pair' if args.pairs else 'output':<{width}}" + "".join(f"{METRIC_HEADERS[k]:>11}"
+                                                                          for k in metrics.PAIR_METRICS))
+        printed.append(row)
         cells = "".join(f"{row[k]:>11.4f}" for k in metrics.PAIR_METRICS)
         print(f"{label_of[row['output']]:<{width}}{cells}", flush=True)
 
-    if not args.json:
-        print("higher is better: ssim, ms_ssim; lower is better: the others")
-        print(f"{'pair' if args.pairs else 'output':<{width}}" + "".join(f"{METRIC_HEADERS[k]:>11}"
-                                                                      for k in metrics.PAIR_METRICS))
     report = evaluation.evaluate_triples(triples, args.backbone, args.weights, args.size,
                                          on_row=None if args.json else print_row)
     for note in report.notes:

@@ -115,6 +115,8 @@ def evaluate_triples(triples: list[tuple[Source, Source, Source]], backbone: str
         raise ConfigError("nothing to evaluate")
     if size is not None and not 1 <= size <= io.MAX_SIDE:
         raise ConfigError(f"--size must be 1 to {io.MAX_SIDE} px")
+    for src in dict.fromkeys(s for triple in triples for s in triple if isinstance(s, (str, os.PathLike))):
+        io.check_input_file(src)  # a mistyped name fails before any grading, not after rows of it
     used = sorted({m for m in (made_with(o) for o, _, _ in triples) if m})
     name = backbone or metrics.eval_backbone_name(used)
     report = EvalReport(backbone=name, made_with=used)

@@ -94,6 +94,7 @@ def test_eval_pairs_prints_rows_and_set_scores(pairs_dir, capsys):
 
 @pytest.mark.parametrize("args,message", [
     (["eval", "--content", "{content}", "--style", "{style}", "{missing}"], "not found"),
+    (["eval", "--content", "{content}", "--style", "{style}", "{noisy}", "{missing}"], "not found"),  # checked first
     (["eval", "--content", "{content}", "--style", "{style}", "{noisy}", "--backbone", "resnet"], "unknown backbone"),
     (["eval", "{noisy}"], "eval needs --content C --style S OUTPUT"),
     (["eval", "--pairs", "{tmp}", "--content", "{content}"], "leave out --content"),
@@ -106,8 +107,10 @@ def test_eval_pairs_prints_rows_and_set_scores(pairs_dir, capsys):
 def test_eval_bad_input_is_one_line_and_exit_2(eval_files, tmp_path, capsys, args, message):
     fill = {**{k: str(v) for k, v in eval_files.items()}, "missing": str(tmp_path / "nope.png"), "tmp": str(tmp_path)}
     assert main([a.format(**fill) for a in args]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    out, err = capsys.readouterr()
+    err = err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("brushwork: error:") and message in err[0], err
+    assert out == ""  # not even the table's header
 
 
 def test_eval_pairs_rejects_misnamed_outputs(pairs_dir, capsys):
