@@ -460,8 +460,25 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAILING = {"stylize": "styles", "video": "styles", "eval": "outputs"}  # list positionals that may follow options
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """argparse's, but a command's trailing images may also come after options (`stylize photo.jpg -o out.png
+    painting.jpg`), where argparse alone has already closed the list at the first option."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    dest = TRAILING.get(args.command)
+    options = [i for i, e in enumerate(extra) if e.startswith("-")]
+    if extra and (dest is None or options):
+        parser.error(f"unrecognized arguments: {' '.join(extra[options[0] if dest else 0:])}")
+    if extra:
+        setattr(args, dest, [*getattr(args, dest), *extra])
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     handler = {"stylize": cmd_stylize, "video": cmd_video, "eval": cmd_eval, "train": cmd_train,
                "backbones": cmd_backbones, "methods": cmd_methods, "models": cmd_models,
                "export": cmd_export, "ui": cmd_ui, "batch": cmd_batch}[args.command]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from brushwork.cli import build_parser, main
+from brushwork.cli import build_parser, main, parse_args
 from brushwork.methods import method_specs
 from brushwork.options import help_text
 from brushwork.train import TrainConfig
@@ -162,6 +162,22 @@ def test_flags_are_made_from_the_options_dataclasses(capsys):
                 for f in dataclasses.fields(cls):
                     assert (f"--{f.name.replace('_', '-')} " in text) == bool(help_text(f)), f.name
             assert "--settle" not in text  # the release tool's, for weights continued without their moments
+
+
+def test_images_may_follow_the_options(capsys):
+    """`stylize photo.jpg -o out.png painting.jpg`: argparse alone closes the style list at the first option and
+    calls the painting unrecognized; an unknown option is still refused, by its own name."""
+    args = parse_args(["stylize", "c.png", "-o", "o.png", "a.png", "--size", "9", "b.png"])
+    assert (args.content, args.styles, args.output, args.size) == ("c.png", ["a.png", "b.png"], "o.png", 9)
+    args = parse_args(["eval", "--content", "c.png", "x.png", "--style", "s.png", "y.png"])
+    assert args.outputs == ["x.png", "y.png"] and args.style == "s.png"
+    assert parse_args(["video", "in.mp4", "-o", "o.mp4", "a.png"]).styles == ["a.png"]
+    for argv, unknown in ((["stylize", "c.png", "-o", "o.png", "a.png", "--colour", "3"], "--colour 3"),
+                          (["export", "m", "--format", "onnx", "-o", "x.onnx", "n"], "n")):
+        with pytest.raises(SystemExit) as stopped:
+            parse_args(argv)
+        assert stopped.value.code == 2
+        assert capsys.readouterr().err == f"brushwork: error: unrecognized arguments: {unknown}\n"
 
 
 def test_numbers_past_any_meaning_are_refused_in_one_line(files, tmp_path, capsys):
