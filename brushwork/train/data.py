@@ -69,7 +69,8 @@ class RandomCrops(Dataset):
     def __init__(self, files: list[Path], size: int = 256, short_side: int = 512, seed: int = 0,
                  warnings: list[str] | None = None):
         if short_side < size:
-            raise ConfigError(f"the resize side ({short_side}) must be at least the crop size ({size})")
+            raise ConfigError(f"--short-side {short_side} must be at least the crop's --size {size}: images are "
+                              f"resized to it, then cropped")
         resources.check_fits(3 * short_side ** 2, torch.device("cpu"), f"an image resized to --short-side {short_side}",
                              "at least", "use a smaller --short-side")
         self.files, self.size, self.short_side, self.seed = files, size, short_side, seed
