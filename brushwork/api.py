@@ -17,14 +17,22 @@ from PIL import Image
 
 from . import io
 from .errors import ConfigError, DivergenceError, out_of_memory
-from .methods import Callback, Result, Temporal, get_method
-from .options import check_values
+from .methods import Callback, Result, Temporal, get_method, method_specs
+from .options import check_values, label
 
 StyleInput = io.ImageLike | Sequence[io.ImageLike]
 
 
 def _as_list(x: Any) -> list:
     return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _elsewhere(name: str) -> str:
+    """An option this method lacks, as its flag with the methods that take it, or as given when none does."""
+    takers = [(spec.name, f) for spec in method_specs() for f in dataclasses.fields(spec.options) if f.name == name]
+    if not takers:
+        return name
+    return f"{label(takers[0][1])} (an option of {', '.join(m for m, _ in takers)})"
 
 
 def resolve_options(method: str = "optimize", preset: str = "default", **options: Any):
@@ -35,7 +43,7 @@ def resolve_options(method: str = "optimize", preset: str = "default", **options
     fields = {f.name for f in dataclasses.fields(spec.options)}
     unknown = sorted(k for k in options if k not in fields)
     if unknown:
-        raise ConfigError(f"unknown option(s) for {method}: {', '.join(unknown)}")
+        raise ConfigError(f"unknown option(s) for {method}: {', '.join(_elsewhere(name) for name in unknown)}")
     values = {**spec.presets[preset], **{k: v for k, v in options.items() if v is not None}}
     opts = spec.options(**values)
     check_values(opts)

@@ -74,8 +74,9 @@ def test_adain_method_masks_blends_and_errors(decoder_file, files, tmp_path):
     assert result.image.shape == (1, 3, 48, 64)
     with pytest.raises(ConfigError, match="alpha"):
         api.run(files["content"], files["style_a"], method="adain", model=str(decoder_file), alpha=1.5)
-    with pytest.raises(ConfigError, match="unknown option"):
-        api.run(files["content"], files["style_a"], method="adain", model=str(decoder_file), iterations=3)
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) for adain: colour, --iterations \(an option of "
+                                          r"optimize\)$"):
+        api.run(files["content"], files["style_a"], method="adain", model=str(decoder_file), iterations=3, colour=1)
     with pytest.raises(MaskError):
         api.run(files["content"], [files["style_a"], files["style_b"]], method="adain", model=str(decoder_file),
                 masks=[files["mask_left"]])
