@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import api, io
+from .methods import get_method
 from .errors import BrushworkError, ConfigError, OutputError
 from .methods import get_method
 from .options import from_text
@@ -372,7 +373,11 @@ def batch(source: str, out: str, method: str = "optimize", styles: str | list[st
         raise ConfigError("--workers and --batch-size must be at least 1, --gpus-per-worker a finite number from 0")
     rows = plan(source, styles, method)
     columns = {k: None for r in rows for k in r.options}  # None: unset, so only the names are checked
-    api.resolve_options(method, preset, **{**options, **columns})  # unknown columns fail here; a bad cell, its row
+    # Unknown columns fail here and a bad cell only its row; a model no row can load is one error, not one per row.
+    opts = api.resolve_options(method, preset, **{**options, **columns})
+    models = get_method(method).models
+    if models is not None and "model" not in columns:
+        models.resolve(opts.model)
     fs, base = _fs(out)
     pafs = _require_pyarrow()
     if fs.get_file_info(base).type == pafs.FileType.File:
