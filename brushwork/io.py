@@ -84,8 +84,26 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
     return a
 
 
+UNIT_SLACK = 0.5  # how far outside [0, 1] a float image may stray (resampling overshoot) before it is refused
+
+
+def _as_unit_floats(t: torch.Tensor) -> torch.Tensor:
+    """uint8 as 0–255, uint16 as 0–65535, bool and floats as they are; other integers, and floats far outside
+    [0, 1] (a 0–255 image, an ImageNet-normalized tensor), would clamp to a flat picture without a word."""
+    if t.dtype in (torch.uint8, torch.uint16):
+        return t.float() / (255.0 if t.dtype == torch.uint8 else 65535.0)
+    if not (t.is_floating_point() or t.dtype == torch.bool):
+        raise ImageError(f"expected an image of uint8, uint16 or floats in [0, 1], got "
+                         f"{str(t.dtype).removeprefix('torch.')}")
+    t = t.float()
+    if t.numel() and (float(t.amin()) < -UNIT_SLACK or float(t.amax()) > 1 + UNIT_SLACK):
+        raise ImageError(f"expected an image of floats in [0, 1], got values from {float(t.amin()):.4g} to "
+                         f"{float(t.amax()):.4g}: scale it into [0, 1] (a 0–255 image: divide by 255)")
+    return t
+
+
 def _tensor_image(t: torch.Tensor) -> torch.Tensor:
-    t = t.detach().float() / 255.0 if t.dtype == torch.uint8 else t.detach().float()
+    t = _as_unit_floats(t.detach())
     if t.dim() == 2:
         t = t[None]
     if t.dim() == 3:
@@ -101,15 +119,19 @@ def _tensor_image(t: torch.Tensor) -> torch.Tensor:
 
 
 def load_image(src: ImageLike) -> torch.Tensor:
-    """Read a path, PIL image, numpy array (H×W×C, uint8 or float in [0,1]) or tensor (1×3×H×W, 3×H×W or H×W,
-    uint8 or float in [0,1]) into 1×3×H×W float32."""
+    """Read a path, PIL image, numpy array (H×W×C) or tensor (1×3×H×W, 3×H×W or H×W) into 1×3×H×W float32;
+    arrays and tensors hold uint8 (0–255), uint16 (0–65535), bool or floats in [0, 1]."""
     if not isinstance(src, (str, os.PathLike, Image.Image, np.ndarray, torch.Tensor)):
         raise ImageError(f"expected an image path, PIL image, numpy array or tensor, got {type(src).__name__}")
     if isinstance(src, torch.Tensor):
         t = _tensor_image(src)
     else:
         if isinstance(src, np.ndarray):
-            a = src.astype(np.float32) / (255.0 if src.dtype == np.uint8 else 1.0)
+            if src.dtype == np.uint16:  # torch does little with uint16: as floats here
+                src = src.astype(np.float32) / 65535.0
+            elif not (src.dtype in (np.uint8, np.bool_) or np.issubdtype(src.dtype, np.floating)):
+                raise ImageError(f"expected an image of uint8, uint16 or floats in [0, 1], got {src.dtype}")
+            a = _as_unit_floats(torch.from_numpy(np.ascontiguousarray(src))).numpy()
             if a.ndim == 2:
                 a = a[..., None]
             if a.ndim != 3 or a.shape[2] not in (1, 3, 4):

@@ -58,6 +58,10 @@ def test_tensors_and_arrays_read_as_their_dtype_says():
     assert torch.allclose(load_image(u8), torch.tensor([0.0, 0.2, 1.0]).expand(1, 3, 1, 3))
     assert torch.allclose(load_image(u8.permute(1, 2, 0).numpy()), load_image(u8))
     assert torch.allclose(load_image(torch.full((3, 2, 2), 0.25, dtype=torch.float64)), torch.full((1, 3, 2, 2), 0.25))
+    u16 = np.array([[[0, 13107, 65535]]], dtype=np.uint16).repeat(3, 0).transpose(1, 2, 0)  # a 16-bit PNG's array
+    assert torch.allclose(load_image(u16), torch.tensor([0.0, 0.2, 1.0]).expand(1, 3, 1, 3))
+    assert torch.equal(load_image(np.ones((2, 2), bool)), torch.ones(1, 3, 2, 2))
+    assert torch.equal(load_image(torch.full((1, 3, 2, 2), 1.2)), torch.ones(1, 3, 2, 2))  # a resampling overshoot
 
 
 @pytest.mark.parametrize("src,message", [
@@ -66,6 +70,10 @@ def test_tensors_and_arrays_read_as_their_dtype_says():
     (torch.full((1, 3, 8, 8), float("nan")), "NaN"),
     (np.full((8, 8, 3), np.nan, np.float32), "NaN"),
     (None, "got NoneType"),
+    (torch.randint(0, 256, (1, 3, 8, 8)), "uint8, uint16 or floats in \\[0, 1\\], got int64"),  # 0–255, as what?
+    (np.zeros((8, 8, 3), np.int32), "got int32"),
+    (torch.rand(1, 3, 8, 8) * 255, "divide by 255"),  # would clamp to white
+    (np.random.default_rng(0).normal(0, 1, (8, 8, 3)) * 2, "got values from -"),  # ImageNet-normalized
     (b"\x89PNG", "got bytes"),
 ])
 def test_images_in_memory_that_are_no_image_raise_image_error(src, message):
