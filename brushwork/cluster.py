@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import api, io
-from .methods import get_method
 from .errors import BrushworkError, ConfigError, OutputError
 from .methods import get_method
 from .options import from_text
