@@ -310,11 +310,15 @@ def _eval_videos(args: argparse.Namespace) -> int:
     for report in reports:
         d = report.as_dict()
         print(f"{report.output}: warping error per frame pair (lower is steadier), output and source")
-        for t, (o, src) in enumerate(zip(report.output_errors, report.source_errors)):
-            print(f"  {t + 1:>5} {o:>11.6f} {src:>11.6f}")
+        for t, o, src in zip(report.pairs, report.output_errors, report.source_errors):
+            print(f"  {t:>5} {o:>11.6f} {src:>11.6f}")
         cuts = f"; scene cuts at frames {', '.join(map(str, report.cuts))} left out" if report.cuts else ""
-        print(f"warping error {d['warping_error']:.6f} (source {d['source_warping_error']:.6f}: "
-              f"{d['relative_to_source']:.2f}× the source's) over {report.frames} frames{cuts}: {report.output}")
+        if d["warping_error"] is None:
+            print(f"no frame pair to measure over {report.frames} frames{cuts}: {report.output}")
+            continue
+        ratio = "" if d["relative_to_source"] is None else f": {d['relative_to_source']:.2f}× the source's"
+        print(f"warping error {d['warping_error']:.6f} (source {d['source_warping_error']:.6f}{ratio}) over "
+              f"{report.frames} frames{cuts}: {report.output}")
     return 0
 
 

@@ -288,5 +288,14 @@ def test_eval_video_reports_per_frame_and_mean_against_the_source(clip, models, 
     report = json.loads(capsys.readouterr().out)[0]
     assert len(report["per_frame"]["output"]) == len(report["per_frame"]["source"]) == 9
     assert report["warping_error"] > report["source_warping_error"] > 0
+    assert report["per_frame"]["frame"] == list(range(1, 10))
     assert main(["eval", "--video", "--content", str(clip), str(out)]) == 0
     assert "× the source's) over 10 frames" in capsys.readouterr().out
+    g = torch.Generator().manual_seed(0)  # three unrelated frames: every one after the first a scene cut
+    noise = sample.write_clip(tmp_path / "noise.mp4", (torch.rand(1, 3, 32, 48, generator=g) for _ in range(3)),
+                              tone=None)
+    assert main(["eval", "--video", "--content", str(noise), str(noise), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)[0]  # valid JSON: null where there is no mean, never NaN
+    assert report["cuts"] == [1, 2] and report["warping_error"] is None and report["relative_to_source"] is None
+    assert main(["eval", "--video", "--content", str(noise), str(noise)]) == 0
+    assert "no frame pair to measure over 3 frames; scene cuts at frames 1, 2 left out" in capsys.readouterr().out

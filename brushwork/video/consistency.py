@@ -25,8 +25,8 @@ def warping_error(previous: torch.Tensor, current: torch.Tensor, pair: flow.Fram
 
 @dataclass
 class VideoReport:
-    """Per frame pair (frame t against t − 1) the warping error of the output and of the source; pairs that
-    straddle a scene cut are left out."""
+    """Per frame pair (frame t against t − 1, t in `pairs`) the warping error of the output and of the source;
+    pairs that straddle a scene cut are left out. The means are None where no pair is left (JSON has no NaN)."""
 
     output: str
     source: str
@@ -34,26 +34,27 @@ class VideoReport:
     output_errors: list[float] = field(default_factory=list)
     source_errors: list[float] = field(default_factory=list)
     cuts: list[int] = field(default_factory=list)
+    pairs: list[int] = field(default_factory=list)
 
     @staticmethod
-    def _mean(values: list[float]) -> float:
+    def _mean(values: list[float]) -> float | None:
         kept = [v for v in values if v == v]
-        return sum(kept) / len(kept) if kept else float("nan")
+        return sum(kept) / len(kept) if kept else None
 
     @property
-    def output_mean(self) -> float:
+    def output_mean(self) -> float | None:
         return self._mean(self.output_errors)
 
     @property
-    def source_mean(self) -> float:
+    def source_mean(self) -> float | None:
         return self._mean(self.source_errors)
 
     def as_dict(self) -> dict:
-        ratio = self.output_mean / self.source_mean if self.source_mean else float("nan")
+        out, src = self.output_mean, self.source_mean
         return {"output": self.output, "source": self.source, "frames": self.frames, "cuts": self.cuts,
-                "warping_error": self.output_mean, "source_warping_error": self.source_mean,
-                "relative_to_source": ratio, "per_frame": {"output": self.output_errors,
-                                                           "source": self.source_errors}}
+                "warping_error": out, "source_warping_error": src,
+                "relative_to_source": out / src if out is not None and src else None,
+                "per_frame": {"frame": self.pairs, "output": self.output_errors, "source": self.source_errors}}
 
 
 def evaluate_video(output: str | os.PathLike, source: str | os.PathLike) -> VideoReport:
@@ -74,6 +75,7 @@ def evaluate_video(output: str | os.PathLike, source: str | os.PathLike) -> Vide
             if pair.cut:
                 report.cuts.append(index)
             else:
+                report.pairs.append(index)
                 report.output_errors.append(warping_error(previous[1], out, pair))
                 report.source_errors.append(warping_error(previous[0], src, pair))
         previous = (src, out)
