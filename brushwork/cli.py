@@ -305,7 +305,7 @@ def _eval_videos(args: argparse.Namespace) -> int:
                           "--backbone, --weights or --size")
     reports = [video.evaluate_video(out, args.content) for out in args.outputs]
     if args.json:
-        print(json.dumps([r.as_dict() for r in reports], indent=2))
+        print(io.to_json([r.as_dict() for r in reports]))
         return 0
     for report in reports:
         d = report.as_dict()
@@ -354,7 +354,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for note in report.notes:
         print(f"brushwork: note: {note}", file=sys.stderr)
     if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
+        print(io.to_json(report.as_dict()))
         return 0
     for row in report.rows:
         if "seam" in row:

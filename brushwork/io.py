@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Collection, Iterator
@@ -291,9 +292,25 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return Path(f"{path}.json")
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def to_json(data: Any, indent: int | None = 2) -> str:
+    """JSON that every reader takes: a NaN or infinite number (a metric with nothing to measure, a diverged loss)
+    becomes null, where json.dumps would write NaN, which is no JSON."""
+    return json.dumps(_finite(data), indent=indent, default=str, allow_nan=False)
+
+
 def save_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write JSON atomically, pretty-printed."""
     out = Path(path)
-    text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+    text = to_json(data) + "\n"
     atomic_write(out, lambda tmp: Path(tmp).write_text(text))
     return out

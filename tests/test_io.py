@@ -1,3 +1,4 @@
+import json
 import os
 import stat
 from pathlib import Path
@@ -8,7 +9,7 @@ import torch
 from PIL import Image, ImageFile
 
 from brushwork import ImageError, OutputError
-from brushwork.io import fit_long_side, load_image, load_mask, save_image, save_json, square_cell
+from brushwork.io import fit_long_side, load_image, load_mask, save_image, save_json, square_cell, to_json
 
 
 def test_formats_modes_and_exif(tmp_path):
@@ -166,3 +167,13 @@ def test_an_image_too_large_to_decode_is_refused_from_its_header(tmp_path, monke
     with pytest.raises(SizeError, match=r"reading .*wide.png \(300×200 px\) needs about"):
         load_image(path)
     assert not decoded
+
+
+def test_json_holds_null_where_a_number_is_not_finite(tmp_path):
+    """json.dumps writes NaN and Infinity, which no JSON reader but Python's takes: a metric with nothing to measure
+    or a diverged loss must not make a sidecar or `eval --json` unreadable."""
+    data = {"loss": float("nan"), "rows": [{"w2": float("inf")}, 0.5], "name": "x"}
+    assert json.loads(to_json(data)) == {"loss": None, "rows": [{"w2": None}, 0.5], "name": "x"}
+    save_json(data, tmp_path / "s.json")
+    text = (tmp_path / "s.json").read_text()
+    assert "NaN" not in text and json.loads(text)["loss"] is None
