@@ -233,7 +233,7 @@ def process_row(row: Row, out: str, method: str, preset: str, options: dict[str,
             meta = json.loads(sidecar.read_text())
             meta.update({"output": report["output"], "content": row.content, "styles": list(row.styles),
                          "batch_row": row.key(method, preset, options)})
-            sidecar.write_text(json.dumps(meta, indent=1))
+            sidecar.write_text(io.to_json(meta, indent=1))
             _upload(local, fs, target)
             _upload(sidecar, fs, target + ".json")
         except (BrushworkError, OSError, ValueError, TypeError, ArithmeticError, RuntimeError) as e:
