@@ -132,6 +132,8 @@ def load_image(src: ImageLike) -> torch.Tensor:
                 src = src.astype(np.float32) / 65535.0
             elif not (src.dtype in (np.uint8, np.bool_) or np.issubdtype(src.dtype, np.floating)):
                 raise ImageError(f"expected an image of uint8, uint16 or floats in [0, 1], got {src.dtype}")
+            elif src.dtype != np.uint8:
+                src = src.astype(np.float32)  # a copy: the caller's array must not be clamped in place below
             a = _as_unit_floats(torch.from_numpy(np.ascontiguousarray(src))).numpy()
             if a.ndim == 2:
                 a = a[..., None]

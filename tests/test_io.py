@@ -63,6 +63,9 @@ def test_tensors_and_arrays_read_as_their_dtype_says():
     assert torch.allclose(load_image(u16), torch.tensor([0.0, 0.2, 1.0]).expand(1, 3, 1, 3))
     assert torch.equal(load_image(np.ones((2, 2), bool)), torch.ones(1, 3, 2, 2))
     assert torch.equal(load_image(torch.full((1, 3, 2, 2), 1.2)), torch.ones(1, 3, 2, 2))  # a resampling overshoot
+    mine, theirs = np.full((2, 2, 3), 1.2, np.float32), torch.full((1, 3, 2, 2), -0.1)
+    load_image(mine), load_image(theirs)
+    assert (mine == np.float32(1.2)).all() and (theirs == -0.1).all()  # the caller's own, never clamped in place
 
 
 @pytest.mark.parametrize("src,message", [
