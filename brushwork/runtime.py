@@ -28,6 +28,9 @@ def onnx_session(path: str | os.PathLike, device: str = "auto", inputs: tuple[st
         import onnxruntime as ort
     except ImportError:
         raise ConfigError("--runtime onnx needs onnxruntime: pip install 'brushwork[export]'") from None
+    if str(path).lower().endswith(".safetensors"):  # the weights brushwork runs itself, not an exported graph
+        raise ConfigError(f"{path} holds weights, not an ONNX graph: run it with --runtime torch, or export it "
+                          f"first (`brushwork export MODEL --format onnx -o FILE.onnx`)")
     providers = ["CPUExecutionProvider"]
     if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")

@@ -108,6 +108,10 @@ NUMBERS = {
     "tile below the overlap": lambda f, p, i: stylize(i["c"], i["a"], "-o", i["out"], "--tile", "40"),
     "thumbnail too small": lambda f, p, i: feed("adain", i["c"], i["a"], "-o", i["out"], "--thumbnail", "4"),
     "tiles through onnx": lambda f, p, i: feed("fast", i["c"], "-o", i["out"], "--runtime", "onnx", "--tile", "512"),
+    "an onnx graph run by torch": lambda f, p, i: feed("fast", i["c"], "-o", i["out"], "--model",
+                                                       _write(p / "graph.ONNX", "graph")),
+    "weights run by onnx": lambda f, p, i: feed("fast", i["c"], "-o", i["out"], "--runtime", "onnx", "--model",
+                                                _write(p / "net.safetensors", "weights")),
 }
 
 BLENDS_AND_MASKS = {
@@ -398,6 +402,8 @@ EXPECTED = {**{name: "GiB but only" for name in NUMBERS if name.startswith("size
             "batch manifest with a method column": "'method' column, but the method is the job's",
             "batch manifest with a column twice": "more than one 'content' column",
             "batch manifest without rows": "has no rows",
+            "an onnx graph run by torch": "graph.ONNX is an exported ONNX graph: run it with --runtime onnx",
+            "weights run by onnx": "net.safetensors holds weights, not an ONNX graph: run it with --runtime torch",
             "batch with a model no row can load": "unknown fast model 'nope'",
             "batch without the model its method needs": "--method fast needs --model", "batch style missing": "image not found",
             "video codec an audio encoder": "unknown or unavailable video codec 'aac'",

@@ -77,6 +77,9 @@ def check_feed_forward(opts: FeedForwardOptions, min_size: int) -> None:
     """The options of methods that run a trained network once: a known runtime, a usable thumbnail, and tiling
     only where brushwork runs the network itself (an exported graph normalizes with its own statistics)."""
     runtime.check_runtime(opts.runtime)
+    model = getattr(opts, "model", None)
+    if opts.runtime == "torch" and isinstance(model, str) and model.lower().endswith(".onnx"):
+        raise ConfigError(f"{model} is an exported ONNX graph: run it with --runtime onnx")
     if opts.thumbnail < min_size:
         raise ConfigError(f"--thumbnail must be at least {min_size} px")
     if opts.runtime != "torch" and opts.tile:
