@@ -59,8 +59,9 @@ def resolve_named(model: str, pretrained: dict[str, Path], method: str, what: st
     `brushwork train METHOD`; `what` the model is, in words."""
     if model in pretrained:
         if not pretrained[model].is_file():
-            raise WeightsError(f"the {model} {what} is not shipped in this version (it needs GPU training); "
-                               f"pass --model PATH to a {what} trained with `brushwork train {method}`")
+            raise WeightsError(f"the {model} {what} is not shipped in this version (it needs GPU training): give "
+                               f"the path of a {what} trained with `brushwork train {method}` in its place (to "
+                               f"stylize: --model PATH)")
         return pretrained[model]
     path = Path(model)
     if not path.is_file():
