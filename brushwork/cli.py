@@ -216,6 +216,8 @@ def _intermediate_saver(output: Path, every: int, inputs: list) -> typing.Callab
 def _stylize_folder(args: argparse.Namespace, options: dict) -> int:
     """Every image of a folder into an output folder (NAME.png plus its sidecar); a bad image is reported and
     skipped, and the exit code says whether any was."""
+    if not args.output:
+        raise OutputError("-o is empty: give an output folder (an empty path would be the current one)")
     source, out_dir = Path(args.content), Path(args.output)
     if args.masks or args.save_every:
         raise ConfigError("--mask and --save-every apply to one image, not to a folder")
@@ -266,7 +268,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     if folder:
         return _stylize_folder(args, options)
     inputs = [args.content, *args.styles, *(args.masks or []), *([options["init"]] if "init" in options else [])]
-    io.check_output_path(output, tuple(inputs), sidecar=True)
+    io.check_output_path(args.output, tuple(inputs), sidecar=True)
     callback = _intermediate_saver(output, args.save_every, inputs) if args.save_every else None
     result = api.stylize_file(args.content, args.styles, output, method=args.method, preset=args.preset,
                               masks=args.masks, callback=callback, **options)

@@ -205,6 +205,8 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, 
     would overwrite an input."""
     if not isinstance(path, (str, os.PathLike)):
         raise OutputError(f"the output must be a file path, not {type(path).__name__}")
+    if not os.fspath(path):  # Path("") is ".", which would be called a folder
+        raise OutputError("the output path is empty: give a file name")
     out = Path(path)
     try:
         return _check_output_path(out, inputs, suffixes, sidecar)

@@ -87,7 +87,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         check_values(self)
-        checks = [(self.steps >= 1, "--steps must be at least 1"), (self.batch_size >= 1, "--batch-size must be >= 1"),
+        checks = [(bool(self.out), "--out is empty: give a run folder (an empty path would be the current one)"),
+                  (self.steps >= 1, "--steps must be at least 1"), (self.batch_size >= 1, "--batch-size must be >= 1"),
                   (0 <= self.seed < 2**32, "--seed must be from 0 to 4294967295 in training (numpy's range)"),
                   (self.size >= 16, "--size must be at least 16"), (self.lr > 0, "--lr must be positive"),
                   (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
