@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", default="optimize", choices=method_names())
     presets = "; ".join(f"{spec.name}: {' | '.join(spec.presets)}" for spec in method_specs())
     s.add_argument("--preset", default="default", help=f"a bundle of options that explicit ones override ({presets})")
-    s.add_argument("--mask", nargs="+", dest="masks", help="one mask image per style: white = that style's region")
+    s.add_argument("--mask", nargs="+", action="extend", dest="masks",
+                   help="one mask image per style (repeatable): white = that style's region")
     s.add_argument("--save-every", type=int, default=0, metavar="N", help="also save the image every N iterations")
     add_stylize_flags(s)
 
@@ -132,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "sidecar is written beside it")
     v.add_argument("--method", default="optimize", choices=method_names())
     v.add_argument("--preset", default="default", help="a bundle of options that explicit ones override")
-    v.add_argument("--mask", nargs="+", dest="masks", help="one mask image per style, for every frame")
+    v.add_argument("--mask", nargs="+", action="extend", dest="masks",
+                   help="one mask image per style, for every frame (repeatable)")
     add_stylize_flags(v)
     add_option_flags(v, VideoOptions)
 

@@ -172,6 +172,8 @@ def test_images_may_follow_the_options(capsys):
     args = parse_args(["eval", "--content", "c.png", "x.png", "--style", "s.png", "y.png"])
     assert args.outputs == ["x.png", "y.png"] and args.style == "s.png"
     assert parse_args(["video", "in.mp4", "-o", "o.mp4", "a.png"]).styles == ["a.png"]
+    args = parse_args(["stylize", "c.png", "a.png", "b.png", "-o", "o.png", "--mask", "m.png", "--mask", "n.png"])
+    assert args.masks == ["m.png", "n.png"]  # --mask once per style, as well as --mask M N
     for argv, unknown in ((["stylize", "c.png", "-o", "o.png", "a.png", "--colour", "3"], "--colour 3"),
                           (["export", "m", "--format", "onnx", "-o", "x.onnx", "n"], "n")):
         with pytest.raises(SystemExit) as stopped:
