@@ -50,6 +50,14 @@ def resolve_options(method: str = "optimize", preset: str = "default", **options
     return opts
 
 
+def check_model(method: str, opts: Any) -> None:
+    """Resolve the model file of a method that runs one: a missing, unknown or unshipped model is one error before
+    any work (a video's first frame, a batch's rows), not one per frame or row."""
+    models = get_method(method).models
+    if models is not None:
+        models.resolve(opts.model)
+
+
 def run(content: io.ImageLike, style: StyleInput | None = None, method: str = "optimize", preset: str = "default",
         masks: Sequence[io.ImageLike] | None = None, callback: Callback | None = None,
         temporal: Temporal | None = None, **options: Any) -> Result:

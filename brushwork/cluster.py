@@ -376,9 +376,8 @@ def batch(source: str, out: str, method: str = "optimize", styles: str | list[st
     columns = {k: None for r in rows for k in r.options}  # None: unset, so only the names are checked
     # Unknown columns fail here and a bad cell only its row; a model no row can load is one error, not one per row.
     opts = api.resolve_options(method, preset, **{**options, **columns})
-    models = get_method(method).models
-    if models is not None and "model" not in columns:
-        models.resolve(opts.model)
+    if "model" not in columns:
+        api.check_model(method, opts)
     fs, base = _fs(out)
     pafs = _require_pyarrow()
     if fs.get_file_info(base).type == pafs.FileType.File:

@@ -23,7 +23,7 @@ import torch
 
 from .. import io
 from ..errors import BrushworkError, ConfigError, VideoError
-from ..methods import Temporal, get_method
+from ..methods import Temporal
 from ..methods.prepare import POSITIVE_SIZE
 from ..version import __version__
 from . import flow, media
@@ -255,9 +255,7 @@ def stylize_video(source: str | os.PathLike, style: Any = None, output: str | os
     opts = api.resolve_options(method, preset, **options)  # refuse bad options and models before the first frame
     video.check_method(method)
     media.try_encoder(video.codec, out, size, info.rate, video.crf)
-    models = get_method(method).models
-    if models is not None and getattr(opts, "model", None):
-        models.resolve(opts.model)
+    api.check_model(method, opts)
     job = _Job(info, size, method, preset, [io.load_image(s) for s in _as_list(style)],
                [io.load_mask(m) for m in masks] if masks else None, video, options)
     settings = {k: v for k, v in dataclasses.asdict(video).items() if k not in ("frames", "keep_frames")}
