@@ -142,12 +142,14 @@ def check_finite(tensors: dict[str, "torch.Tensor"], source: str | os.PathLike) 
         raise WeightsError(f"{source}: {bad} holds NaN or infinite values (a diverged or damaged file)")
 
 
-def load_strict(module: "torch.nn.Module", tensors: dict[str, "torch.Tensor"], what: str) -> None:
+def load_strict(module: "torch.nn.Module", tensors: dict[str, "torch.Tensor"], source: str | os.PathLike,
+                target: str) -> None:
     """Load every tensor of a network, as load_state_dict(strict=True) does, or raise one WeightsError that says
-    how `tensors` differ (torch's own message starts with a line that names no tensor); `what` begins it, e.g.
-    "X does not fit Y" (weights holding NaN are refused as X's). On an error the module may hold some of the
-    tensors: callers discard it."""
-    check_finite(tensors, what.split(" does not fit")[0])
+    how `tensors` differ (torch's own message starts with a line that names no tensor), beginning "SOURCE does not
+    fit TARGET"; weights holding NaN are refused as SOURCE's. On an error the module may hold some of the tensors:
+    callers discard it."""
+    check_finite(tensors, source)
+    what = f"{source} does not fit {target}"
     expected = module.state_dict()
     reshaped = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
     if reshaped:

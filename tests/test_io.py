@@ -138,14 +138,14 @@ def test_load_strict_says_which_tensors_do_not_fit():
 
     net = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
     good = {k: v.clone() + 1 for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
-    load_strict(net, good, "x")  # BatchNorm's batch counter may be absent, as torch allows
+    load_strict(net, good, "x", "the net")  # BatchNorm's batch counter may be absent, as torch allows
     assert torch.equal(net[0].weight, good["0.weight"])
-    with pytest.raises(WeightsError, match=r"^m does not fit: tensors 1 missing \(first: 0.bias\), 1 unexpected "
-                                           r"\(first: extra\)$"):
-        load_strict(net, {**{k: v for k, v in good.items() if k != "0.bias"}, "extra": torch.zeros(1)},
-                    "m does not fit")
+    with pytest.raises(WeightsError, match=r"^m does not fit the net: tensors 1 missing \(first: 0.bias\), 1 "
+                                           r"unexpected \(first: extra\)$"):
+        load_strict(net, {**{k: v for k, v in good.items() if k != "0.bias"}, "extra": torch.zeros(1)}, "m",
+                    "the net")
     with pytest.raises(WeightsError, match=r"1 tensors of another shape \(first: 0.weight\)"):
-        load_strict(net, {**good, "0.weight": torch.zeros(2, 2)}, "m does not fit")
+        load_strict(net, {**good, "0.weight": torch.zeros(2, 2)}, "m", "the net")
 
 
 def test_square_cell_takes_the_centre_square():

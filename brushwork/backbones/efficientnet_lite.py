@@ -88,7 +88,7 @@ class EfficientNetLite0(Backbone):
             if key.startswith("_fc.") or key.endswith("num_batches_tracked"):
                 continue
             ours[_rename(key)] = value
-        load_strict(self, ours, f"{source} does not fit EfficientNet-Lite0")
+        load_strict(self, ours, source, "EfficientNet-Lite0")
         return self
 
 

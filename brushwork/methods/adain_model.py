@@ -118,7 +118,7 @@ def load_decoder(decoder: nn.Module, tensors: dict[str, torch.Tensor], source: s
     attentive decoder (its attention then begins as the identity)."""
     if isinstance(decoder, AttentiveDecoder) and not any(k.startswith("attention.") for k in tensors):
         decoder = decoder.body
-    load_strict(decoder, tensors, f"{source} does not fit this decoder")
+    load_strict(decoder, tensors, source, "this decoder")
 
 
 class AdaINNet(nn.Module):

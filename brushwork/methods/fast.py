@@ -90,7 +90,7 @@ def load_net(path: str) -> tuple[torch.nn.Module, dict[str, str]]:
     if not (width.isdecimal() and 1 <= int(width) <= MAX_WIDTH):  # checked before a network that wide is built
         raise WeightsError(f"{path} says its network is {width!r} channels wide: not a width of 1 to {MAX_WIDTH}")
     net = model_lib.build_net(arch, int(width))
-    weights_io.load_strict(net, tensors, f"{path} does not fit the fast {arch} network")
+    weights_io.load_strict(net, tensors, path, f"the fast {arch} network")
     return net.eval().requires_grad_(False), meta
 
 

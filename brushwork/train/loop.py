@@ -341,7 +341,7 @@ def read_exports(task: TrainTask, files: dict[str, Path]) -> tuple[int, float, d
     for stem, (net, _) in task.exports.items():
         weights = Path(files[stem])
         tensors, meta = read_safetensors(weights)
-        load_strict(net, tensors, f"{weights} does not fit the {stem} network of this run")
+        load_strict(net, tensors, weights, f"the {stem} network of this run")
         steps.append(int(meta.get("steps", 0)))
         seconds.append(float(meta.get("seconds", 0)))
         if have_all:
@@ -384,8 +384,8 @@ def load_checkpoint(run: Path, task: TrainTask, optimizers: dict[str, torch.opti
     for name, net in task.parts().items():
         weights_file, optim = _files(name)
         try:
-            load_strict(net, safetensors_torch.load_file(str(ckpt / weights_file)),
-                        f"{weights_file} does not fit this run's {name}")
+            load_strict(net, safetensors_torch.load_file(str(ckpt / weights_file)), weights_file,
+                        f"this run's {name}")
             flat, param_groups = _read_optimizer(ckpt, optim)
         except Exception as e:  # OSError, ValueError, RuntimeError, or safetensors' own error for a damaged file
             raise WeightsError(f"cannot resume from {ckpt}: {str(e).splitlines()[0]}") from None
