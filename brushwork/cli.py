@@ -218,8 +218,7 @@ def _intermediate_saver(output: Path, every: int, inputs: list) -> typing.Callab
 def _stylize_folder(args: argparse.Namespace, options: dict) -> int:
     """Every image of a folder into an output folder (NAME.png plus its sidecar); a bad image is reported and
     skipped, and the exit code says whether any was."""
-    if not args.output:
-        raise OutputError("-o is empty: give an output folder (an empty path would be the current one)")
+    io.check_folder_named(args.output)
     source, out_dir = Path(args.content), Path(args.output)
     if args.masks or args.save_every:
         raise ConfigError("--mask and --save-every apply to one image, not to a folder")

@@ -363,8 +363,7 @@ def batch(source: str, out: str, method: str = "optimize", styles: str | list[st
     """Stylize every row of `source` (folder, glob or manifest) into the folder `out`; see the module's doc."""
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}")
-    if not out:
-        raise OutputError("-o is empty: give an output folder (an empty path would be the current one)")
+    io.check_folder_named(out)
     if address is not None and engine != "ray":
         raise ConfigError("--address names a Ray cluster to join: it needs --engine ray")
     whole = all(isinstance(n, int) and not isinstance(n, bool) for n in (workers, batch_size))

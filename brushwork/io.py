@@ -214,6 +214,12 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, 
         raise OutputError(f"cannot write {out}: {e.strerror or e}") from None
 
 
+def check_folder_named(path: str | os.PathLike) -> None:
+    """An output folder (-o) that is an empty string would be the current folder, filled without being asked for."""
+    if not os.fspath(path):
+        raise OutputError("-o is empty: give an output folder (an empty path would be the current one)")
+
+
 TEMP_NAME_EXTRA = len("..12345678.tmp")  # what atomic_write's temporary name adds to a file's name
 
 
